@@ -1,0 +1,6 @@
+"""Datasets: each registered builder takes `split` (injected) plus its own options and returns an ImageDataset."""
+
+from genzoo.datasets.base import ImageDataset, data_root
+from genzoo.datasets import digits, mnist  # noqa: F401  (registers)
+
+__all__ = ["ImageDataset", "data_root"]

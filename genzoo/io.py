@@ -1,0 +1,88 @@
+"""Files written atomically and read back safely: safetensors and JSON only, never pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from genzoo.errors import GenzooError
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and os.replace: readers see the old or the new file, whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path, what: str):
+    path = Path(path)
+    if not path.is_file():
+        raise GenzooError(f"{what} '{path}' does not exist", "check the path")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GenzooError(f"{what} '{path}' is not valid JSON ({exc})", "it is truncated or foreign: restore or re-export it") from None
+
+
+def save_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    save_file(tensors, str(path), metadata={k: str(v) for k, v in (metadata or {}).items()})
+
+
+def load_tensors(path: Path, what: str = "weights file") -> dict:
+    """Load a safetensors file; a missing, truncated or foreign file is one clear GenzooError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        if path.with_suffix(".bin").exists() or path.with_suffix(".pt").exists():
+            raise GenzooError(f"'{path.parent}' holds pickle weights (.bin/.pt) but no {path.name}",
+                              "genzoo loads safetensors only, because pickle can run code; convert them to safetensors")
+        raise GenzooError(f"{what} '{path}' does not exist", "check the path")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GenzooError(f"{what} '{path}' is truncated or not a safetensors file ({exc})",
+                          "restore it, re-export it, or delete it to fall back to an earlier checkpoint") from None
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written folder into place; the old folder (if any) is removed only after the new one exists."""
+    old = final.with_name(f".{final.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Phase:
+    """One optimisation phase: the submodules it updates, its loss, and its optimiser defaults.
+
+    `loss(x)` takes a batch of images in [0, 1] and returns (scalar loss, {name: detached scalar to log}).
+    During a phase only the parameters of `modules` require gradients, so a phase can change nothing else.
+    A recipe may override lr/betas/weight_decay per phase under `train.phases.<name>`.
+    """
+
+    name: str
+    modules: tuple[str, ...]
+    loss: Callable[[torch.Tensor], tuple[torch.Tensor, dict]]
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+
+
+class GenerativeAutoencoder(nn.Module):
+    """Base of every architecture. Images are float tensors (N, C, H, W) in [0, 1].
+
+    Subclasses implement `encode`, `decode` and `phases`; `sample` draws codes from the prior and decodes them.
+    `prior_needs` names capabilities a prior must have to be paired with this architecture (checked at recipe
+    validation), e.g. ("has_log_prob",).
+    """
+
+    prior_needs: tuple[str, ...] = ()
+
+    def __init__(self, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decode(self.prior.sample(n, generator=generator))

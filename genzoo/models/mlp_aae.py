@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from genzoo.models.base import GenerativeAutoencoder, Phase
+from genzoo.models.blocks import mlp
+from genzoo.priors.base import Prior
+from genzoo.registry import MODELS
+
+
+@MODELS.register("mlp_aae")
+class MLPAAE(GenerativeAutoencoder):
+    """Adversarial autoencoder with MLP encoder, decoder and code discriminator (Makhzani et al. 2015).
+
+    Phases per batch: reconstruction (encoder + decoder, BCE), discriminator (prior samples vs codes) and
+    generator (encoder fools the discriminator). A prior that matches codes itself (MBRCE) replaces the last two
+    with a single `prior` phase and the discriminator is not built.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        prior: Prior,
+        latent_dim: int = 8,
+        hidden: int = 1200,
+        layers: int = 2,
+        dropout: float = 0.2,
+        activation: Literal["relu", "leaky_relu"] = "relu",
+        posterior: Literal["deterministic", "gaussian"] = "gaussian",
+        lr: float = 2e-4,
+        regularization_lr: float = 1e-4,
+        prior_weight: float = 1.0,
+    ):
+        super().__init__(image_shape)
+        pixels = math.prod(image_shape)
+        self.prior = prior
+        self.posterior = posterior
+        self.lr, self.regularization_lr, self.prior_weight = lr, regularization_lr, prior_weight
+        out = 2 * latent_dim if posterior == "gaussian" else latent_dim
+        self.encoder = mlp([pixels, *[hidden] * layers, out], activation, dropout)
+        self.decoder = mlp([latent_dim, *[hidden] * layers, pixels], activation, dropout)
+        self.discriminator = None if prior.matches_codes else mlp([latent_dim, *[hidden] * layers, 1], activation, dropout)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x.flatten(1))
+        if self.posterior == "deterministic":
+            return h
+        mean, log_var = h.chunk(2, dim=1)
+        if not self.training:
+            return mean
+        return mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z).view(-1, *self.image_shape)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(z))
+
+    # -- phases ---------------------------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        betas = (0.5, 0.999)
+        recon = Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_loss, self.lr, betas)
+        if self.prior.matches_codes:
+            return [recon, Phase("prior", ("encoder",), self.prior_loss, self.regularization_lr, betas)]
+        return [
+            recon,
+            Phase("discriminator", ("discriminator",), self.discriminator_loss, self.regularization_lr, betas),
+            Phase("generator", ("encoder",), self.generator_loss, self.regularization_lr, betas),
+        ]
+
+    def reconstruction_loss(self, x):
+        loss = F.binary_cross_entropy_with_logits(self.decode_logits(self.encode(x)), x)
+        return loss, {"reconstruction": loss.detach()}
+
+    def discriminator_loss(self, x):
+        real = self.discriminator(self.prior.sample(x.shape[0]))
+        fake = self.discriminator(self.encode(x).detach())
+        loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+            fake, torch.zeros_like(fake))
+        return loss, {"discriminator": loss.detach()}
+
+    def generator_loss(self, x):
+        fake = self.discriminator(self.encode(x))
+        loss = F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+        return loss, {"generator": loss.detach()}
+
+    def prior_loss(self, x):
+        loss = self.prior.matching_loss(self.encode(x))
+        return self.prior_weight * loss, {"prior": loss.detach()}

@@ -1,0 +1,163 @@
+"""Typed options: one checker for recipe sections and component arguments alike.
+
+A recipe section is a dataclass; a component's options are the keyword arguments of its constructor. Both are
+checked here against their type annotations, so a plugin's prior gets the same validation as a built-in one:
+unknown keys are named with their key path and the closest valid key, wrong types are named, defaults are filled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from typing import Any, Literal, Union
+
+from genzoo.errors import GenzooError, did_you_mean
+
+_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+
+
+def _describe(annotation) -> str:
+    origin = typing.get_origin(annotation)
+    if annotation in _NAMES:
+        return _NAMES[annotation]
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(annotation))
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict or annotation is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(annotation):
+        return "a mapping"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _wrong(path: str, value, annotation) -> GenzooError:
+    return GenzooError(
+        f"recipe key '{path}' must be {_describe(annotation)}, got {value!r} ({type(value).__name__})",
+        f"fix '{path}' in the recipe or the override",
+    )
+
+
+def check_value(value: Any, annotation: Any, path: str) -> Any:
+    """Return `value` converted to `annotation` (int -> float only), or raise a GenzooError naming `path`."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        for arg in args:  # None first so that Optional[x] keeps None
+            try:
+                return check_value(value, arg, path)
+            except GenzooError:
+                continue
+        raise _wrong(path, value, annotation)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise GenzooError(
+            f"recipe key '{path}' must be one of {', '.join(repr(a) for a in args)}, got {value!r}{did_you_mean(value, args)}",
+            f"fix '{path}'",
+        )
+    if annotation is type(None) or annotation is None:
+        if value is None:
+            return None
+        raise _wrong(path, value, annotation)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise _wrong(path, value, annotation)
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _wrong(path, value, annotation)
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _wrong(path, value, annotation)
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise _wrong(path, value, annotation)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _wrong(path, value, annotation)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise GenzooError(f"recipe key '{path}' must have {len(args)} items, got {len(value)}", f"fix '{path}'")
+            return tuple(check_value(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        out = [check_value(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise _wrong(path, value, annotation)
+        vt = args[1] if args else Any
+        return {str(k): check_value(v, vt, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, dict):
+            raise _wrong(path, value, annotation)
+        return build_dataclass(annotation, value, path)
+    if isinstance(annotation, type):
+        if isinstance(value, annotation):
+            return value
+        raise _wrong(path, value, annotation)
+    return value
+
+
+def _unknown_key(key: str, valid, path: str) -> GenzooError:
+    full = f"{path}.{key}" if path else key
+    valid = sorted(valid)
+    return GenzooError(
+        f"unknown recipe key '{full}'{did_you_mean(key, valid)}",
+        f"valid keys here: {', '.join(valid)}" if valid else "this section takes no keys",
+    )
+
+
+def build_dataclass(cls, data: dict, path: str = ""):
+    """Build dataclass `cls` from a mapping, checking every key and type; missing keys take their defaults."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise _unknown_key(key, fields, path)
+    kwargs = {}
+    for name, field in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[name] = check_value(data[name], hints[name], sub)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise GenzooError(f"recipe key '{sub}' is missing", f"add '{sub}' to the recipe")
+    return cls(**kwargs)
+
+
+def bind_options(fn, options: dict, path: str, injected: dict | None = None) -> dict:
+    """Check `options` against the keyword parameters of `fn` (a class or function) and fill defaults.
+
+    `injected` names the arguments genzoo supplies itself (a model's prior, a dataset's split); they may not be
+    set in the recipe. Returns the complete resolved options (recipe values + defaults), without `injected`.
+    """
+    injected = injected or {}
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    sig = inspect.signature(target)
+    hints = typing.get_type_hints(target)
+    params = {n: p for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    settable = {n: p for n, p in params.items() if n not in injected}
+    for key in options:
+        if key not in settable:
+            raise _unknown_key(key, settable, path)
+    resolved = {}
+    for name, param in settable.items():
+        sub = f"{path}.{name}"
+        if name in options:
+            resolved[name] = check_value(options[name], hints.get(name, Any), sub)
+        elif param.default is inspect.Parameter.empty:
+            raise GenzooError(f"recipe key '{sub}' is missing", f"add '{sub}' to the recipe")
+        else:
+            resolved[name] = param.default
+    return resolved

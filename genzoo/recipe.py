@@ -1,0 +1,217 @@
+"""YAML recipe -> a typed, validated Recipe, with dotted command-line overrides.
+
+A recipe names a dataset, an architecture (model) and a prior, each as `{name: ..., **options}`; the options are
+checked against the registered component's constructor, so every key is validated and every default is filled.
+The `train` section is the Trainer's, checked against TrainSpec. The resolved recipe (all defaults filled) is
+what gets saved into the run folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from genzoo.errors import GenzooError
+from genzoo.options import bind_options, build_dataclass
+
+
+@dataclass
+class PhaseOptions:
+    """Optimiser settings of one optimisation phase; unset values keep the architecture's defaults."""
+
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float | None = None
+
+
+@dataclass
+class TrainSpec:
+    batch_size: int = 64  # global batch, split evenly over processes
+    steps: int | None = None  # optimisation steps in all; or give epochs
+    epochs: float | None = None
+    log_every: int = 50
+    sample_every: int = 500
+    sample_count: int = 64
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    ema_half_life_images: float | None = None  # ALAE uses 10k images; None: no EMA
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    grad_clip: float | None = None
+    grad_accumulation: int = 1
+    num_workers: int = 0
+    log_with: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
+    phases: dict[str, PhaseOptions] = field(default_factory=dict)
+
+
+# Keys that may change when a stopped run is started again (everything else must match the saved recipe).
+RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every", "train.sample_count",
+                     "train.checkpoint_every", "train.keep_checkpoints", "train.log_with", "train.num_workers",
+                     "output_dir", "data.root", "data.download"}
+
+
+@dataclass
+class Recipe:
+    data: dict
+    model: dict
+    prior: dict | None = None
+    train: TrainSpec = field(default_factory=TrainSpec)
+    name: str | None = None
+    seed: int = 0
+    output_dir: str = "runs"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    import yaml
+
+    if "=" not in text:
+        raise GenzooError(f"override '{text}' is not of the form key.path=value", "write e.g. train.batch_size=64")
+    key, raw = text.split("=", 1)
+    keys = key.strip().split(".")
+    if not all(keys):
+        raise GenzooError(f"override '{text}' has an empty key", "write e.g. train.batch_size=64")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw  # a plain string such as a path with a colon
+    return keys, value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for i, k in enumerate(keys[:-1]):
+            if not isinstance(node.get(k), dict):
+                if k in node and node[k] is not None:
+                    raise GenzooError(f"override '{text}': '{'.'.join(keys[:i + 1])}' is not a section", "check the key path")
+                node[k] = {}
+            node = node[k]
+        node[keys[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise GenzooError(f"recipe '{path}' does not exist", "check the path (the shipped recipes are in recipes/)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GenzooError(f"recipe '{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+                          "fix the YAML syntax there") from None
+    if not isinstance(raw, dict):
+        raise GenzooError(f"recipe '{path}' must be a mapping of sections (data, model, prior, train)",
+                          "see recipes/quickstart.yaml for the layout")
+    return raw
+
+
+def resolve(raw: dict, default_name: str = "run") -> Recipe:
+    """Validate a raw recipe mapping and fill every default, components included."""
+    from genzoo.registry import DATASETS, MODELS, PRIORS
+
+    recipe = build_dataclass(Recipe, raw)
+    recipe.name = recipe.name or default_name
+    recipe.data = _resolve_section(DATASETS, recipe.data, "data", injected=("split",))
+    model_cls = MODELS.get(_name_of(recipe.model, "model", MODELS))
+    takes_prior = "prior" in _parameters(model_cls)
+    recipe.model = _resolve_section(MODELS, recipe.model, "model", injected=("prior", "image_shape"))
+    if takes_prior:
+        if recipe.prior is None:
+            raise GenzooError(f"model '{recipe.model['name']}' needs a prior but the recipe has no 'prior' section",
+                              "add e.g. `prior: {name: gaussian}`")
+        recipe.prior = _resolve_section(PRIORS, recipe.prior, "prior", injected=("dim",))
+        _check_pairing(model_cls, recipe)
+    elif recipe.prior is not None:
+        raise GenzooError(f"model '{recipe.model['name']}' takes no prior, but the recipe has a 'prior' section",
+                          "remove the 'prior' section")
+    if recipe.train.batch_size < 1:
+        raise GenzooError("recipe key 'train.batch_size' must be at least 1", "set a positive batch size")
+    if recipe.train.steps is None and recipe.train.epochs is None:
+        raise GenzooError("the recipe sets neither 'train.steps' nor 'train.epochs'", "set one of them")
+    return recipe
+
+
+def _name_of(section, path, registry) -> str:
+    if not isinstance(section, dict) or "name" not in section:
+        raise GenzooError(f"recipe key '{path}.name' is missing", f"name a {registry.kind}: {', '.join(registry.names())}")
+    return section["name"]
+
+
+def _parameters(fn) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(fn.__init__ if inspect.isclass(fn) else fn).parameters)
+
+
+def _resolve_section(registry, section: dict, path: str, injected=()) -> dict:
+    name = _name_of(section, path, registry)
+    entry = registry.entry(name)
+    options = {k: v for k, v in section.items() if k != "name"}
+    return {"name": name, **bind_options(entry.obj, options, path, dict.fromkeys(injected))}
+
+
+def _check_pairing(model_cls, recipe: Recipe) -> None:
+    """An impossible architecture/prior pairing fails here, not mid-run."""
+    from genzoo.registry import PRIORS
+
+    prior_cls = PRIORS.get(recipe.prior["name"])
+    needs = getattr(model_cls, "prior_needs", ())
+    missing = [cap for cap in needs if not getattr(prior_cls, cap, False)]
+    if missing:
+        raise GenzooError(f"prior '{recipe.prior['name']}' cannot be used with model '{recipe.model['name']}' "
+                          f"(it lacks: {', '.join(missing)})", "choose another prior for this architecture")
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    raw = apply_overrides(read_yaml(path), list(overrides))
+    return resolve(raw, default_name=Path(path).stem)
+
+
+def save_recipe(recipe: Recipe, path: Path) -> None:
+    import yaml
+
+    from genzoo.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(_plain(recipe.to_dict()), sort_keys=False))
+
+
+def _plain(obj):
+    """Tuples -> lists so that the YAML stays readable by yaml.safe_load."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def flat_items(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flat_items(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    """Keys whose values differ between two resolved recipes, minus those a resume may change."""
+    a, b = flat_items(_plain(old)), flat_items(_plain(new))
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
+                  and not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES))

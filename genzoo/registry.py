@@ -1,0 +1,155 @@
+"""One Registry type for priors, models (architectures), datasets and metrics; plugin discovery.
+
+Built-ins register with a decorator (timm's `@register_model`):
+
+    @PRIORS.register("gaussian")
+    class GaussianPrior(Prior): ...
+
+Third-party packages register through the pluggy hook `genzoo_register_components` (see genzoo.hookspecs),
+found from the entry-point group `genzoo.plugins`. Installing the package is the only step. A plugin that fails
+to import or to register only warns: it never breaks genzoo.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from genzoo.errors import GenzooError, did_you_mean
+
+ENTRY_POINT_GROUP = "genzoo.plugins"
+_BUILTIN_MODULES = ("genzoo.priors", "genzoo.models", "genzoo.datasets", "genzoo.metrics")
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    obj: Callable[..., Any]
+    source: str  # "genzoo" for built-ins, else the plugin's distribution name
+
+    @property
+    def summary(self) -> str:
+        doc = (self.obj.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class Registry:
+    """Components of one kind, found by name."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+        self._source = "genzoo"  # set while a plugin registers
+
+    def register(self, name: str, obj: Callable | None = None):
+        """Register `obj` under `name`; usable as a decorator when `obj` is omitted."""
+
+        def add(o):
+            if name in self._entries and self._entries[name].obj is not o:
+                raise GenzooError(
+                    f"{self.kind} '{name}' is registered twice (by {self._entries[name].source} and {self._source})",
+                    "rename one of them",
+                )
+            self._entries[name] = Entry(name, o, self._source)
+            return o
+
+        return add(obj) if obj is not None else add
+
+    def get(self, name: str) -> Callable:
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry:
+        load_components()
+        if name not in self._entries:
+            raise GenzooError(
+                f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)}",
+                f"known {self.kind}s: {', '.join(sorted(self._entries)) or 'none'} (`genzoo list` shows all)",
+            )
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        load_components()
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        load_components()
+        return [self._entries[n] for n in sorted(self._entries)]
+
+    def __contains__(self, name: str) -> bool:
+        load_components()
+        return name in self._entries
+
+
+PRIORS = Registry("prior")
+MODELS = Registry("model")
+DATASETS = Registry("dataset")
+METRICS = Registry("metric")
+REGISTRIES = {"priors": PRIORS, "models": MODELS, "datasets": DATASETS, "metrics": METRICS}
+
+_loaded = False
+
+
+def load_components() -> None:
+    """Import the built-in components, then every installed plugin (once per process)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+    _load_plugins()
+
+
+def _load_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    import pluggy
+
+    from genzoo import hookspecs
+
+    manager = pluggy.PluginManager("genzoo")
+    manager.add_hookspecs(hookspecs)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        package = ep.dist.name if ep.dist else ep.value
+        try:
+            manager.register(ep.load(), name=package)
+        except Exception as exc:  # a broken plugin must never break the CLI
+            warnings.warn(
+                f"genzoo plugin '{package}' failed to import ({type(exc).__name__}: {exc}); it is ignored. "
+                f"Fix it or `pip uninstall {package}`",
+                stacklevel=2,
+            )
+    # Call each plugin on its own so that what it registers is attributed to it.
+    for impl in manager.hook.genzoo_register_components.get_hookimpls():
+        for registry in REGISTRIES.values():
+            registry._source = impl.plugin_name
+        try:
+            impl.function(**{arg: REGISTRIES[arg] for arg in impl.argnames})
+        except Exception as exc:
+            warnings.warn(
+                f"genzoo plugin '{impl.plugin_name}' failed to register its components "
+                f"({type(exc).__name__}: {exc}); it is ignored",
+                stacklevel=2,
+            )
+        finally:
+            for registry in REGISTRIES.values():
+                registry._source = "genzoo"
+
+
+def build(registry: Registry, spec: dict, path: str, **injected):
+    """Build a component from a recipe section `{name: ..., **options}`.
+
+    Returns (object, resolved) where `resolved` is the section with every default filled in: what gets saved
+    into the run folder and the model's config.json.
+    """
+    from genzoo.options import bind_options
+
+    spec = dict(spec)
+    if "name" not in spec:
+        raise GenzooError(f"recipe key '{path}.name' is missing", f"name a {registry.kind}: {', '.join(registry.names())}")
+    name = spec.pop("name")
+    entry = registry.entry(name)
+    options = bind_options(entry.obj, spec, path, injected)
+    return entry.obj(**options, **injected), {"name": name, **options}

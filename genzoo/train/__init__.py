@@ -1,0 +1,1 @@
+"""The one trainer, its checkpoints, EMA and data order."""

@@ -1,0 +1,363 @@
+"""The one trainer: runs any architecture's phases on whatever Accelerate provides (CPU, GPUs, nodes).
+
+Per step, for each phase the architecture declares: only that phase's parameters require gradients, its loss is
+back-propagated (split into `grad_accumulation` micro-batches), gradients are averaged over processes, and its own
+optimiser steps. Gradients are all-reduced by hand in one flat buffer per phase rather than through DDP, because
+DDP assumes one forward per step through one wrapper, while adversarial architectures run several phases over
+different parameter subsets per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from genzoo.datasets.base import to_unit_float
+from genzoo.errors import GenzooError
+from genzoo.recipe import Recipe, differences, save_recipe
+from genzoo.train.checkpoint import Checkpoints, optimizer_from_tensors, set_rng_state
+from genzoo.train.ema import EMA
+from genzoo.train.sampler import EpochBatches, batch_stream
+
+
+class NonFiniteLoss(GenzooError):
+    pass
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, console=None):
+        self.recipe = recipe
+        self.spec = recipe.train
+        self.run_dir = recipe.run_dir
+        self.console = console
+        self._stop_signal = None
+
+    # -- setup ------------------------------------------------------------------------------------------------
+    def _setup(self):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        from genzoo.hub import create_model
+        from genzoo.registry import DATASETS, build
+
+        spec, recipe = self.spec, self.recipe
+        self.acc = acc = Accelerator(mixed_precision=spec.mixed_precision, log_with=spec.log_with or None,
+                                     project_dir=str(self.run_dir))
+        self.rank, self.world = acc.process_index, acc.num_processes
+        if spec.batch_size % (self.world * spec.grad_accumulation):
+            raise GenzooError(f"train.batch_size {spec.batch_size} does not split into {self.world} processes x "
+                              f"{spec.grad_accumulation} micro-batches",
+                              f"use a multiple of {self.world * spec.grad_accumulation}")
+        self.data, _ = build(DATASETS, recipe.data, "data", split="train")
+        if len(self.data) < spec.batch_size:
+            raise GenzooError(f"dataset {recipe.data['name']} has {len(self.data)} training images, fewer than "
+                              f"train.batch_size {spec.batch_size}", "lower train.batch_size")
+        set_seed(recipe.seed)  # identical initial weights on every process
+        self.model = create_model(recipe.model, recipe.prior, self.data.image_shape).to(acc.device)
+        self.model.config["data"] = recipe.data
+        self.phases = self.model.phases()
+        unknown = set(spec.phases) - {p.name for p in self.phases}
+        if unknown:
+            raise GenzooError(f"recipe key 'train.phases.{sorted(unknown)[0]}' names no phase of {recipe.model['name']}",
+                              f"its phases are: {', '.join(p.name for p in self.phases)}")
+        self.params, self.optimizers = {}, {}
+        for phase in self.phases:
+            over = spec.phases.get(phase.name)
+            params = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
+            self.params[phase.name] = params
+            opt = torch.optim.Adam(
+                params,
+                lr=over.lr if over and over.lr is not None else phase.lr,
+                betas=tuple(over.betas) if over and over.betas is not None else phase.betas,
+                weight_decay=over.weight_decay if over and over.weight_decay is not None else phase.weight_decay,
+            )
+            self.optimizers[phase.name] = acc.prepare_optimizer(opt)
+        self.all_params = list(self.model.parameters())
+        self.ema = EMA(self.model, spec.ema_half_life_images) if spec.ema_half_life_images else None
+        self.batches = EpochBatches(len(self.data), spec.batch_size, recipe.seed, self.rank, self.world)
+        bpe = self.batches.batches_per_epoch
+        self.total_steps = spec.steps if spec.steps is not None else math.ceil(spec.epochs * bpe)
+        self.checkpoints = Checkpoints(self.run_dir, spec.keep_checkpoints)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        torch.manual_seed(recipe.seed + 1000 * self.rank)  # per-process training noise
+        # Fixed codes for the sample grids, so grids are comparable over training.
+        self.fixed_codes = None
+        if hasattr(self.model, "prior") and self.model.prior is not None:
+            self.fixed_codes = self.model.prior.sample(spec.sample_count, generator=torch.Generator().manual_seed(recipe.seed))
+
+    def _resume_or_start(self):
+        saved = self.run_dir / "recipe.yaml"
+        latest = self.checkpoints.latest() if self.checkpoints.dir.is_dir() else None
+        if latest is None:
+            if self.acc.is_main_process:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                save_recipe(self.recipe, saved)
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            return
+        import yaml
+
+        changed = differences(yaml.safe_load(saved.read_text()) if saved.is_file() else {}, self.recipe.to_dict())
+        if changed:
+            raise GenzooError(f"run folder '{self.run_dir}' holds a run with a different recipe "
+                              f"({', '.join(changed[:4])} differ)",
+                              "give this recipe another name (name=... override) to start a new run, or restore the old settings to resume")
+        state = Checkpoints.read(latest, self.rank)
+        self._load_state(state)
+        if self.acc.is_main_process:
+            save_recipe(self.recipe, saved)  # may carry a raised train.steps
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        self._say(f"resumed '{self.run_dir}' from {latest.name} (step {self.step})")
+
+    def _load_state(self, state):
+        model_state = {k: v for k, v in state["model"].items() if not k.startswith("ema.")}
+        self.model.load_state_dict(model_state)
+        if self.ema:
+            self.ema.load_state_dict(state["model"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(optimizer_from_tensors(state["optimizers"], state["optimizers_meta"][name], name))
+        t = state["trainer"]
+        self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
+        set_rng_state(state["rng"], state["rng_meta"])
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        self._setup()
+        self._resume_or_start()
+        acc, spec = self.acc, self.spec
+        if self.step >= self.total_steps:
+            self._say(f"run '{self.run_dir}' already finished at step {self.step}; raise train.steps to continue")
+            return self.run_dir
+        if spec.log_with:
+            from genzoo.recipe import flat_items
+
+            acc.init_trackers(self.recipe.name, config={k: str(v) for k, v in flat_items(self.recipe.to_dict()).items()})
+        self._install_signal_handlers()
+        self.model.train()
+        sums, count, t0, step0 = {}, 0, time.perf_counter(), self.step
+        progress = self._progress()
+        try:
+            while self.step < self.total_steps:
+                for b, images in batch_stream(self.data, self.batches, self.epoch, self.batch_in_epoch, spec.num_workers):
+                    x = to_unit_float(images.to(acc.device, non_blocking=True))
+                    logs = self._train_step(x)
+                    for k, v in logs.items():
+                        sums[k] = sums[k] + v if k in sums else v
+                    count += 1
+                    self.step += 1
+                    self.batch_in_epoch = b + 1
+                    if self.batch_in_epoch == self.batches.batches_per_epoch:
+                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    if self.ema:
+                        self.ema.update(spec.batch_size)
+                    last = self.step >= self.total_steps or self._stop_signal is not None
+                    if self.step % spec.log_every == 0 or last:
+                        elapsed = time.perf_counter() - t0
+                        self._log(sums, count, (self.step - step0) * spec.batch_size / elapsed, progress)
+                        sums, count, t0, step0 = {}, 0, time.perf_counter(), self.step
+                    if self.step % spec.sample_every == 0 or last:
+                        self._sample_grid()
+                    if self.step % spec.checkpoint_every == 0 or last:
+                        self._check_finite(sums)
+                        self.save_checkpoint()
+                    if last:
+                        break
+                if self._stop_signal is not None:
+                    raise KeyboardInterrupt
+        finally:
+            if progress is not None:
+                progress.stop()
+            if spec.log_with:
+                acc.end_training()
+            self._restore_signal_handlers()
+        return self.run_dir
+
+    def _train_step(self, x: torch.Tensor) -> dict:
+        acc, spec = self.acc, self.spec
+        chunks = x.chunk(spec.grad_accumulation) if spec.grad_accumulation > 1 else (x,)
+        logs = {}
+        for phase in self.phases:
+            own = self.params[phase.name]
+            for p in self.all_params:
+                p.requires_grad_(False)
+            for p in own:
+                p.requires_grad_(True)
+            opt = self.optimizers[phase.name]
+            opt.zero_grad(set_to_none=True)
+            for chunk in chunks:
+                with acc.autocast():
+                    loss, phase_logs = phase.loss(chunk)
+                acc.backward(loss / len(chunks))
+                for k, v in phase_logs.items():
+                    logs[k] = logs[k] + v / len(chunks) if k in logs else v / len(chunks)
+            if self.world > 1:
+                _all_reduce_mean([p.grad for p in own if p.grad is not None], self.world)
+            if spec.grad_clip:
+                acc.clip_grad_norm_(own, spec.grad_clip)
+            opt.step()
+        for p in self.all_params:
+            p.requires_grad_(True)
+        return logs
+
+    # -- logging, samples, checkpoints -------------------------------------------------------------------------
+    def _log(self, sums, count, images_per_s, progress):
+        names = sorted(sums)
+        means = torch.stack([sums[k].float() / count for k in names]) if names else torch.zeros(0)
+        if self.world > 1:  # every process sees (and logs) the same averaged losses
+            _all_reduce_mean([means], self.world)
+        values = dict(zip(names, means.tolist()))
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteLoss(self._nonfinite_message(bad[0]), self._nonfinite_fix(bad[0]))
+        record = {"step": self.step, "epoch": self.epoch, "images_per_s": round(images_per_s, 2),
+                  **{f"loss/{k}": v for k, v in values.items()}}
+        if self.acc.is_main_process:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if progress is not None:
+                shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+                progress.update(self._task, completed=self.step, info=f"{images_per_s:,.0f} img/s  {shown}")
+            else:
+                self._say(f"step {self.step}/{self.total_steps}  " + "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "step"))
+        if self.spec.log_with:
+            self.acc.log(record, step=self.step)
+
+    def _check_finite(self, sums):
+        for k, v in sums.items():
+            if not torch.isfinite(v).all():
+                raise NonFiniteLoss(self._nonfinite_message(k), self._nonfinite_fix(k))
+
+    def _nonfinite_message(self, name):
+        latest = self.checkpoints.latest() if self.checkpoints.dir.is_dir() else None
+        kept = f"the last good checkpoint ({latest.name}) is intact" if latest else "no checkpoint was written"
+        return f"loss '{name}' became NaN or infinite by step {self.step}; training stopped and {kept}"
+
+    def _nonfinite_fix(self, name):
+        phase = next((p.name for p in self.phases if p.name == name), self.phases[0].name)
+        return f"lower the learning rate (train.phases.{phase}.lr) or set train.grad_clip"
+
+    @torch.no_grad()
+    def _sample_grid(self):
+        if not self.acc.is_main_process or self.fixed_codes is None:
+            return
+        from genzoo.images import save_grid
+
+        self.model.eval()
+        with self.ema.applied() if self.ema else _nullcontext():
+            images = self.model.decode(self.fixed_codes)
+        self.model.train()
+        save_grid(images, self.run_dir / "samples" / f"step-{self.step:07d}.png")
+
+    def save_checkpoint(self):
+        """Write a checkpoint and the model/ export. All processes take part (each saves its RNG state)."""
+        from genzoo.hub import save_pretrained
+
+        acc = self.acc
+        _check_in_sync(self.all_params, self.world)
+        tmp = self.checkpoints.dir / f".tmp-step-{self.step:07d}"
+        if acc.is_main_process:
+            tmp = self.checkpoints.begin(self.step)
+        acc.wait_for_everyone()
+        Checkpoints.write_rank(tmp, self.rank)
+        if acc.is_main_process:
+            model_tensors = dict(self.model.state_dict())
+            if self.ema:
+                model_tensors.update(self.ema.state_dict())
+            state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                     "processes": self.world, "recipe": self.recipe.name}
+            self.checkpoints.write_main(tmp, model_tensors, {n: o.state_dict() for n, o in self.optimizers.items()}, state)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            self.checkpoints.commit(tmp, self.step)
+            self.model.eval()
+            with self.ema.applied() if self.ema else _nullcontext():
+                save_pretrained(self.model, self.run_dir / "model", extra={"step": self.step})
+            self.model.train()
+        acc.wait_for_everyone()
+
+    # -- console and signals ----------------------------------------------------------------------------------
+    def _say(self, text):
+        if self.acc.is_main_process and self.console is not None:
+            self.console.print(text)
+
+    def _progress(self):
+        if not self.acc.is_main_process or self.console is None or not self.console.is_terminal:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console)
+        self._task = progress.add_task(self.recipe.name, total=self.total_steps, completed=self.step, info="")
+        progress.start()
+        return progress
+
+    def _install_signal_handlers(self):
+        """First Ctrl-C / SIGTERM: finish the step, checkpoint, stop. Second: stop at once."""
+        self._old_handlers = {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            self._say("stopping after this step (checkpoint follows); press Ctrl-C again to stop at once")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread
+                pass
+
+    def _restore_signal_handlers(self):
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _all_reduce_mean(grads: list[torch.Tensor], world: int) -> None:
+    """Average gradients over processes with one collective on a flat buffer."""
+    import torch.distributed as dist
+
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset: offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _check_in_sync(params, world: int) -> None:
+    """Guard against silent divergence of processes: their weights must agree at every checkpoint."""
+    if world == 1:
+        return
+    import torch.distributed as dist
+
+    total = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)
+    gathered = [torch.zeros_like(total) for _ in range(world)]
+    dist.all_gather(gathered, total)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise GenzooError("processes hold different weights (gradient synchronisation failed)",
+                          "report this as a bug with the recipe; run with one process meanwhile")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from, so metrics.jsonl reads as one run."""
+    if not path.is_file():
+        return
+    from genzoo.io import atomic_write_text
+
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
