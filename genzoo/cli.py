@@ -212,6 +212,10 @@ def list_components(kind: Optional[str] = typer.Argument(None, help="priors, mod
 
 
 def main():
+    import warnings
+
+    # Warnings (a broken plugin, say) as one readable line, not a source excerpt.
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     app(prog_name="genzoo")
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import types
 import typing
 from typing import Any, Literal, Union
 
 from genzoo.errors import GenzooError, did_you_mean
 
+_YAML11_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
 
 
@@ -76,6 +78,8 @@ def check_value(value: Any, annotation: Any, path: str) -> Any:
         raise _wrong(path, value, annotation)
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _YAML11_SCIENTIFIC.match(value):  # PyYAML reads "1e-5" as a string
             return float(value)
         raise _wrong(path, value, annotation)
     if annotation is str:

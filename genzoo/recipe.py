@@ -49,7 +49,8 @@ class TrainSpec:
 # Keys that may change when a stopped run is started again (everything else must match the saved recipe).
 RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every", "train.sample_count",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.log_with", "train.num_workers",
-                     "output_dir", "data.root", "data.download"}
+                     "output_dir", "data.root", "data.download",
+                     "train.phases", "train.grad_clip"}  # lowering a learning rate after a divergence is a resume
 
 
 @dataclass

@@ -65,18 +65,17 @@ class Trainer:
         if unknown:
             raise GenzooError(f"recipe key 'train.phases.{sorted(unknown)[0]}' names no phase of {recipe.model['name']}",
                               f"its phases are: {', '.join(p.name for p in self.phases)}")
-        self.params, self.optimizers = {}, {}
+        self.params, self.optimizers, self.hyper = {}, {}, {}
         for phase in self.phases:
             over = spec.phases.get(phase.name)
             params = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
             self.params[phase.name] = params
-            opt = torch.optim.Adam(
-                params,
+            self.hyper[phase.name] = dict(
                 lr=over.lr if over and over.lr is not None else phase.lr,
                 betas=tuple(over.betas) if over and over.betas is not None else phase.betas,
                 weight_decay=over.weight_decay if over and over.weight_decay is not None else phase.weight_decay,
             )
-            self.optimizers[phase.name] = acc.prepare_optimizer(opt)
+            self.optimizers[phase.name] = acc.prepare_optimizer(torch.optim.Adam(params, **self.hyper[phase.name]))
         self.all_params = list(self.model.parameters())
         self.ema = EMA(self.model, spec.ema_half_life_images) if spec.ema_half_life_images else None
         self.batches = EpochBatches(len(self.data), spec.batch_size, recipe.seed, self.rank, self.world)
@@ -120,6 +119,8 @@ class Trainer:
             self.ema.load_state_dict(state["model"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(optimizer_from_tensors(state["optimizers"], state["optimizers_meta"][name], name))
+            for group in opt.param_groups:  # the recipe's settings win over the saved ones
+                group.update(self.hyper[name])
         t = state["trainer"]
         self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
         set_rng_state(state["rng"], state["rng_meta"])

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GENZOO_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+# A small but real quickstart: digits, MLP AAE with a Gaussian prior.
+TINY = {
+    "data": {"name": "digits"},
+    "model": {"name": "mlp_aae", "latent_dim": 4, "hidden": 64, "dropout": 0.1, "lr": 1e-3, "regularization_lr": 5e-4},
+    "prior": {"name": "gaussian", "std": 2.0},
+    "train": {"batch_size": 50, "steps": 40, "log_every": 10, "sample_every": 20, "checkpoint_every": 20},
+}
+
+
+def write_recipe(folder: Path, name: str = "tiny", base: dict | None = None, **sections) -> Path:
+    recipe = {k: dict(v) for k, v in (base or TINY).items()}
+    for key, value in sections.items():
+        same = isinstance(value, dict) and value.get("name", recipe.get(key, {}).get("name")) == recipe.get(key, {}).get("name")
+        recipe[key] = {**recipe.get(key, {}), **value} if same else value
+    recipe.setdefault("output_dir", str(folder / "runs"))
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def run_cli(*args, cwd=None, env=None, timeout=300, check=True):
+    """Run `genzoo ...` as a real subprocess; returns CompletedProcess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "genzoo", *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"genzoo {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def shared(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real data '{path}' is not here (tests look for ../shared/data next to the checkout)")
+    return path
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path):
+    return write_recipe(tmp_path)
