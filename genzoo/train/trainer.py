@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -46,8 +47,10 @@ class Trainer:
         from genzoo.registry import DATASETS, build
 
         spec, recipe = self.spec, self.recipe
+        # Several processes without a GPU (accelerate launch --multi_gpu / torchrun on CPUs): gloo on the CPU.
+        cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
         self.acc = acc = Accelerator(mixed_precision=spec.mixed_precision, log_with=spec.log_with or None,
-                                     project_dir=str(self.run_dir))
+                                     project_dir=str(self.run_dir), cpu=cpu_processes)
         self.rank, self.world = acc.process_index, acc.num_processes
         if spec.batch_size % (self.world * spec.grad_accumulation):
             raise GenzooError(f"train.batch_size {spec.batch_size} does not split into {self.world} processes x "

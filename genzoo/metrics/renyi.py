@@ -1,0 +1,873 @@
+"""Matrix-based Rényi α-entropies and α-divergences (MBRCE), differentiable, in PyTorch.
+
+This module imports only ``torch`` and the standard library; it can be copied out of genzoo and used
+on its own.  Every function takes point clouds ``x`` of shape ``(n, d)`` or batched ``(..., n, d)``,
+is differentiable with respect to the points, computes in float64 internally and casts the result back
+to the input's dtype.  Logarithms are natural.
+
+Definitions (see ``MBRCE.md``; Sanchez Giraldo, Rao & Príncipe, arXiv 1211.2459; Sledge & Príncipe,
+arXiv 2109.11737)
+-------------------------------------------------------------------------------------------------------
+* kernels: ``"gaussian"`` exp(-‖x-y‖² / (2σ²)) and ``"laplacian"`` exp(-‖x-y‖ / σ) (the kernel the
+  reference notebook uses, which it calls Gaussian).  ``sigma="median"``: σ = median of the pairwise
+  Euclidean distances of the (pooled) sample, detached (no gradient flows through σ).
+* normalised Gram matrix A_ij = K_ij / (n √(K_ii K_jj)), tr A = 1.
+* entropy S_α(A) = 1/(1-α) log Σ λ_i^α;  joint entropy S_α(A∘B / tr(A∘B));  I = S(A) + S(B) - S(A,B).
+* bipartite divergence C_α(κ1‖κ2) = 1/(α-1) log tr(κ1^α κ2^(1-α)) - 1/(α-1) log tr κ1 (rows of x and y
+  are paired, so it depends on their order: MBRCE.md pitfall 4).
+* mirrored (sandwiched) divergence C'_α = 1/(α-1) log tr((κ2^β κ1 κ2^β)^α) - 1/(α-1) log tr κ1,
+  β = (1-α)/(2α); the matrix is raised to α *before* the trace (pitfall 2).
+* pooled divergence (MBRCE.md §3): with Z = [x; y], K its unit-diagonal Gram matrix and
+  D_X = diag(1/n_x on the x rows), D_Y likewise,
+  D_α = 1/(α-1) log tr((K^½ D_X K^½)^α (K^½ D_Y K^½)^(1-α)) - 1/(α-1) log tr(K^½ D_X K^½).
+  It is invariant to the order of the rows of x and of y, and n_x ≠ n_y is allowed.
+* cross-entropy = S_α(x) + divergence (pitfall 3: the "C_α" of the notebook is a divergence; it is 0 for a
+  sample against itself).  No ``abs()`` around the logs (pitfall 1).
+
+Design
+------
+*Pooled formulation without 2n×2n eigendecompositions.*  With Φ a feature map (ΦΦᵀ = K) the operators
+are C_X = Φ_Xᵀ Φ_X / n_x and C_Y = Φ_Yᵀ Φ_Y / n_y, and K^½ D_X K^½ is unitarily similar to C_X.  If
+K_XX/n_x = U diag(λ) Uᵀ then C_X^γ = Φ_Xᵀ U diag(λ^(γ-1)) Uᵀ Φ_X / n_x, and since Φ_X Φ_Yᵀ = K_XY,
+
+    tr(C_X^α C_Y^(1-α)) = Σ_ij λ_i^(α-1) μ_j^(-α) (Uᵀ B W)_ij²,   B = K_XY / √(n_x n_y),
+
+where K_YY/n_y = W diag(μ) Wᵀ.  So the estimator needs one n_x×n_x and one n_y×n_y eigendecomposition
+(each ~8x cheaper than the (n_x+n_y)² one of the literal formula) plus two matrix products.  The n
+structural zero eigenvalues of K^½ D_X K^½ never appear, so no clamp touches them (the literal formula
+clamps them to ε, which biases the value by ~n ε^α).  Each term equals λ_i^α μ_j^(1-α) cos²(v_i, w_j) of
+unit feature-space eigenvectors, so it is bounded even where λ^(α-1) or μ^(-α) is large.
+
+*α ≥ 1 for the pooled measure.*  C_X and C_Y have different supports (rank n_x and n_y inside an
+(n_x+n_y)-dimensional span) so tr(C_X^α C_Y^(1-α)) is infinite for α ≥ 1: only the eigenvalue clamp
+would set its value.  ``pooled_divergence`` therefore raises for α ≥ 1 unless ``mix > 0``, which replaces
+C_Y by (1-mix) C_Y + mix C_Z, C_Z = Φᵀ Φ / (n_x+n_y) the covariance of the pooled sample.  C_Z
+dominates C_X (C_X ≤ (n_x+n_y)/n_x · C_Z), so the divergence is finite, bounded by
+log((n_x+n_y)/(mix n_x)) for 1 < α ≤ 2, and it is still 0 for identical samples.  Computationally
+(1-mix) C_Y + mix C_Z = Φᵀ diag(q) Φ with weights q on all rows, handled by the same formula with an
+(n_x+n_y)² eigendecomposition for the Y side.
+
+*Gradients (why not autograd through torch.linalg.eigh).*  eigh's backward divides by λ_i - λ_j; with
+duplicated rows (a common event for encoder codes, and exact for Gram matrices of repeated points) the
+eigenvalues coincide and the backward returns inf/NaN (measured: ``torch.linalg.eigh`` autograd through
+Σ λ_i^½ of the Gram matrix of 8 points with one duplicate gives NaN gradients; jitter of 1e-10 on the
+diagonal gives finite but 1e+5-scale noise, and shifts the value).  Every spectral quantity here is a
+trace function, tr g(S) or tr(f(S1) B g(S2) Bᵀ), whose derivative does not need eigenvector derivatives:
+d tr g(S) = tr(g'(S) dS) and, for the bilinear traces, the Daleckii–Krein formula
+d f(S) = V (Γ ∘ (Vᵀ dS V)) Vᵀ with the Loewner matrix Γ_ij = (f(λ_i) - f(λ_j)) / (λ_i - λ_j),
+Γ_ii = f'(λ_i).  Γ is computed with stable divided differences (λ_j^(p-1) expm1(p t)/expm1(t),
+t = log(λ_i/λ_j), for powers; a midpoint derivative for near-equal eigenvalues elsewhere), so it stays
+finite and accurate for equal eigenvalues and the result does not depend on the (arbitrary) eigenbasis of
+a repeated eigenvalue.  These are custom ``torch.autograd.Function``s (first-order only: no double
+backward).
+
+*Eigenvalue clamp ``eps``* (absolute, default 1e-12; all the matrices whose powers are taken have trace 1,
+except the mirrored M = κ2^β κ1 κ2^β).  The eigenvalue function g_p(λ) used for λ^p is
+  - p < 0:      max(λ, ε)^p (the clamp; zero derivative below ε),
+  - 0 < p < 1:  λ^p for λ ≥ ε, and below ε the C¹ quadratic ε^p ((2-p) t + (p-1) t²), t = max(λ,0)/ε,
+                so zero eigenvalues contribute exactly 0 (the entropy of n identical points is 0, not
+                ~n ε^p) and the derivative is bounded by max(p, 2-p) ε^(p-1) instead of diverging,
+  - p ≥ 1:      max(λ, 0)^p (smooth; no clamp needed).
+For well-conditioned matrices (all eigenvalues ≥ ε) this is exactly λ^p.  Raise ``eps`` (e.g. 1e-8) to
+tame gradients of α < 1 estimators on rank-deficient batches; negative powers (bipartite/mirrored with
+α > 1, pooled α < 1) of ill-conditioned Gram matrices are dominated by the clamp, as in the reference.
+
+*Fast paths* (``fast_path=True``, the default; ``fast_path=False`` forces the eigendecomposition path and
+gives the same values to ~1e-12): integer α computes tr(A^α) with matrix products and no
+eigendecomposition (α = 2: ‖A‖_F², no product at all) for the entropies and the mirrored outer power; the
+bipartite divergence needs only κ2's eigendecomposition for integer α (κ1^α by products); the pooled one
+only the Y side's for integer α (mix > 0).  Bipartite/pooled with non-integer α use one fused custom
+function: two eigendecompositions, W = V1ᵀ B V2, value Σ_ij a_i b_j W_ij², and a 7-10 matmul backward.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from numbers import Real
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+__all__ = [
+    "DEFAULT_EPS",
+    "KERNELS",
+    "MEASURES",
+    "gram_matrix",
+    "median_bandwidth",
+    "normalized_gram",
+    "renyi_entropy",
+    "joint_entropy",
+    "mutual_information",
+    "bipartite_divergence",
+    "mirrored_divergence",
+    "pooled_divergence",
+    "divergence",
+    "cross_entropy",
+    "RenyiDivergence",
+]
+
+DEFAULT_EPS = 1e-12
+KERNELS = ("gaussian", "laplacian")
+MEASURES = ("pooled", "bipartite", "mirrored")
+
+Sigma = Union[float, int, str, torch.Tensor]
+
+_F64 = torch.float64
+# relative gap below which two eigenvalues are "equal" for the non-power divided differences
+_CLOSE = 1e-6
+
+
+# ----------------------------------------------------------------------------------------------------
+# argument validation
+# ----------------------------------------------------------------------------------------------------
+def _check_alpha(alpha) -> float:
+    if isinstance(alpha, torch.Tensor):
+        if alpha.numel() != 1:
+            raise ValueError(f"alpha must be a single number (got a tensor of shape {tuple(alpha.shape)})")
+        alpha = alpha.item()
+    if isinstance(alpha, bool) or not isinstance(alpha, Real):
+        raise ValueError(f"alpha must be a real number > 0 and != 1 (got {alpha!r})")
+    a = float(alpha)
+    if not math.isfinite(a) or a <= 0:
+        raise ValueError(
+            f"alpha must be > 0 and != 1 (got {a}); Rényi orders are positive, e.g. alpha=0.5 or alpha=2"
+        )
+    if a == 1.0:
+        raise ValueError(
+            "alpha must be > 0 and != 1 (got 1.0): the 1/(1-alpha) factor is singular at the Shannon limit; "
+            "use alpha=0.99 for a value near Shannon"
+        )
+    return a
+
+
+def _check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, Real) or not math.isfinite(float(eps)) or float(eps) <= 0:
+        raise ValueError(f"eps must be a finite number > 0 (got {eps!r}); the default is {DEFAULT_EPS}")
+    if float(eps) >= 1e-2:
+        raise ValueError(
+            f"eps={eps} is the eigenvalue clamp for trace-1 matrices and must be < 1e-2; use e.g. 1e-12 "
+            "(default) or 1e-8 for smoother gradients"
+        )
+    return float(eps)
+
+
+def _check_kernel(kernel) -> str:
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS} (got {kernel!r})")
+    return kernel
+
+
+def _check_measure(measure) -> str:
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES} (got {measure!r})")
+    return measure
+
+
+def _check_mix(mix) -> float:
+    if isinstance(mix, bool) or not isinstance(mix, Real) or not (0.0 <= float(mix) <= 1.0):
+        raise ValueError(f"mix must be a number in [0, 1] (got {mix!r}); e.g. mix=0.1 to allow alpha >= 1")
+    return float(mix)
+
+
+def _check_points(x, name: str) -> torch.Tensor:
+    """Validate a point cloud and return it as float64 (autograd-connected)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (n, d) or (..., n, d) (got {type(x).__name__})")
+    if x.is_complex():
+        raise ValueError(f"{name} must be real-valued (got dtype {x.dtype})")
+    if x.dim() < 2:
+        raise ValueError(
+            f"{name} must have shape (n, d) or (..., n, d) (got shape {tuple(x.shape)}); "
+            f"for n scalar samples pass {name}.unsqueeze(-1)"
+        )
+    if x.shape[-2] < 1 or x.shape[-1] < 1:
+        raise ValueError(f"{name} needs at least one point and one dimension (got shape {tuple(x.shape)})")
+    with torch.no_grad():
+        bad = (~torch.isfinite(x)).sum().item() if x.is_floating_point() else 0
+    if bad:
+        raise ValueError(
+            f"{name} contains {bad} non-finite value(s) (NaN or Inf); the estimators need finite points: "
+            "check the upstream network for divergence (e.g. lower the learning rate) or filter the batch"
+        )
+    return x.to(_F64)
+
+
+def _out_dtype(x: torch.Tensor) -> torch.dtype:
+    return x.dtype if x.is_floating_point() else torch.get_default_dtype()
+
+
+def _broadcast_pair(x: torch.Tensor, y: torch.Tensor, nx: str = "x", ny: str = "y"):
+    try:
+        batch = torch.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"the batch dimensions of {nx} {tuple(x.shape[:-2])} and {ny} {tuple(y.shape[:-2])} do not broadcast"
+        ) from None
+    return x.expand(*batch, *x.shape[-2:]), y.expand(*batch, *y.shape[-2:])
+
+
+def _same_dim(x, y, what):
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(
+            f"{what} compares x and y in one kernel space, so they need the same number of columns "
+            f"(got d={x.shape[-1]} and d={y.shape[-1]})"
+        )
+
+
+def _same_n(x, y, what, alternative):
+    if x.shape[-2] != y.shape[-2]:
+        raise ValueError(
+            f"{what} pairs the rows of x and y, so they need the same number of rows "
+            f"(got {x.shape[-2]} and {y.shape[-2]}){alternative}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# kernels
+# ----------------------------------------------------------------------------------------------------
+def _sqdist(x: torch.Tensor, y: Optional[torch.Tensor] = None):
+    """Squared Euclidean distances (float64 in, float64 out) and a per-entry round-off scale.
+
+    The expansion ‖x‖² + ‖y‖² - 2 x·y is a polynomial, so its gradient is finite everywhere (cdist's
+    backward divides by the distance).  The points are first centred on a detached mean, which changes no
+    distance or gradient but reduces cancellation.  For y=None the diagonal is exactly 0 (with zero
+    gradient)."""
+    if y is None:
+        c = x.detach().mean(dim=-2, keepdim=True)
+        xc = x - c
+        r = (xc * xc).sum(-1)
+        g = xc @ xc.mT
+        d2 = (r[..., :, None] + r[..., None, :] - 2.0 * g).clamp_min(0.0)
+        n = x.shape[-2]
+        off = 1.0 - torch.eye(n, dtype=x.dtype, device=x.device)
+        d2 = d2 * off
+        scale = r[..., :, None] + r[..., None, :]
+    else:
+        c = torch.cat([x.detach(), y.detach()], dim=-2).mean(dim=-2, keepdim=True)
+        xc, yc = x - c, y - c
+        rx, ry = (xc * xc).sum(-1), (yc * yc).sum(-1)
+        d2 = (rx[..., :, None] + ry[..., None, :] - 2.0 * (xc @ yc.mT)).clamp_min(0.0)
+        scale = rx[..., :, None] + ry[..., None, :]
+    return d2, scale
+
+
+def _safe_dist(d2: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """√d2 with a finite gradient: entries at round-off level of the expansion count as 0 distance
+    (duplicated rows), where the Laplacian kernel's cone has subgradient 0."""
+    tiny = 1e-14 * scale.detach() + torch.finfo(_F64).tiny
+    pos = d2 > tiny
+    return torch.where(pos, torch.sqrt(torch.where(pos, d2, torch.ones_like(d2))), torch.zeros_like(d2))
+
+
+@functools.lru_cache(maxsize=32)
+def _triu_idx(m: int, device: str):
+    return torch.triu_indices(m, m, 1, device=device)
+
+
+def _median64(z: torch.Tensor) -> torch.Tensor:
+    """Median pairwise distance of the rows of z (float64, detached), shape z.shape[:-2]."""
+    z = z.detach()
+    m = z.shape[-2]
+    if m < 2:
+        return torch.ones(z.shape[:-2], dtype=_F64, device=z.device)
+    d2, _ = _sqdist(z)
+    iu = _triu_idx(m, str(z.device))
+    v = d2[..., iu[0], iu[1]]
+    npairs = v.shape[-1]
+    k = (npairs - 1) // 2
+    lo = v.kthvalue(k + 1, dim=-1).values.sqrt()
+    if npairs % 2 == 0:
+        hi = v.kthvalue(k + 2, dim=-1).values.sqrt()
+        med = 0.5 * (lo + hi)
+    else:
+        med = lo
+    # degenerate samples (more than half of the pairs coincide): fall back to the mean distance, then to 1
+    mean = v.sqrt().mean(dim=-1)
+    med = torch.where(med > 0, med, mean)
+    return torch.where(med > 0, med, torch.ones_like(med))
+
+
+def median_bandwidth(x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Median heuristic: σ = median of the pairwise Euclidean distances ‖z_i - z_j‖ (i < j) of the pooled
+    sample z = [x; y] (true median: the mean of the two middle values for an even count).  Detached.
+
+    Returns a tensor of shape x.shape[:-2] (a 0-dim tensor for unbatched input) in x's dtype.  If more
+    than half of the pairs coincide the mean distance is used, and 1.0 if all points coincide."""
+    out = _out_dtype(x)
+    x64 = _check_points(x, "x")
+    if y is not None:
+        y64 = _check_points(y, "y")
+        _same_dim(x64, y64, "median_bandwidth")
+        x64, y64 = _broadcast_pair(x64, y64)
+        x64 = torch.cat([x64, y64], dim=-2)
+    return _median64(x64).to(out)
+
+
+def _resolve_sigma(sigma: Sigma, *pts: torch.Tensor):
+    """Return σ as a float64 tensor broadcastable against (..., n, m) Gram matrices."""
+    if isinstance(sigma, str):
+        if sigma != "median":
+            raise ValueError(f"sigma must be a positive number, a tensor or 'median' (got {sigma!r})")
+        z = pts[0] if len(pts) == 1 else torch.cat(_broadcast_pair(pts[0], pts[1]), dim=-2)
+        return _median64(z)[..., None, None]
+    if isinstance(sigma, torch.Tensor):
+        s = sigma.to(device=pts[0].device, dtype=_F64)
+        with torch.no_grad():
+            ok = bool(torch.isfinite(s).all() and (s > 0).all())
+        if not ok:
+            raise ValueError("sigma must be finite and > 0 (got a tensor with non-positive or non-finite entries)")
+        return s[..., None, None]
+    if isinstance(sigma, bool) or not isinstance(sigma, Real) or not math.isfinite(float(sigma)) or sigma <= 0:
+        raise ValueError(f"sigma must be a finite number > 0, a tensor or 'median' (got {sigma!r})")
+    return torch.tensor(float(sigma), dtype=_F64, device=pts[0].device)
+
+
+def _kernel64(d2, scale, kernel: str, sigma: torch.Tensor) -> torch.Tensor:
+    if kernel == "gaussian":
+        return torch.exp(-d2 / (2.0 * sigma * sigma))
+    return torch.exp(-_safe_dist(d2, scale) / sigma)
+
+
+def _gram64(x, y, kernel, sigma):
+    d2, scale = _sqdist(x, y)
+    return _kernel64(d2, scale, kernel, sigma)
+
+
+def gram_matrix(
+    x: torch.Tensor, y: Optional[torch.Tensor] = None, kernel: str = "gaussian", sigma: Sigma = 1.0
+) -> torch.Tensor:
+    """Kernel matrix K_ij = k(x_i, y_j) (y defaults to x), shape (..., n, m), in x's dtype.
+
+    kernel: "gaussian" exp(-‖x-y‖²/(2σ²)) or "laplacian" exp(-‖x-y‖/σ).  sigma: a number, a tensor
+    broadcastable to the batch shape, or "median" (median_bandwidth of the pooled x and y, detached).
+    Gradients are finite at zero distance (duplicated rows) for both kernels."""
+    _check_kernel(kernel)
+    out = _out_dtype(x)
+    x64 = _check_points(x, "x")
+    y64 = None
+    if y is not None:
+        y64 = _check_points(y, "y")
+        _same_dim(x64, y64, "gram_matrix")
+        x64, y64 = _broadcast_pair(x64, y64)
+    s = _resolve_sigma(sigma, x64) if y64 is None else _resolve_sigma(sigma, x64, y64)
+    return _gram64(x64, y64, kernel, s).to(out)
+
+
+def _normalize64(k: torch.Tensor) -> torch.Tensor:
+    """K_ij / (n √(K_ii K_jj)) for a square (..., n, n) kernel matrix."""
+    n = k.shape[-1]
+    dg = torch.diagonal(k, dim1=-2, dim2=-1).clamp_min(torch.finfo(_F64).tiny).rsqrt()
+    return k * dg[..., :, None] * dg[..., None, :] / n
+
+
+def normalized_gram(x: torch.Tensor, kernel: str = "gaussian", sigma: Sigma = 1.0) -> torch.Tensor:
+    """Trace-normalised Gram matrix A_ij = K_ij / (n √(K_ii K_jj)) (tr A = 1), in x's dtype."""
+    _check_kernel(kernel)
+    out = _out_dtype(x)
+    x64 = _check_points(x, "x")
+    return _normalize64(_gram64(x64, None, kernel, _resolve_sigma(sigma, x64))).to(out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# spectral functions with stable derivatives
+# ----------------------------------------------------------------------------------------------------
+def _g(lam: torch.Tensor, p: float, eps: float):
+    """The regularised power g_p(λ) and its derivative (see the module docstring)."""
+    zero = torch.zeros_like(lam)
+    if p < 0:
+        lt = lam.clamp_min(eps)
+        return lt.pow(p), torch.where(lam > eps, p * lt.pow(p - 1.0), zero)
+    if p < 1:
+        lt = lam.clamp_min(eps)
+        t = (lam / eps).clamp(0.0, 1.0)
+        gq = eps**p * ((2.0 - p) * t + (p - 1.0) * t * t)
+        dq = eps ** (p - 1.0) * ((2.0 - p) + 2.0 * (p - 1.0) * t)
+        above = lam >= eps
+        return (
+            torch.where(above, lt.pow(p), gq),
+            torch.where(above, p * lt.pow(p - 1.0), torch.where(lam > 0, dq, zero)),
+        )
+    lt = lam.clamp_min(0.0)
+    if p == 1:
+        return lt, (lam > 0).to(lam.dtype)
+    return lt.pow(p), p * lt.pow(p - 1.0)
+
+
+def _power_region(lam: torch.Tensor, p: float, eps: float) -> torch.Tensor:
+    """Where g_p(λ) = λ^p exactly (the divided differences there use the exact expm1 form)."""
+    return lam > 0 if p >= 1 else lam >= eps
+
+
+def _loewner(lam: torch.Tensor, p: float, eps: float) -> torch.Tensor:
+    """Loewner matrix Γ_ij = (g(λ_i) - g(λ_j)) / (λ_i - λ_j), Γ_ii = g'(λ_i), computed stably."""
+    g, dg = _g(lam, p, eps)
+    a, b = lam[..., :, None], lam[..., None, :]
+    # generic pieces: direct quotient, or the derivative at the midpoint when the gap is tiny
+    diff = a - b
+    scale = torch.maximum(torch.maximum(a.abs(), b.abs()), torch.full_like(diff, eps))
+    close = diff.abs() <= _CLOSE * scale
+    direct = (g[..., :, None] - g[..., None, :]) / torch.where(close, torch.ones_like(diff), diff)
+    _, dmid = _g(0.5 * (a + b), p, eps)
+    gam = torch.where(close, dmid, direct)
+    # both in the power region: λ_j^(p-1) expm1(p t)/expm1(t), t = log(λ_i/λ_j), exact to rounding
+    reg = _power_region(lam, p, eps)
+    both = reg[..., :, None] & reg[..., None, :]
+    one = torch.ones_like(diff)
+    aa, bb = torch.where(both, a.expand_as(diff), one), torch.where(both, b.expand_as(diff), one)
+    t = torch.log(aa / bb)
+    tz = t == 0
+    ts = torch.where(tz, one, t)
+    ratio = torch.where(tz, torch.full_like(t, p), torch.expm1(p * ts) / torch.expm1(ts))
+    exact = bb.pow(p - 1.0) * ratio
+    return torch.where(both, exact, gam)
+
+
+def _sym(s: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (s + s.mT)
+
+
+def _eigh(s: torch.Tensor):
+    return torch.linalg.eigh(_sym(s))
+
+
+class _TracePow(torch.autograd.Function):
+    """tr g_p(S) for symmetric S; gradient g_p'(S) (exact for any eigenvalue multiplicity)."""
+
+    @staticmethod
+    def forward(ctx, s, p, eps):
+        lam, v = _eigh(s)
+        g, dg = _g(lam, p, eps)
+        ctx.save_for_backward(v, dg)
+        return g.sum(-1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        v, dg = ctx.saved_tensors
+        gs = (v * (dg * grad[..., None])[..., None, :]) @ v.mT
+        return gs, None, None
+
+
+class _MatPow(torch.autograd.Function):
+    """g_p(S) = V diag(g_p(λ)) Vᵀ with the Daleckii–Krein backward V (Γ ∘ Vᵀ G V) Vᵀ."""
+
+    @staticmethod
+    def forward(ctx, s, p, eps):
+        lam, v = _eigh(s)
+        g, _ = _g(lam, p, eps)
+        ctx.save_for_backward(lam, v)
+        ctx.p, ctx.eps = p, eps
+        return (v * g[..., None, :]) @ v.mT
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        lam, v = ctx.saved_tensors
+        inner = v.mT @ _sym(grad) @ v
+        gs = v @ (_loewner(lam, ctx.p, ctx.eps) * inner) @ v.mT
+        return gs, None, None
+
+
+class _BilinearTrace(torch.autograd.Function):
+    """T = tr(g_p1(S1) B g_p2(S2) Bᵀ) = Σ_ij a_i b_j W_ij², W = V1ᵀ B V2  (B = identity when None)."""
+
+    @staticmethod
+    def forward(ctx, s1, b, s2, p1, p2, eps):
+        lam1, v1 = _eigh(s1)
+        lam2, v2 = _eigh(s2)
+        w = v1.mT @ v2 if b is None else v1.mT @ b @ v2
+        ga, _ = _g(lam1, p1, eps)
+        gb, _ = _g(lam2, p2, eps)
+        t = ((w * w) * ga[..., :, None] * gb[..., None, :]).sum((-2, -1))
+        ctx.save_for_backward(lam1, v1, lam2, v2, w, ga, gb)
+        ctx.p1, ctx.p2, ctx.eps, ctx.has_b = p1, p2, eps, b is not None
+        return t
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        lam1, v1, lam2, v2, w, ga, gb = ctx.saved_tensors
+        c = grad[..., None, None]
+        x1 = (w * gb[..., None, :]) @ w.mT  # V1ᵀ (B g(S2) Bᵀ) V1
+        x2 = (w.mT * ga[..., None, :]) @ w  # V2ᵀ (Bᵀ g(S1) B) V2
+        gs1 = v1 @ (c * _loewner(lam1, ctx.p1, ctx.eps) * x1) @ v1.mT
+        gs2 = v2 @ (c * _loewner(lam2, ctx.p2, ctx.eps) * x2) @ v2.mT
+        gb_ = None
+        if ctx.has_b:
+            gb_ = v1 @ (2.0 * c * ga[..., :, None] * w * gb[..., None, :]) @ v2.mT
+        return gs1, gb_, gs2, None, None, None
+
+
+def _is_int(a: float) -> bool:
+    return float(a).is_integer()
+
+
+def _int_power(s: torch.Tensor, k: int) -> torch.Tensor:
+    """S^k (k ≥ 1) by binary exponentiation."""
+    result, base = None, s
+    while k:
+        if k & 1:
+            result = base if result is None else result @ base
+        k >>= 1
+        if k:
+            base = base @ base
+    return result
+
+
+def _trace_int_power(s: torch.Tensor, k: int) -> torch.Tensor:
+    """tr(S^k) for symmetric S, k ≥ 1: tr(P Q) = Σ P∘Q with P = S^⌊k/2⌋, Q = S^⌈k/2⌉ (k = 2: ‖S‖_F²)."""
+    if k == 1:
+        return torch.diagonal(s, dim1=-2, dim2=-1).sum(-1)
+    h = k // 2
+    p = _int_power(s, h)
+    q = p if k % 2 == 0 else p @ s
+    return (p * q).sum((-2, -1))
+
+
+def _tr_power(s: torch.Tensor, p: float, eps: float, fast: bool) -> torch.Tensor:
+    """tr g_p(S) for symmetric PSD S."""
+    if fast and _is_int(p) and p >= 1:
+        return _trace_int_power(s, int(p))
+    return _TracePow.apply(s, p, eps)
+
+
+def _mat_power(s: torch.Tensor, p: float, eps: float, fast: bool) -> torch.Tensor:
+    if fast and _is_int(p) and p >= 1:
+        return _int_power(s, int(p))
+    return _MatPow.apply(s, p, eps)
+
+
+def _entropy_from(a: torch.Tensor, alpha: float, eps: float, fast: bool) -> torch.Tensor:
+    return torch.log(_tr_power(a, alpha, eps, fast)) / (1.0 - alpha)
+
+
+# ----------------------------------------------------------------------------------------------------
+# entropies
+# ----------------------------------------------------------------------------------------------------
+def renyi_entropy(
+    x: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Sigma = 1.0,
+    *,
+    eps: float = DEFAULT_EPS,
+    fast_path: bool = True,
+) -> torch.Tensor:
+    """Matrix-based Rényi α-entropy S_α(A) = 1/(1-α) log Σ λ_i^α of the normalised Gram matrix of x.
+
+    Shape x.shape[:-2], in x's dtype.  0 for n identical points, log n for n far-apart points."""
+    alpha, eps = _check_alpha(alpha), _check_eps(eps)
+    _check_kernel(kernel)
+    out = _out_dtype(x)
+    x64 = _check_points(x, "x")
+    a = _normalize64(_gram64(x64, None, kernel, _resolve_sigma(sigma, x64)))
+    return _entropy_from(a, alpha, eps, fast_path).to(out)
+
+
+def _pair_sigmas(sigma, x64, y64):
+    if isinstance(sigma, (tuple, list)):
+        if len(sigma) != 2:
+            raise ValueError(f"sigma as a sequence must be (sigma_x, sigma_y) (got {len(sigma)} entries)")
+        return _resolve_sigma(sigma[0], x64), _resolve_sigma(sigma[1], y64)
+    return _resolve_sigma(sigma, x64), _resolve_sigma(sigma, y64)
+
+
+def _joint_setup(x, y, kernel, sigma, what):
+    _check_kernel(kernel)
+    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    _same_n(x64, y64, what, "")
+    x64, y64 = _broadcast_pair(x64, y64)
+    sx, sy = _pair_sigmas(sigma, x64, y64)
+    a = _normalize64(_gram64(x64, None, kernel, sx))
+    b = _normalize64(_gram64(y64, None, kernel, sy))
+    ab = a * b
+    ab = ab / torch.diagonal(ab, dim1=-2, dim2=-1).sum(-1)[..., None, None]
+    return a, b, ab
+
+
+def joint_entropy(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Union[Sigma, Tuple[Sigma, Sigma]] = 1.0,
+    *,
+    eps: float = DEFAULT_EPS,
+    fast_path: bool = True,
+) -> torch.Tensor:
+    """Joint entropy S_α(A∘B / tr(A∘B)) of paired samples x (n, d1) and y (n, d2).
+
+    sigma applies to each variable ("median": each variable's own median), or pass (sigma_x, sigma_y)."""
+    alpha, eps = _check_alpha(alpha), _check_eps(eps)
+    out = _out_dtype(x)
+    _, _, ab = _joint_setup(x, y, kernel, sigma, "joint_entropy")
+    return _entropy_from(ab, alpha, eps, fast_path).to(out)
+
+
+def mutual_information(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Union[Sigma, Tuple[Sigma, Sigma]] = 1.0,
+    *,
+    eps: float = DEFAULT_EPS,
+    fast_path: bool = True,
+) -> torch.Tensor:
+    """Matrix-based mutual information I_α = S_α(A) + S_α(B) - S_α(A∘B/tr(A∘B)) of paired samples."""
+    alpha, eps = _check_alpha(alpha), _check_eps(eps)
+    out = _out_dtype(x)
+    a, b, ab = _joint_setup(x, y, kernel, sigma, "mutual_information")
+    f = fast_path
+    mi = _entropy_from(a, alpha, eps, f) + _entropy_from(b, alpha, eps, f) - _entropy_from(ab, alpha, eps, f)
+    return mi.to(out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# divergences
+# ----------------------------------------------------------------------------------------------------
+def _paired_grams(x, y, kernel, sigma, what):
+    _check_kernel(kernel)
+    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    _same_dim(x64, y64, what)
+    _same_n(x64, y64, what, "; use pooled_divergence for samples of different sizes")
+    x64, y64 = _broadcast_pair(x64, y64)
+    s = _resolve_sigma(sigma, x64, y64)
+    return _normalize64(_gram64(x64, None, kernel, s)), _normalize64(_gram64(y64, None, kernel, s))
+
+
+def _trace(s):
+    return torch.diagonal(s, dim1=-2, dim2=-1).sum(-1)
+
+
+def _bipartite64(k1, k2, alpha, eps, fast):
+    if fast and _is_int(alpha):
+        # κ1^α by products; only κ2^(1-α) (a non-positive power) needs an eigendecomposition
+        t = (_int_power(k1, int(alpha)) * _MatPow.apply(k2, 1.0 - alpha, eps)).sum((-2, -1))
+    else:
+        t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps)
+    return (torch.log(t) - torch.log(_trace(k1))) / (alpha - 1.0)
+
+
+def bipartite_divergence(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Sigma = 1.0,
+    *,
+    eps: float = DEFAULT_EPS,
+    fast_path: bool = True,
+) -> torch.Tensor:
+    """Published bipartite divergence C_α(κ1‖κ2) = 1/(α-1) log tr(κ1^α κ2^(1-α)) - 1/(α-1) log tr κ1.
+
+    κ1, κ2: normalised Gram matrices of x and y (same n), same kernel and σ ("median": pooled median).
+    Row-paired: permuting the rows of y alone changes the value (MBRCE.md pitfall 4)."""
+    alpha, eps = _check_alpha(alpha), _check_eps(eps)
+    out = _out_dtype(x)
+    k1, k2 = _paired_grams(x, y, kernel, sigma, "bipartite_divergence")
+    return _bipartite64(k1, k2, alpha, eps, fast_path).to(out)
+
+
+def _mirrored64(k1, k2, alpha, eps, fast):
+    beta = (1.0 - alpha) / (2.0 * alpha)
+    p = _MatPow.apply(k2, beta, eps)
+    m = _sym(p @ k1 @ p)
+    return (torch.log(_tr_power(m, alpha, eps, fast)) - torch.log(_trace(k1))) / (alpha - 1.0)
+
+
+def mirrored_divergence(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Sigma = 1.0,
+    *,
+    eps: float = DEFAULT_EPS,
+    fast_path: bool = True,
+) -> torch.Tensor:
+    """Published mirrored (sandwiched) divergence
+    C'_α = 1/(α-1) log tr((κ2^β κ1 κ2^β)^α) - 1/(α-1) log tr κ1, β = (1-α)/(2α), the matrix raised to α
+    before the trace.  Same n for x and y; same kernel and σ for both."""
+    alpha, eps = _check_alpha(alpha), _check_eps(eps)
+    out = _out_dtype(x)
+    k1, k2 = _paired_grams(x, y, kernel, sigma, "mirrored_divergence")
+    return _mirrored64(k1, k2, alpha, eps, fast_path).to(out)
+
+
+def _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast):
+    nx, ny = x64.shape[-2], y64.shape[-2]
+    m = nx + ny
+    z = torch.cat([x64, y64], dim=-2)
+    k = _normalize64(_gram64(z, None, kernel, s)) * m  # unit diagonal
+    sp = k[..., :nx, :nx] / nx  # nonzero spectrum of K^½ D_X K^½
+    if mix == 0.0:
+        sq = k[..., nx:, nx:] / ny
+        b = k[..., :nx, nx:] / math.sqrt(nx * ny)
+    else:
+        q = torch.full((m,), mix / m, dtype=_F64, device=z.device)
+        q[nx:] += (1.0 - mix) / ny
+        rq = q.sqrt()
+        sq = k * rq[:, None] * rq[None, :]
+        b = k[..., :nx, :] * (rq / math.sqrt(nx))[None, :]
+    if fast and _is_int(alpha):  # α - 1 ≥ 1 is an integer power: products for the X side
+        f = _int_power(sp, int(alpha) - 1)
+        g = _MatPow.apply(sq, -alpha, eps)
+        t = ((f @ b) * (b @ g)).sum((-2, -1))
+    else:
+        t = _BilinearTrace.apply(sp, b, sq, alpha - 1.0, -alpha, eps)
+    return (torch.log(t) - torch.log(_trace(sp))) / (alpha - 1.0)
+
+
+def _pooled_setup(x, y, kernel, sigma, alpha, mix):
+    _check_kernel(kernel)
+    mix = _check_mix(mix)
+    if alpha >= 1.0 and mix == 0.0:
+        raise ValueError(
+            f"pooled_divergence is infinite for alpha >= 1 (got alpha={alpha}) because the covariance "
+            "operators of x and y have different supports; use alpha < 1 (e.g. 0.5 or 0.99), or regularise "
+            "with mix > 0 (e.g. mix=0.1), which mixes the pooled covariance into y's"
+        )
+    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    _same_dim(x64, y64, "pooled_divergence")
+    x64, y64 = _broadcast_pair(x64, y64)
+    return x64, y64, _resolve_sigma(sigma, x64, y64), mix
+
+
+def pooled_divergence(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Sigma = 1.0,
+    *,
+    mix: float = 0.0,
+    eps: float = DEFAULT_EPS,
+    fast_path: bool = True,
+) -> torch.Tensor:
+    """Order-invariant divergence over the pooled Gram matrix of Z = [x; y] (MBRCE.md §3):
+
+        1/(α-1) log tr((K^½ D_X K^½)^α (K^½ D_Y' K^½)^(1-α)) - 1/(α-1) log tr(K^½ D_X K^½)
+
+    with D_X = diag(1/n_x on x rows) and D_Y' = (1-mix) D_Y + mix I/(n_x+n_y).  x and y may have different
+    numbers of rows.  α < 1 with mix = 0 is the plain estimator; α >= 1 requires mix > 0 (otherwise the
+    value is infinite: the supports differ), see the module docstring.  Zero for a sample against itself
+    (for any mix).  Computed without any (n_x+n_y)² eigendecomposition when mix = 0."""
+    alpha, eps = _check_alpha(alpha), _check_eps(eps)
+    out = _out_dtype(x)
+    x64, y64, s, mix = _pooled_setup(x, y, kernel, sigma, alpha, mix)
+    return _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast_path).to(out)
+
+
+def divergence(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Sigma = 1.0,
+    measure: str = "pooled",
+    *,
+    mix: float = 0.0,
+    eps: float = DEFAULT_EPS,
+    fast_path: bool = True,
+) -> torch.Tensor:
+    """Dispatch to pooled_divergence / bipartite_divergence / mirrored_divergence (mix: pooled only)."""
+    measure = _check_measure(measure)
+    if measure == "pooled":
+        return pooled_divergence(x, y, alpha, kernel, sigma, mix=mix, eps=eps, fast_path=fast_path)
+    if mix != 0.0:
+        raise ValueError(f"mix applies to measure='pooled' only (got mix={mix} with measure={measure!r}); use mix=0")
+    fn = bipartite_divergence if measure == "bipartite" else mirrored_divergence
+    return fn(x, y, alpha, kernel, sigma, eps=eps, fast_path=fast_path)
+
+
+def cross_entropy(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Sigma = 1.0,
+    measure: str = "pooled",
+    *,
+    mix: float = 0.0,
+    eps: float = DEFAULT_EPS,
+    fast_path: bool = True,
+) -> torch.Tensor:
+    """Rényi α-cross-entropy in the Shannon sense: S_α(x) + divergence(x‖y) (MBRCE.md pitfall 3).
+
+    One σ for both terms ("median": the median of the pooled sample).  For the pooled measure S_α(x) is
+    the entropy of C_X, whose nonzero spectrum is that of x's normalised Gram matrix."""
+    alpha, eps = _check_alpha(alpha), _check_eps(eps)
+    measure = _check_measure(measure)
+    _check_kernel(kernel)
+    out = _out_dtype(x)
+    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    _same_dim(x64, y64, "cross_entropy")
+    x64, y64 = _broadcast_pair(x64, y64)
+    s = _resolve_sigma(sigma, x64, y64)
+    if measure == "pooled":
+        x64, y64, _, mix = _pooled_setup(x64, y64, kernel, s[..., 0, 0], alpha, mix)
+        div = _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast_path)
+    else:
+        if mix != 0.0:
+            raise ValueError(f"mix applies to measure='pooled' only (got mix={mix}); use mix=0")
+        _same_n(x64, y64, f"the {measure} measure", "; use measure='pooled' for samples of different sizes")
+        k1 = _normalize64(_gram64(x64, None, kernel, s))
+        k2 = _normalize64(_gram64(y64, None, kernel, s))
+        fn = _bipartite64 if measure == "bipartite" else _mirrored64
+        div = fn(k1, k2, alpha, eps, fast_path)
+    ent = _entropy_from(_normalize64(_gram64(x64, None, kernel, s)), alpha, eps, fast_path)
+    return (ent + div).to(out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# module
+# ----------------------------------------------------------------------------------------------------
+class RenyiDivergence(torch.nn.Module):
+    """Matrix-based Rényi α-divergence as a loss: ``forward(x, y)`` returns divergence(x‖y).
+
+    Defaults suit a training loss matching encoder codes x (n, d) to samples y of a target distribution:
+    the order-invariant pooled measure, α = 0.5 (finite without regularisation, and symmetric in x and y
+    for the pooled measure), a Gaussian kernel with the scale-free median bandwidth of the pooled batch
+    (detached, so the encoder cannot lower the loss by inflating distances through σ).  Arguments are
+    validated here, at construction.  The output has shape x.shape[:-2] (a scalar for one batch)."""
+
+    def __init__(
+        self,
+        alpha: float = 0.5,
+        kernel: str = "gaussian",
+        sigma: Sigma = "median",
+        measure: str = "pooled",
+        eps: float = DEFAULT_EPS,
+        mix: float = 0.0,
+    ):
+        super().__init__()
+        self.alpha = _check_alpha(alpha)
+        self.kernel = _check_kernel(kernel)
+        if isinstance(sigma, str) and sigma != "median":
+            raise ValueError(f"sigma must be a positive number, a tensor or 'median' (got {sigma!r})")
+        if not isinstance(sigma, (str, torch.Tensor)):
+            _resolve_sigma(sigma, torch.zeros(1, 1))
+        self.sigma = sigma
+        self.measure = _check_measure(measure)
+        self.eps = _check_eps(eps)
+        self.mix = _check_mix(mix)
+        if self.measure == "pooled" and self.alpha >= 1 and self.mix == 0.0:
+            raise ValueError(
+                f"the pooled measure is infinite for alpha >= 1 (got alpha={self.alpha}); use alpha < 1 "
+                "or mix > 0 (e.g. mix=0.1)"
+            )
+        if self.measure != "pooled" and self.mix != 0.0:
+            raise ValueError(f"mix applies to measure='pooled' only (got measure={measure!r}); use mix=0")
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return divergence(
+            x, y, self.alpha, self.kernel, self.sigma, self.measure, mix=self.mix, eps=self.eps
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"alpha={self.alpha}, kernel={self.kernel!r}, sigma={self.sigma!r}, measure={self.measure!r}, "
+            f"eps={self.eps}, mix={self.mix}"
+        )
