@@ -26,7 +26,7 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 def _console(stderr=False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def friendly(fn):

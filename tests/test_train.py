@@ -147,3 +147,18 @@ def test_phases_change_only_their_own_parameters(tmp_path):
         only._train_step(x)
         changed = {n.split(".")[0] for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)}
         assert changed == set(phase.modules), (phase.name, changed)
+
+
+def test_tensorboard_tracker_gets_the_same_numbers(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(write_recipe(tmp_path, train={"log_with": ["tensorboard"], "steps": 20}))
+    events = list(run.rglob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    logged = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    scalars = acc.Scalars("loss/reconstruction")
+    assert [s.step for s in scalars] == [10, 20]
+    assert abs(scalars[-1].value - logged["loss/reconstruction"]) < 1e-6
