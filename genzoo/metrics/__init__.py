@@ -1,3 +1,3 @@
 """Metrics. `renyi` (the matrix-based estimators) has no genzoo dependencies and can be used on its own."""
 
-from genzoo.metrics import reconstruction  # noqa: F401  (registers)
+from genzoo.metrics import prior_match, reconstruction  # noqa: F401  (registers)
