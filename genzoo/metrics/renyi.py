@@ -720,15 +720,20 @@ def _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast):
     return (torch.log(t) - torch.log(_trace(sp))) / (alpha - 1.0)
 
 
-def _pooled_setup(x, y, kernel, sigma, alpha, mix):
-    _check_kernel(kernel)
+def _check_pooled(alpha: float, mix) -> float:
     mix = _check_mix(mix)
     if alpha >= 1.0 and mix == 0.0:
         raise ValueError(
-            f"pooled_divergence is infinite for alpha >= 1 (got alpha={alpha}) because the covariance "
+            f"the pooled divergence is infinite for alpha >= 1 (got alpha={alpha}) because the covariance "
             "operators of x and y have different supports; use alpha < 1 (e.g. 0.5 or 0.99), or regularise "
             "with mix > 0 (e.g. mix=0.1), which mixes the pooled covariance into y's"
         )
+    return mix
+
+
+def _pooled_setup(x, y, kernel, sigma, alpha, mix):
+    _check_kernel(kernel)
+    mix = _check_pooled(alpha, mix)
     x64, y64 = _check_points(x, "x"), _check_points(y, "y")
     _same_dim(x64, y64, "pooled_divergence")
     x64, y64 = _broadcast_pair(x64, y64)
@@ -807,7 +812,7 @@ def cross_entropy(
     x64, y64 = _broadcast_pair(x64, y64)
     s = _resolve_sigma(sigma, x64, y64)
     if measure == "pooled":
-        x64, y64, _, mix = _pooled_setup(x64, y64, kernel, s[..., 0, 0], alpha, mix)
+        mix = _check_pooled(alpha, mix)
         div = _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast_path)
     else:
         if mix != 0.0:
@@ -853,11 +858,8 @@ class RenyiDivergence(torch.nn.Module):
         self.measure = _check_measure(measure)
         self.eps = _check_eps(eps)
         self.mix = _check_mix(mix)
-        if self.measure == "pooled" and self.alpha >= 1 and self.mix == 0.0:
-            raise ValueError(
-                f"the pooled measure is infinite for alpha >= 1 (got alpha={self.alpha}); use alpha < 1 "
-                "or mix > 0 (e.g. mix=0.1)"
-            )
+        if self.measure == "pooled":
+            _check_pooled(self.alpha, self.mix)
         if self.measure != "pooled" and self.mix != 0.0:
             raise ValueError(f"mix applies to measure='pooled' only (got measure={measure!r}); use mix=0")
 

@@ -28,6 +28,9 @@ class GenerativeAutoencoder(nn.Module):
     """Base of every architecture. Images are float tensors (N, C, H, W) in [0, 1].
 
     Subclasses implement `encode`, `decode` and `phases`; `sample` draws codes from the prior and decodes them.
+    An architecture that must look at the training data before it is exported (LBAE fits its code sampler on
+    training codes) defines `prepare_export(train_dataset)`; the trainer calls it, in eval mode, before every
+    export of model/.
     `prior_needs` names capabilities a prior must have to be paired with this architecture (checked at recipe
     validation), e.g. ("has_log_prob",).
     """

@@ -279,6 +279,8 @@ class Trainer:
             self.checkpoints.commit(tmp, self.step)
             self.model.eval()
             with self.ema.applied() if self.ema else _nullcontext():
+                if hasattr(self.model, "prepare_export"):  # e.g. LBAE fits its code sampler on training codes
+                    self.model.prepare_export(self.data)
                 save_pretrained(self.model, self.run_dir / "model", extra={"step": self.step})
             self.model.train()
         acc.wait_for_everyone()
