@@ -499,6 +499,32 @@ class _BilinearTrace(torch.autograd.Function):
         return gs1, gb_, gs2, None, None, None
 
 
+class _TraceProdPow(torch.autograd.Function):
+    """T = tr(P g_p(S)) for PSD P and symmetric S, evaluated as Σ_j g_p(λ_j) max(v_jᵀ P v_j, 0): a sum of
+    non-negative terms, so a negative power of an ill-conditioned S cannot make it cancel to ≤ 0 (the
+    element-wise Σ P∘g_p(S) can).  Gradients: g_p(S) for P, Daleckii–Krein for S."""
+
+    @staticmethod
+    def forward(ctx, pm, s, p, eps):
+        lam, v = _eigh(s)
+        g, _ = _g(lam, p, eps)
+        pv = _sym(pm) @ v
+        t = (g * (v * pv).sum(-2).clamp_min(0.0)).sum(-1)
+        ctx.save_for_backward(lam, v, pv, g)
+        ctx.p, ctx.eps = p, eps
+        return t
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        lam, v, pv, g = ctx.saved_tensors
+        c = grad[..., None, None]
+        gp = (v * (c * g[..., None, :])) @ v.mT
+        inner = v.mT @ pv
+        gs = v @ (c * _loewner(lam, ctx.p, ctx.eps) * _sym(inner)) @ v.mT
+        return gp, gs, None, None
+
+
 def _is_int(a: float) -> bool:
     return float(a).is_integer()
 
@@ -530,12 +556,6 @@ def _tr_power(s: torch.Tensor, p: float, eps: float, fast: bool) -> torch.Tensor
     if fast and _is_int(p) and p >= 1:
         return _trace_int_power(s, int(p))
     return _TracePow.apply(s, p, eps)
-
-
-def _mat_power(s: torch.Tensor, p: float, eps: float, fast: bool) -> torch.Tensor:
-    if fast and _is_int(p) and p >= 1:
-        return _int_power(s, int(p))
-    return _MatPow.apply(s, p, eps)
 
 
 def _entropy_from(a: torch.Tensor, alpha: float, eps: float, fast: bool) -> torch.Tensor:
@@ -644,7 +664,7 @@ def _trace(s):
 def _bipartite64(k1, k2, alpha, eps, fast):
     if fast and _is_int(alpha):
         # κ1^α by products; only κ2^(1-α) (a non-positive power) needs an eigendecomposition
-        t = (_int_power(k1, int(alpha)) * _MatPow.apply(k2, 1.0 - alpha, eps)).sum((-2, -1))
+        t = _TraceProdPow.apply(_int_power(k1, int(alpha)), k2, 1.0 - alpha, eps)
     else:
         t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps)
     return (torch.log(t) - torch.log(_trace(k1))) / (alpha - 1.0)
@@ -713,8 +733,7 @@ def _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast):
         b = k[..., :nx, :] * (rq / math.sqrt(nx))[None, :]
     if fast and _is_int(alpha):  # α - 1 ≥ 1 is an integer power: products for the X side
         f = _int_power(sp, int(alpha) - 1)
-        g = _MatPow.apply(sq, -alpha, eps)
-        t = ((f @ b) * (b @ g)).sum((-2, -1))
+        t = _TraceProdPow.apply(b.mT @ f @ b, sq, -alpha, eps)
     else:
         t = _BilinearTrace.apply(sp, b, sq, alpha - 1.0, -alpha, eps)
     return (torch.log(t) - torch.log(_trace(sp))) / (alpha - 1.0)
