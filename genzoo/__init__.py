@@ -6,11 +6,13 @@ Light at import: submodules (and torch) load on first use, so `genzoo --help` st
 __version__ = "0.1.0"
 
 
-def load(path, device="cpu"):
-    """Rebuild a trained model from a run folder or a model folder (config.json + model.safetensors)."""
+def load(path, device="cpu", *, local_files_only=False):
+    """Rebuild a trained model from a run folder, a model folder (config.json + model.safetensors), or the Hugging
+    Face Hub: "hf://org/name[@revision]", or "org/name" when no such local folder exists (cached by huggingface_hub;
+    HF_HUB_OFFLINE=1 or local_files_only=True use the cache only)."""
     from genzoo.hub import load as _load
 
-    return _load(path, device=device)
+    return _load(path, device=device, local_files_only=local_files_only)
 
 
 def create_model(model: dict, prior: dict | None = None, image_shape=(1, 28, 28)):

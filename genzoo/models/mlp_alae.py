@@ -1,0 +1,205 @@
+"""Adversarial Latent Autoencoder, MLP form (Pidhorskyi et al., CVPR 2020; the `mnist_fc` configuration of
+podgorskiy/ALAE, seed 004), and its MBRCE variant without a discriminator (MBRCE.md section 5, our design).
+
+Networks (all layers equalised-lr linear layers, leaky ReLU 0.2, as ALAE's `lreq.Linear`):
+  F  mapping    z -> w: pixel-norm(z), then `mapping_layers` layers of width latent_dim, each followed by leaky ReLU;
+                lr multiplier `mapping_lr_mult` (0.1)
+  G  generator  w -> image: latent_dim-hidden-hidden-pixels, linear output in ALAE's [-1, 1] pixel range
+  E  encoder    image -> w: pixels-hidden-hidden-latent_dim, leaky ReLU after every layer (the last one too, as
+                the reference EncoderFC)
+  D  discriminator on w: `discriminator_layers` linear layers latent_dim-...-1, lr multiplier 0.1 and, as the
+                reference MappingD, no nonlinearity between them (D∘E is the nonlinear discriminator)
+
+Images are [0, 1] outside and 2x - 1 inside the networks (ALAE trains on [-1, 1]). `encode(x)` = E(x) = w,
+`decode(w)` = G(w) mapped back to [0, 1], `sample(n)` = G(F(z)) with z from the injected prior,
+`code_from_prior(z)` = F(z) (what `genzoo interpolate` uses to turn prior draws into codes).
+
+Phases per batch, ALAE's three steps (Adam beta1 = 0, beta2 = 0.99, lr 0.002):
+  discriminator (E, D): softplus(D(E(G(F(z))))) + softplus(-D(E(x))) + gamma/2 |grad_x D(E(x))|^2 (R1 on reals)
+  generator     (F, G): softplus(-D(E(G(F(z)))))                      (E and D frozen)
+  reciprocity   (E, G): mean((E(G(F(z))) - F(z))^2), F(z) detached    (F too with reciprocity_updates_mapping)
+
+With a prior that matches codes itself (`mbrce`), D is not built and the adversary is the prior's divergence:
+  push (E):          - divergence(E(G(F(z))), E(x)) + push_reciprocity * mean((E(G(F(z))) - F(z))^2)
+  pull (F, G):       divergence(E(G(F(z))), E(x))                      (E frozen)
+  reciprocity (E, G): unchanged.
+Scale control (`scale_control: normalize`): both code batches are divided by their pooled RMS spread (not
+detached) before the divergence, which also takes its median bandwidth on those normalised codes. The loss is then
+exactly invariant to scaling all codes, so its gradient has no component that inflates them; with the median
+bandwidth alone (`none`) σ is detached, and the push gradient keeps a part that moves the two clouds apart at the
+current σ, i.e. inflates the real codes step after step. The reciprocity term in `push` anchors the codes of
+generated images to w, so E cannot win by moving (or collapsing) those.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.errors import GenzooError
+from genzoo.models.base import GenerativeAutoencoder, Phase
+from genzoo.models.blocks import EqualLinear
+from genzoo.priors.base import Prior
+from genzoo.registry import MODELS
+
+SLOPE = 0.2
+
+
+class PixelNorm(nn.Module):
+    def forward(self, z):
+        return z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class LeakyReLU(nn.Module):
+    def forward(self, x):
+        return F.leaky_relu(x, SLOPE)
+
+
+def equal_mlp(sizes: list[int], lr_mult: float = 1.0, activate_last: bool = False, activation: bool = True) -> nn.Sequential:
+    """Equalised-lr linear layers with leaky ReLU between them (and after the last one with activate_last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(EqualLinear(a, b, lr_mult=lr_mult))
+        if activation and (i < len(sizes) - 2 or activate_last):
+            layers.append(LeakyReLU())
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("mlp_alae")
+class MLPALAE(GenerativeAutoencoder):
+    """Adversarial latent autoencoder with MLPs (ALAE's MNIST configuration); MBRCE-ALAE with the mbrce prior.
+
+    F maps prior codes z to w, G decodes w, E encodes images to w, D discriminates on w. Three phases per batch:
+    discriminator (E+D, with R1), generator (F+G), reciprocity (E+G). With the mbrce prior: push, pull, reciprocity.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        prior: Prior,
+        latent_dim: int = 50,
+        hidden: int = 1024,
+        layers: int = 2,
+        mapping_layers: int = 6,
+        mapping_lr_mult: float = 0.1,
+        discriminator_layers: int = 3,
+        discriminator_lr_mult: float = 0.1,
+        lr: float = 0.002,
+        r1_gamma: float = 10.0,
+        reciprocity_updates_mapping: bool = False,
+        scale_control: Literal["normalize", "none"] = "normalize",
+        push_reciprocity: float = 1.0,
+    ):
+        super().__init__(image_shape)
+        if min(latent_dim, hidden, layers, mapping_layers, discriminator_layers) < 1:
+            raise GenzooError("model 'mlp_alae' needs latent_dim, hidden, layers, mapping_layers and "
+                              "discriminator_layers >= 1", "fix those model keys")
+        if prior.matches_codes and not hasattr(prior, "divergence"):
+            raise GenzooError(f"prior '{type(prior).__name__}' matches codes but has no divergence(x, y) for "
+                              "mlp_alae's push/pull steps", "use prior mbrce or gaussian")
+        pixels = math.prod(image_shape)
+        self.prior = prior
+        self.latent_dim = latent_dim
+        self.lr, self.r1_gamma = lr, r1_gamma
+        self.reciprocity_updates_mapping = reciprocity_updates_mapping
+        self.scale_control, self.push_reciprocity = scale_control, push_reciprocity
+        self.mapping = nn.Sequential(PixelNorm(), *equal_mlp([latent_dim] * (mapping_layers + 1), mapping_lr_mult,
+                                                             activate_last=True))
+        self.generator = equal_mlp([latent_dim, *[hidden] * layers, pixels])
+        self.encoder = equal_mlp([pixels, *[hidden] * layers, latent_dim], activate_last=True)
+        self.discriminator = None if prior.matches_codes else equal_mlp(
+            [latent_dim] * discriminator_layers + [1], discriminator_lr_mult, activation=False)
+
+    # -- the model's interface ------------------------------------------------------------------------------
+    @staticmethod
+    def to_network(x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (N, C, H, W) -> flat network inputs in ALAE's [-1, 1]."""
+        return x.flatten(1) * 2 - 1
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.to_network(x))
+
+    def decode(self, w: torch.Tensor) -> torch.Tensor:
+        return ((self.generator(w) + 1) / 2).clamp(0, 1).view(-1, *self.image_shape)
+
+    def code_from_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """Prior draw z -> code w = F(z), the space encode/decode work in."""
+        return self.mapping(z)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decode(self.mapping(self.prior.sample(n, generator=generator)))
+
+    # -- phases ---------------------------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        betas = (0.0, 0.99)
+        recip = ("encoder", "generator", "mapping") if self.reciprocity_updates_mapping else ("encoder", "generator")
+        reciprocity = Phase("reciprocity", recip, self.reciprocity_loss, self.lr, betas)
+        if self.prior.matches_codes:
+            return [Phase("push", ("encoder",), self.push_loss, self.lr, betas),
+                    Phase("pull", ("mapping", "generator"), self.pull_loss, self.lr, betas),
+                    reciprocity]
+        return [Phase("discriminator", ("encoder", "discriminator"), self.discriminator_loss, self.lr, betas),
+                Phase("generator", ("mapping", "generator"), self.generator_loss, self.lr, betas),
+                reciprocity]
+
+    def _generate(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh w = F(z) and G(w) (flat, network range) for a batch of n."""
+        w = self.mapping(self.prior.sample(n).to(like.dtype))
+        return w, self.generator(w)
+
+    def r1_penalty(self, real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Tensor:
+        """gamma/2 * mean over the batch of |d D(E(x)) / dx|^2 (x the network input), differentiable (R1)."""
+        grad, = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
+        return 0.5 * self.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
+
+    def discriminator_loss(self, x):
+        real = self.to_network(x).detach().requires_grad_(self.r1_gamma > 0)
+        with torch.no_grad():
+            _, fake = self._generate(len(x), real)
+        real_logits = self.discriminator(self.encoder(real))
+        fake_logits = self.discriminator(self.encoder(fake))
+        adversarial = (F.softplus(fake_logits) + F.softplus(-real_logits)).mean()
+        if self.r1_gamma > 0:
+            r1 = self.r1_penalty(real_logits, real)
+            return adversarial + r1, {"discriminator": adversarial.detach(), "r1": r1.detach()}
+        return adversarial, {"discriminator": adversarial.detach()}
+
+    def generator_loss(self, x):
+        _, fake = self._generate(len(x), x)
+        loss = F.softplus(-self.discriminator(self.encoder(fake))).mean()
+        return loss, {"generator": loss.detach()}
+
+    def reciprocity_loss(self, x):
+        w, fake = self._generate(len(x), x)
+        loss = (self.encoder(fake) - w.detach()).pow(2).mean()
+        return loss, {"reciprocity": loss.detach()}
+
+    # -- MBRCE-ALAE: the prior's divergence in place of D -----------------------------------------------------
+    def code_divergence(self, fake_codes: torch.Tensor, real_codes: torch.Tensor) -> torch.Tensor:
+        if self.scale_control == "normalize":
+            pooled = torch.cat([fake_codes, real_codes])
+            spread = (pooled - pooled.mean(0)).pow(2).sum(1).mean().add(1e-12).sqrt()
+            fake_codes, real_codes = fake_codes / spread, real_codes / spread
+        return self.prior.divergence(fake_codes, real_codes)
+
+    def push_loss(self, x):
+        with torch.no_grad():
+            w, fake = self._generate(len(x), x)
+        fake_codes, real_codes = self.encoder(fake), self.encode(x)
+        divergence = self.code_divergence(fake_codes, real_codes)
+        anchor = (fake_codes - w).pow(2).mean()
+        logs = {"push": divergence.detach(), "push_reciprocity": anchor.detach(),
+                "real_code_rms": real_codes.detach().pow(2).mean().sqrt()}
+        return -divergence + self.push_reciprocity * anchor, logs
+
+    def pull_loss(self, x):
+        with torch.no_grad():
+            real_codes = self.encode(x)
+        _, fake = self._generate(len(x), x)
+        divergence = self.code_divergence(self.encoder(fake), real_codes)
+        return divergence, {"pull": divergence.detach()}

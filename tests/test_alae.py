@@ -1,0 +1,164 @@
+"""ALAE (MLP form) and MBRCE-ALAE: phases, R1 penalty, learning on digits, the MBRCE scale control, real MNIST."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import genzoo
+from conftest import ROOT, shared, write_recipe
+from genzoo.recipe import load_recipe
+from genzoo.train.trainer import Trainer
+
+TINY_ALAE = {
+    "data": {"name": "digits"},
+    "model": {"name": "mlp_alae", "latent_dim": 8, "hidden": 96, "mapping_layers": 3},
+    "prior": {"name": "gaussian"},
+    "train": {"batch_size": 64, "steps": 40, "log_every": 10, "sample_every": 10**6, "checkpoint_every": 10**6},
+}
+MBRCE = {"name": "mbrce", "target": "gaussian", "alpha": 0.5, "sigma": "median", "measure": "pooled"}
+
+
+def tiny(tmp_path, name="alae", **sections):
+    return write_recipe(tmp_path, name, base=TINY_ALAE, **sections)
+
+
+def log_of(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "mbrce"])
+def test_phases_change_only_their_own_parameters(tmp_path, prior):
+    trainer = Trainer(load_recipe(tiny(tmp_path, prior=MBRCE if prior == "mbrce" else {"name": "gaussian"})))
+    trainer._setup()
+    expected = {"gaussian": [("discriminator", {"encoder", "discriminator"}), ("generator", {"mapping", "generator"}),
+                             ("reciprocity", {"encoder", "generator"})],
+                "mbrce": [("push", {"encoder"}), ("pull", {"mapping", "generator"}),
+                          ("reciprocity", {"encoder", "generator"})]}[prior]
+    assert [(p.name, set(p.modules)) for p in trainer.phases] == expected
+    x = torch.rand(64, 1, 8, 8)
+    for phase in trainer.phases:
+        before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        only = Trainer.__new__(Trainer)
+        only.__dict__.update(trainer.__dict__, phases=[phase])
+        only._train_step(x)
+        changed = {n.split(".")[0] for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)}
+        assert changed == set(phase.modules), (phase.name, changed)
+
+
+def test_reciprocity_can_also_update_the_mapping():
+    model = genzoo.create_model({"name": "mlp_alae", "latent_dim": 4, "hidden": 16, "reciprocity_updates_mapping": True},
+                                {"name": "gaussian"}, (1, 8, 8))
+    assert model.phases()[-1].modules == ("encoder", "generator", "mapping")
+
+
+def hand_r1(model, x, gamma):
+    """gamma/2 * mean_i |d D(E(x_i)) / d x_i|^2 by explicit Jacobians: product of the layers' effective weight
+    matrices with the leaky-ReLU slopes (1 or 0.2) of each sample in between, in float64."""
+    a = (x.flatten(1) * 2 - 1).double()
+    jac = torch.eye(a.shape[1], dtype=torch.float64).expand(len(a), -1, -1)
+    layers = [m for m in model.encoder if hasattr(m, "weight")] + list(model.discriminator)
+    for k, layer in enumerate(layers):
+        w = (layer.weight * layer.scale).double()
+        b = (layer.bias * layer.lr_mult).double()
+        pre = a @ w.T + b
+        jac = w @ jac
+        if k < len(model.encoder) // 2:  # every encoder layer is followed by a leaky ReLU (the last one too)
+            slope = torch.where(pre > 0, 1.0, 0.2).double()
+            jac = slope.unsqueeze(2) * jac
+            pre = torch.where(pre > 0, pre, 0.2 * pre)
+        a = pre
+    return 0.5 * gamma * jac.squeeze(1).pow(2).sum(1).mean()
+
+
+def test_r1_penalty_matches_a_hand_computation():
+    torch.manual_seed(0)
+    model = genzoo.create_model({"name": "mlp_alae", "latent_dim": 5, "hidden": 12, "mapping_layers": 2, "r1_gamma": 7.0},
+                                {"name": "gaussian"}, (1, 4, 4))
+    x = torch.rand(9, 1, 4, 4)
+    inputs = model.to_network(x).requires_grad_(True)
+    r1 = model.r1_penalty(model.discriminator(model.encoder(inputs)), inputs)
+    expected = hand_r1(model, x, 7.0)
+    assert expected > 0 and math.isclose(r1.item(), expected.item(), rel_tol=1e-5), (r1.item(), expected.item())
+    r1.backward()  # differentiable (create_graph): the penalty trains E and D
+    assert model.encoder[0].weight.grad.abs().sum() > 0 and model.discriminator[0].weight.grad.abs().sum() > 0
+    # the discriminator phase's loss is softplus(D(E(fake))) + softplus(-D(E(x))) + that penalty
+    torch.manual_seed(1)
+    loss, logs = model.discriminator_loss(x)
+    assert math.isclose(logs["r1"].item(), expected.item(), rel_tol=1e-5)
+    assert math.isclose(loss.item(), logs["discriminator"].item() + logs["r1"].item(), rel_tol=1e-6)
+
+
+@torch.no_grad()
+def reciprocity_error(model, n=500):
+    """Relative latent reciprocity error |E(G(w)) - w|^2 / |w - mean w|^2 on fixed draws w = F(z)."""
+    w = model.code_from_prior(model.prior.sample(n, generator=torch.Generator().manual_seed(0)))
+    codes = model.encoder(model.generator(w))
+    return ((codes - w).pow(2).sum() / (w - w.mean(0)).pow(2).sum()).item()
+
+
+def test_alae_learns_on_digits(tmp_path):
+    """A short run: the losses fall from their start, reciprocity holds, and reconstructions beat the untrained model."""
+    from genzoo.metrics.reconstruction import reconstruction
+    from genzoo.registry import DATASETS
+
+    recipe = load_recipe(tiny(tmp_path, train={"steps": 300, "log_every": 25}))
+    torch.manual_seed(recipe.seed)
+    untrained = genzoo.create_model(recipe.model, recipe.prior, (1, 8, 8)).eval()
+    run = Trainer(recipe).fit()
+    trained = genzoo.load(run)
+    log = log_of(run)
+    print(log[0], log[-1])
+    assert all(math.isfinite(v) for r in log for k, v in r.items() if k.startswith("loss/"))
+    assert log[-1]["loss/r1"] < 0.5 * log[0]["loss/r1"]
+    assert reciprocity_error(trained) < 0.5 * reciprocity_error(untrained), (reciprocity_error(untrained), reciprocity_error(trained))
+    test_set = DATASETS.get("digits")("test")
+    before, after = reconstruction(untrained, test_set)["mse"], reconstruction(trained, test_set)["mse"]
+    assert after < 0.8 * before, (before, after)
+
+
+def test_mbrce_scale_control_removes_the_inflating_gradient():
+    """With scale_control=normalize the divergence is invariant to scaling all codes, so its gradient is orthogonal
+    to the codes (no push to inflate them); with the detached median bandwidth alone it is not."""
+    torch.manual_seed(0)
+    fake, real = torch.randn(64, 6), torch.randn(64, 6) * 0.7 + 0.8
+    radial = {}
+    for control in ("normalize", "none"):
+        model = genzoo.create_model({"name": "mlp_alae", "latent_dim": 6, "hidden": 8, "scale_control": control},
+                                    MBRCE, (1, 4, 4))
+        f, r = fake.clone().requires_grad_(True), real.clone().requires_grad_(True)
+        model.code_divergence(f, r).backward()
+        grad_norm = torch.cat([f.grad, r.grad]).norm() * torch.cat([fake, real]).norm()
+        radial[control] = ((f.grad * fake).sum() + (r.grad * real).sum()).item() / grad_norm.item()
+        # the divergence itself: same for scaled codes under normalize
+        if control == "normalize":
+            with torch.no_grad():
+                assert math.isclose(model.code_divergence(3 * fake, 3 * real).item(),
+                                    model.code_divergence(fake, real).item(), rel_tol=1e-5)
+    assert abs(radial["normalize"]) < 1e-5, radial
+    assert radial["none"] > 0.05, radial  # pushing (maximising) at fixed sigma moves the clouds outwards
+
+
+def test_mbrce_alae_trains_without_a_discriminator(tmp_path):
+    run = Trainer(load_recipe(tiny(tmp_path, prior=MBRCE, train={"steps": 60, "log_every": 10}))).fit()
+    model = genzoo.load(run)
+    assert model.discriminator is None and not any(k.startswith("discriminator") for k in model.state_dict())
+    log = log_of(run)
+    assert {"loss/push", "loss/pull", "loss/reciprocity", "loss/push_reciprocity"} <= set(log[-1])
+    assert all(math.isfinite(v) for r in log for k, v in r.items() if k.startswith("loss/"))
+    assert log[-1]["loss/reciprocity"] < log[0]["loss/reciprocity"]
+    assert 0.05 < log[-1]["loss/real_code_rms"] < 10 * log[0]["loss/real_code_rms"]
+    assert model.sample(4).shape == (4, 1, 8, 8)
+
+
+@pytest.mark.parametrize("recipe", ["alae_mnist", "mbrce_alae_mnist"])
+def test_mnist_recipes_run(tmp_path, recipe):
+    """The shipped recipes on real MNIST, narrowed and short: they build, train and export, with finite losses."""
+    mnist = shared("mnist")
+    run = Trainer(load_recipe(ROOT / "recipes" / f"{recipe}.yaml", [
+        f"data.root={mnist}", "data.download=false", f"output_dir={tmp_path}", "model.hidden=128", "train.epochs=null",
+        "train.steps=20", "train.log_every=10", "train.checkpoint_every=20", "train.sample_every=20"])).fit()
+    log = log_of(run)
+    assert log[-1]["step"] == 20 and all(math.isfinite(v) for r in log for k, v in r.items() if k.startswith("loss/"))
+    assert genzoo.load(run).sample(2).shape == (2, 1, 28, 28)

@@ -1,0 +1,385 @@
+"""Evaluation metrics against independent references: clean-fid's own code for FID/KID, numpy/scipy for the rest.
+
+Inception runs on the CPU here, so image counts are tiny and features are computed once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from cleanfid_ref import cleanfid_fid
+from conftest import run_cli, write_recipe
+
+N = 12  # images per side for the Inception tests (Inception on a shared 2-core CPU: ~0.3-1 s an image)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    """A private GENZOO_CACHE for this module (reference statistics, downloads)."""
+    folder = tmp_path_factory.mktemp("genzoo-cache")
+    old = os.environ.get("GENZOO_CACHE")
+    os.environ["GENZOO_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("GENZOO_CACHE", None)
+    else:
+        os.environ["GENZOO_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def fx():
+    pytest.importorskip("cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)")
+    from genzoo.errors import GenzooError
+    from genzoo.metrics.fid import extractor
+
+    try:
+        return extractor("clean", None, "cpu", 64)
+    except GenzooError as exc:
+        pytest.skip(f"no Inception weights here ({exc})")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval")
+    recipe = write_recipe(folder, train={"steps": 30, "checkpoint_every": 30})
+    run_cli("train", recipe)
+    return folder / "runs" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    """One loaded model for the module, so that features of its images are computed once (cached per model)."""
+    import genzoo
+
+    return genzoo.load(trained)
+
+
+@pytest.fixture(scope="module")
+def digit_sets():
+    from genzoo.registry import DATASETS, build
+
+    test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
+    train, _ = build(DATASETS, {"name": "digits"}, "data", split="train")
+    return test.images[:N], train.images[:N]
+
+
+@pytest.fixture(scope="module")
+def features(fx, digit_sets):
+    """Features of the first N test digits (through the reference cache, which the later tests then hit) and of
+    N train digits."""
+    from genzoo.metrics.fid import reference_features
+    from genzoo.registry import DATASETS, build
+
+    test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
+    real, _ = reference_features(test, N, fx)
+    return real, fx(digit_sets[1])
+
+
+def _write_pngs(images: torch.Tensor, folder):
+    from genzoo.images import save_images
+
+    save_images(images.float() / 255, folder)
+    return str(folder)
+
+
+def _cleanfid_extractor(fx):
+    """What clean-fid's InceptionV3W does in clean mode, on the same TorchScript layers."""
+    return lambda x: fx.layers((x - 128) / 128).reshape(x.shape[0], 2048)
+
+
+# -- FID and KID against clean-fid's own code -------------------------------------------------------------------
+def test_features_and_fid_equal_cleanfid(fx, digit_sets, features, tmp_path):
+    cf = cleanfid_fid()
+    from genzoo.metrics.fid import fid_from_features
+
+    real, other = digit_sets
+    dir_real, dir_other = _write_pngs(real, tmp_path / "real"), _write_pngs(other, tmp_path / "other")
+    few = _write_pngs(real[:3], tmp_path / "few")
+    theirs = cf.get_folder_features(few, _cleanfid_extractor(fx), num_workers=0, batch_size=64,
+                                    device=torch.device("cpu"), mode="clean", verbose=False)
+    np.testing.assert_allclose(features[0][:3], theirs, rtol=0, atol=1e-5)
+    ours = fid_from_features(*features)
+    score = cf.compute_fid(dir_real, dir_other, mode="clean", custom_feat_extractor=_cleanfid_extractor(fx),
+                           num_workers=0, batch_size=64, device=torch.device("cpu"), verbose=False)
+    assert ours > 1.0 and abs(ours - score) < 1e-4, (ours, score)
+    assert abs(cf.fid_from_feats(*features) - ours) < 1e-4
+
+
+def test_grey_images_are_repeated_to_three_channels(fx, digit_sets):
+    grey = digit_sets[0][:3]
+    np.testing.assert_array_equal(fx(grey), fx(grey.repeat(1, 3, 1, 1)))
+
+
+def test_kid_equals_cleanfid_and_direct_mmd():
+    cf = cleanfid_fid()
+    from genzoo.metrics.fid import kernel_distance
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(60, 16)).astype(np.float32)
+    fake = (rng.normal(size=(50, 16)) * 1.3 + 0.4).astype(np.float32)
+    ours, _ = kernel_distance(real, fake, subsets=20, subset_size=30, seed=7)
+    np.random.seed(7)
+    theirs = cf.kernel_distance(real, fake, num_subsets=20, max_subset_size=30)
+    assert math.isclose(ours, theirs, rel_tol=1e-4), (ours, theirs)
+    # subsets as large as the smaller set: every subset of the smaller side is all of it; with equal sizes the
+    # estimate is the unbiased MMD^2 of the full sets, written out here
+    full, _ = kernel_distance(real[:50], fake, subsets=3, subset_size=1000)
+    x, y = fake.astype(np.float64), real[:50].astype(np.float64)
+    k = lambda a, b: (a @ b.T / 16 + 1) ** 3  # noqa: E731
+    m = len(x)
+    mmd = ((k(x, x).sum() - np.trace(k(x, x))) / (m * (m - 1)) + (k(y, y).sum() - np.trace(k(y, y))) / (m * (m - 1))
+           - 2 * k(x, y).mean())
+    assert math.isclose(full, mmd, rel_tol=1e-9)
+
+
+# -- precision/recall, PRD, Parzen against numpy/scipy -----------------------------------------------------------
+def test_improved_precision_recall_matches_brute_force():
+    from scipy.spatial.distance import cdist
+
+    from genzoo.metrics.precision_recall import improved_precision_recall
+
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(80, 10))
+    fake = rng.normal(size=(70, 10)) * 0.6 + 0.5
+
+    def brute(a, b, k=3):  # fraction of b inside a's k-NN balls
+        radii = np.sort(cdist(a, a), axis=1)[:, k]
+        return float((cdist(b, a) <= radii[None, :]).any(axis=1).mean())
+
+    precision, recall = improved_precision_recall(real, fake, k=3)
+    assert precision == pytest.approx(brute(real, fake)) and recall == pytest.approx(brute(fake, real))
+    assert 0 < precision < 1 and 0 < recall < 1
+    assert improved_precision_recall(real, real, k=3) == (1.0, 1.0)
+
+
+def test_prd():
+    from genzoo.metrics.precision_recall import prd_curve, prd_f_scores, prd_from_features
+
+    p_ref, p_eval = np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.25, 0.5])
+    precision, recall = prd_curve(p_eval, p_ref, num_angles=11)
+    lambdas = np.tan(np.linspace(1e-10, math.pi / 2 - 1e-10, 11))
+    expected = [sum(min(l * r, e) for r, e in zip(p_ref, p_eval)) for l in lambdas]  # alpha(l) = sum min(l P, Q)
+    np.testing.assert_allclose(precision, np.clip(expected, 0, 1))
+    np.testing.assert_allclose(recall, np.clip(np.array(expected) / lambdas, 0, 1))
+    assert precision.max() == pytest.approx(0.5) and recall.max() == pytest.approx(1.0)  # half of Q is off P
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(200, 5)), rng.normal(size=(200, 5))
+    f8, f1_8 = prd_f_scores(*prd_from_features(a, b, num_clusters=5, num_runs=2))
+    assert f8 > 0.9 and f1_8 > 0.9
+    f8, f1_8 = prd_f_scores(*prd_from_features(a, b + 100, num_clusters=5, num_runs=2))
+    assert f8 < 0.05 and f1_8 < 0.05
+
+
+def test_parzen_log_likelihood_matches_direct_formula():
+    from scipy.special import logsumexp
+
+    from genzoo.metrics.parzen import parzen_log_likelihood
+
+    rng = np.random.default_rng(3)
+    x, s = rng.random((37, 12)), rng.random((53, 12))
+    sigmas = [0.1, 0.3]
+    ours = parzen_log_likelihood(torch.from_numpy(x), torch.from_numpy(s), sigmas, x_chunk=5, sample_chunk=7).numpy()
+    for row, sigma in zip(ours, sigmas):
+        d2 = ((x[:, None, :] - s[None, :, :]) ** 2).sum(-1)
+        direct = logsumexp(-d2 / (2 * sigma**2), axis=1) - np.log(len(s)) - 12 * np.log(sigma * np.sqrt(2 * np.pi))
+        np.testing.assert_allclose(row, direct, rtol=1e-10)
+
+
+def test_parzen_metric_cross_validates_sigma(model, trained):
+    from genzoo.evaluate import evaluate
+    from genzoo.metrics.parzen import generate_flat, parzen_log_likelihood
+
+    opts = {"parzen": {"samples": 300, "count": 100, "validation_count": 50, "sigma_steps": 8}}
+    result = evaluate(model, ["parzen"], opts, source=trained)["parzen"]
+    p = result["protocol"]
+    assert p["samples"] == 300 and p["images"] == 100 and p["validation"]["images"] == 50
+    assert p["validation"]["split"] == "digits/train" and p["validation"]["indices"] == "1450..1499"
+    assert result["sigma"] == p["sigma_grid"][int(np.argmax(p["validation_ll"]))]
+    # independently: the test log-likelihood at that sigma, mean and standard error
+    from genzoo.registry import DATASETS, build
+
+    test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
+    x = test.images[:100].flatten(1).double() / 255
+    ll = parzen_log_likelihood(x, generate_flat(model, 300, 0), [result["sigma"]])[0].numpy()
+    assert result["log_likelihood"] == pytest.approx(ll.mean(), rel=1e-9)
+    assert result["standard_error"] == pytest.approx(ll.std() / 10, rel=1e-9)
+
+
+# -- the metrics on a trained model ----------------------------------------------------------------------------------
+def test_model_fid_equals_cleanfid_on_saved_pngs(fx, model, trained, tmp_path):
+    """`fid` on samples == clean-fid's compute_fid on the PNGs `genzoo sample --images-dir` writes."""
+    cf = cleanfid_fid()
+    from genzoo.evaluate import evaluate
+    from genzoo.registry import DATASETS, build
+
+    result = evaluate(model, ["fid"], {"fid": {"count": N}}, limit=N, source=trained)["fid"]
+    run_cli("sample", trained, "-n", N, "--seed", 0, "--out", tmp_path / "g.png", "--images-dir", tmp_path / "gen")
+    test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
+    ref_dir = _write_pngs(test.images[:N], tmp_path / "ref")
+    score = cf.compute_fid(str(tmp_path / "gen"), ref_dir, mode="clean", custom_feat_extractor=_cleanfid_extractor(fx),
+                           num_workers=0, batch_size=64, device=torch.device("cpu"), verbose=False)
+    assert abs(result["fid"] - score) < 1e-4, (result["fid"], score)
+
+
+def test_every_result_records_its_protocol(fx, model, trained, cache):
+    from genzoo.evaluate import evaluate
+
+    names = ["reconstruction", "prior_match", "fid", "kid", "precision_recall", "prd", "parzen"]
+    opts = {"prd": {"num_clusters": 4, "num_runs": 2}, "parzen": {"samples": 100, "validation_count": 20},
+            "fid": {"source": "reconstructions"}, "kid": {"source": "interpolations", "subsets": 5}}
+    results = evaluate(model, names, opts, limit=N, source=trained)
+    weights = (trained / "model" / "model.safetensors")
+    from genzoo.io import file_sha256
+
+    for name in names:
+        p = results[name]["protocol"]
+        assert p["metric"] == name and p["split"] == "test" and p["dataset"] == "digits" and p["limit"] == N
+        assert p["model"]["step"] == 30 and p["model"]["weights_sha256"] == file_sha256(weights)
+        assert "options" in p
+    for name in ("fid", "kid", "precision_recall", "prd"):
+        p = results[name]["protocol"]
+        assert p["mode"] == "clean" and len(p["inception"]["sha256"]) == 64 and len(p["inception"]["layers_sha256"]) == 64
+        assert p["reference"]["dataset"] == "digits/test" and p["reference"]["images"] == N and p["images"] == N
+        assert p["seed"] == 0
+    assert results["fid"]["protocol"]["source"] == "reconstructions"
+    assert results["kid"]["protocol"]["source"] == "interpolations"
+    assert results["parzen"]["protocol"]["sigma"] == results["parzen"]["sigma"]
+    assert 0 <= results["precision_recall"]["precision"] <= 1 and 0 <= results["prd"]["f8"] <= 1
+    # reference features were cached in GENZOO_CACHE/fid-stats, not in clean-fid's package folder
+    stats = list((cache / "fid-stats").glob(f"digits-test-n{N}-clean-*.npz"))
+    assert len(stats) == 1
+    with np.load(stats[0]) as f:
+        assert f["feats"].shape == (N, 2048) and f["sigma"].shape == (2048, 2048)
+    from genzoo.metrics import fid as fid_module
+
+    fid_module._REFERENCE_FEATURES.clear()
+    again = evaluate(model, ["fid"], {"fid": {"source": "reconstructions"}}, limit=N, source=trained)["fid"]
+    assert again["protocol"]["reference"]["cached"] is True and again["fid"] == pytest.approx(results["fid"]["fid"])
+
+
+def test_reference_split_by_name(fx, model, trained):
+    from genzoo.evaluate import evaluate
+
+    r = evaluate(model, ["fid"], {"fid": {"reference": "train", "count": N, "reference_count": 6}}, source=trained)["fid"]
+    assert r["protocol"]["reference"]["dataset"] == "digits/train" and r["images"] == N and r["reference_images"] == 6
+
+
+def test_eval_cli_subprocess(fx, trained, tmp_path, cache):
+    proc = run_cli("eval", trained, "--metrics", "reconstruction,fid,kid,precision_recall", "--limit", N,
+                   "--out", tmp_path / "e.json", "kid.subsets=10", env={"GENZOO_CACHE": str(cache)})
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert set(result) == {"reconstruction", "fid", "kid", "precision_recall"}
+    assert result["fid"]["images"] == N and result["kid"]["protocol"]["subsets"] == 10
+    assert "fid.fid" in proc.stdout and "mode clean" in proc.stdout
+
+
+# -- weights, options and messages ---------------------------------------------------------------------------------
+def test_same_weights_in_an_nvlabs_style_file_give_the_same_features(fx, digit_sets, tmp_path):
+    """A file laid out like NVlabs' (forward(img, return_features) resizing inside, `.layers`) holding the same
+    layers: clean features, layers hash and legacy_tensorflow features agree with the layers-only file."""
+    from genzoo.metrics.inception import InceptionFeatures, nv_bilinear
+
+    class NVStyle(torch.nn.Module):
+        def __init__(self, layers):
+            super().__init__()
+            self.layers = layers
+
+        def forward(self, img: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            x = nv_bilinear(img.to(torch.float32))
+            return self.layers((x - 128) / 128).reshape(-1, 2048)
+
+    path = tmp_path / "inception-2015-12-05.pt"
+    torch.jit.script(NVStyle(fx.layers)).save(str(path))
+    other = InceptionFeatures("clean", str(path))
+    assert other.source == "inception option" and other.full is not None
+    assert other.layers_sha256 == fx.layers_sha256 and other.file_sha256 != fx.file_sha256
+    images = digit_sets[0][:2]
+    np.testing.assert_array_equal(other(images), fx(images))
+    legacy_full = InceptionFeatures("legacy_tensorflow", str(path))(images)
+    legacy_layers = InceptionFeatures("legacy_tensorflow")(images)
+    np.testing.assert_allclose(legacy_full, legacy_layers, atol=1e-5)
+    assert np.abs(legacy_layers - fx(images)).max() > 1e-3  # a different resize, different features
+
+
+def test_weights_messages(tmp_path, monkeypatch):
+    pytest.importorskip("cleanfid", reason="clean-fid is not installed")
+    from genzoo.errors import GenzooError
+    from genzoo.metrics import inception
+
+    monkeypatch.setenv("GENZOO_INCEPTION", str(tmp_path / "nowhere.pt"))
+    with pytest.raises(GenzooError, match="GENZOO_INCEPTION.*do not exist"):
+        inception.find_weights()
+    monkeypatch.delenv("GENZOO_INCEPTION")
+    monkeypatch.setattr(inception, "_fid_helper_file", lambda: None)
+    with pytest.raises(GenzooError, match="no Inception weights found"):
+        inception.find_weights(download=False)
+    with pytest.raises(GenzooError, match="unknown FID mode 'cleen'.*did you mean 'clean'"):
+        inception.InceptionFeatures("cleen")
+
+
+def test_bad_metric_options_fail_before_work(trained):
+    proc = run_cli("eval", trained, "--metrics", "fid", "fid.mod=clean", check=False)
+    assert proc.returncode == 1 and "fid.mod" in proc.stderr and "mode" in proc.stderr
+    proc = run_cli("eval", trained, "--metrics", "fid", "kid.count=3", check=False)
+    assert proc.returncode == 1 and "not among --metrics" in proc.stderr
+    proc = run_cli("eval", trained, "--metrics", "fid", "fid.mode=legacy", check=False)
+    assert proc.returncode == 1 and "legacy_tensorflow" in proc.stderr
+
+
+# -- PPL ---------------------------------------------------------------------------------------------------------
+def test_ppl_without_lpips_weights_says_how_to_get_them(trained, tmp_path):
+    proc = run_cli("eval", trained, "--metrics", "ppl", "ppl.download=false", check=False,
+                   env={"GENZOO_CACHE": str(tmp_path), "GENZOO_LPIPS": ""})
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "PPL needs LPIPS weights" in lines[0] and "vgg16.pt" in lines[0] and "GENZOO_LPIPS" in lines[0]
+
+
+class _LinearDecoder(torch.nn.Module):
+    """decode(z) = A z (no squashing), a Gaussian prior: path lengths have a closed form."""
+
+    def __init__(self, dim=3, pixels=4):
+        super().__init__()
+        from genzoo.priors.gaussian import GaussianPrior
+
+        self.A = torch.nn.Parameter(torch.randn(pixels, dim, generator=torch.Generator().manual_seed(0)))
+        self.prior = GaussianPrior(dim)
+        self.image_shape = (1, 2, 2)
+
+    def decode(self, z):
+        return (z @ self.A.T).view(-1, 1, 2, 2)
+
+
+class _FlatLPIPS(torch.nn.Module):
+    """Stands in for NVlabs' vgg16.pt with the same call: features = the flattened image."""
+
+    def forward(self, img: torch.Tensor, resize_images: bool = False, return_lpips: bool = False) -> torch.Tensor:
+        return img.flatten(1)
+
+
+def test_ppl_protocol_on_a_linear_decoder(tmp_path):
+    from genzoo.metrics.ppl import ppl
+
+    path = tmp_path / "vgg16.pt"
+    torch.jit.script(_FlatLPIPS()).save(str(path))
+    model = _LinearDecoder()
+    result = ppl(model, None, samples=300, lpips=str(path), batch_size=64, epsilon=0.1)
+    # lerp: the images at t and t + eps differ by eps * A (z1 - z0); features repeat grey 3 times, scaled by 255
+    g = torch.Generator().manual_seed(0)
+    lengths = []
+    for i in range(0, 300, 64):
+        b = min(64, 300 - i)
+        z = model.prior.sample(2 * b, generator=g)
+        torch.rand(b, 1, generator=g)  # t, unused: sampling 'end'
+        lengths.append(3 * 255**2 * ((z[b:] - z[:b]) @ model.A.detach().T).pow(2).sum(1).double())
+    d = torch.cat(lengths).numpy()
+    lo, hi = np.sort(d)[int(np.floor(0.01 * 299))], np.sort(d)[int(np.ceil(0.99 * 299))]
+    assert result["ppl"] == pytest.approx(d[(d >= lo) & (d <= hi)].mean(), rel=1e-4)
+    assert result["protocol"]["epsilon"] == 0.1 and result["protocol"]["lpips"]["source"] == "lpips option"
+    assert len(result["protocol"]["lpips"]["sha256"]) == 64

@@ -1,0 +1,164 @@
+"""Latent Bernoulli autoencoder (seed 001): binary codes, the arcsine-law sampler, learning, export, the CLI."""
+
+import json
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+import genzoo
+from conftest import run_cli, write_recipe
+from genzoo.errors import GenzooError
+from genzoo.hub import create_model
+from genzoo.models.lbae import BernoulliCodes, fit_arcsine_sampler, nearest_positive_definite
+from genzoo.recipe import load_recipe
+from genzoo.registry import DATASETS
+from genzoo.train.trainer import Trainer
+
+TINY_LBAE = {
+    "data": {"name": "digits"},
+    "model": {"name": "lbae", "latent_dim": 24, "base_channels": 16, "max_channels": 32, "reconstruction": "bce",
+              "lr": 2e-3},
+    "train": {"batch_size": 50, "steps": 90, "log_every": 15, "sample_every": 90, "checkpoint_every": 90},
+}
+
+# With n samples a second moment of +-1 variables has standard error <= 1/sqrt(n); 20k samples: 0.007.
+SAMPLES, MOMENT_TOL = 20_000, 0.04
+
+
+@pytest.fixture(scope="module")
+def trained_lbae(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lbae")
+    return Trainer(load_recipe(write_recipe(folder, "lbae", base=TINY_LBAE))).fit()
+
+
+def moments(b: torch.Tensor):
+    b = b.double()
+    return b.T @ b / len(b), b.mean(0)
+
+
+def test_codes_are_exactly_plus_minus_one_with_a_straight_through_gradient():
+    model = create_model(TINY_LBAE["model"], None, (1, 8, 8))
+    x = torch.rand(16, 1, 8, 8)
+    codes = model.encode(x)
+    assert set(codes.unique().tolist()) == {-1.0, 1.0} and codes.shape == (16, 24)
+    model.loss(x)[0].backward()
+    assert model.to_code.weight.grad.abs().sum() > 0 and model.encoder[0].weight.grad.abs().sum() > 0
+    assert set(model.prior.sample(50).unique().tolist()) == {-1.0, 1.0}  # unfitted: i.i.d. +-1
+
+
+def correlated_codes(n, z, seed=0, bias=0.0):
+    """Codes from a sign model with known structure: shared factors make bits correlated, offsets bias their means."""
+    g = torch.Generator().manual_seed(seed)
+    factors = torch.randn(n, 3, generator=g)
+    loading = torch.randn(3, z, generator=g)
+    offset = torch.randn(z, generator=g) * bias
+    return torch.where(factors @ loading + offset + 0.5 * torch.randn(n, z, generator=g) >= 0, 1.0, -1.0)
+
+
+def test_cov_sampler_reproduces_second_moments():
+    """Codes of a zero-mean sign-Gaussian model: H is positive definite as it stands, moments come back to 0.04."""
+    train = correlated_codes(5000, 16)
+    sampler = BernoulliCodes(16)
+    assert not sampler.fit(train)
+    d, m = moments(train)
+    samples = sampler.sample(SAMPLES, generator=torch.Generator().manual_seed(1))
+    assert set(samples.unique().tolist()) == {-1.0, 1.0}
+    ds, ms = moments(samples)
+    assert (ds - d).abs().max() < MOMENT_TOL and (ms - m).abs().max() < MOMENT_TOL
+    # i.i.d. +-1 does not: the structure is real
+    dr, _ = moments(sampler.sample(SAMPLES, method="random"))
+    assert (dr - d).abs().max() > 0.3
+
+
+def test_biased_codes_need_the_fix_and_still_come_close():
+    """With biased bits the arcsine matrix is slightly indefinite; after Higham's fix moments agree to 0.1."""
+    train = correlated_codes(5000, 16, bias=0.7)
+    sampler = BernoulliCodes(16)
+    assert sampler.fit(train)
+    d, m = moments(train)
+    ds, ms = moments(sampler.sample(SAMPLES, generator=torch.Generator().manual_seed(1)))
+    assert (ds - d).abs().max() < 0.1 and (ms - m).abs().max() < 0.1
+
+
+def test_too_few_codes_need_the_nearest_positive_definite_fix():
+    train = correlated_codes(12, 40, seed=3)  # fewer codes than bits: G is singular and H is not PD
+    chol, mean, fixed = fit_arcsine_sampler(train)
+    assert fixed and torch.isfinite(chol).all()
+    h = torch.sin(torch.pi / 2 * torch.eye(3, dtype=torch.float64) - 2)  # an indefinite symmetric matrix
+    assert torch.linalg.eigvalsh(h).min() < 0
+    fixed_h = nearest_positive_definite(h)
+    assert torch.linalg.cholesky_ex(fixed_h)[1] == 0 and (fixed_h - fixed_h.T).abs().max() == 0
+    sampler = BernoulliCodes(40)
+    sampler.fit(train)
+    ds, ms = moments(sampler.sample(SAMPLES))
+    d, m = moments(train)
+    # degenerate input: the fix shrinks the moments towards 0 but keeps them (means within 0.2, correlated)
+    assert (ms - m).abs().max() < 0.2 and (ds - d).abs().mean() < 0.1 and torch.corrcoef(torch.stack([ms, m]))[0, 1] > 0.9
+
+
+def test_lbae_learns_and_exports_its_fitted_sampler(trained_lbae):
+    records = [json.loads(line) for line in (trained_lbae / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["loss/reconstruction"] < 0.7 * records[0]["loss/reconstruction"], records
+    model = genzoo.load(trained_lbae)
+    assert model.prior.is_fitted and int(model.prior.fit_images) == 1500
+    # the exported sampler is the one fitted on the training codes of the exported weights
+    train = DATASETS.get("digits")("train")
+    codes = model.encode_dataset(train)
+    assert set(codes.unique().tolist()) == {-1.0, 1.0}
+    _, mean, _ = fit_arcsine_sampler(codes)
+    assert torch.allclose(model.prior.code_mean.double(), mean, atol=1e-6)
+    d, m = moments(codes)
+    ds, ms = moments(model.prior.sample(SAMPLES, generator=torch.Generator().manual_seed(0)))
+    tol = MOMENT_TOL if not fit_arcsine_sampler(codes)[2] else 0.1  # the fix moves them a little (see above)
+    assert (ms - m).abs().max() < tol and (ds - d).abs().max() < tol
+    images = model.sample(6, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (6, 1, 8, 8) and 0 <= images.min() and images.max() <= 1
+
+
+def test_interpolation_and_attribute_change(trained_lbae):
+    model = genzoo.load(trained_lbae)
+    test = DATASETS.get("digits")("test")
+    x = test.images[:4].float() / 255
+    path = model.interpolate(x[:2], x[2:4], steps=5)
+    assert path.shape == (2, 7, 1, 8, 8)
+    assert torch.allclose(path[:, 0], model.reconstruct(x[:2]), atol=1e-6)
+    assert torch.allclose(path[:, -1], model.reconstruct(x[2:4]), atol=1e-6)
+
+    train = DATASETS.get("digits")("train")
+    train.labels = (train.labels == 0).long()  # attribute: "is a zero"
+    direction = model.attribute_direction(train)
+    assert direction.shape == (24,) and direction.abs().max() <= 2
+    threshold = float(direction.abs().sort().values[-6])  # the 6 most telling bits
+    changed = model.change_attribute(x, direction, threshold=threshold - 1e-6)
+    assert changed.shape == x.shape
+    set_codes = torch.where(direction.abs() >= threshold, torch.sign(direction), model.encode(x))
+    assert torch.allclose(changed, model.decode(set_codes))
+    steps = model.change_attribute(x, direction, threshold=threshold - 1e-6, steps=4)
+    assert steps.shape == (4, 6, 1, 8, 8) and torch.allclose(steps[:, -1], changed)
+    with pytest.raises(GenzooError, match="no labels"):
+        train.labels = None
+        model.attribute_direction(train)
+
+
+def test_lbae_refuses_a_prior_section_and_odd_sizes(tmp_path):
+    with pytest.raises(GenzooError, match="takes no prior"):
+        load_recipe(write_recipe(tmp_path, "p", base={**TINY_LBAE, "prior": {"name": "gaussian"}}))
+    with pytest.raises(GenzooError, match="divisible by 8"):
+        create_model({"name": "lbae", "latent_dim": 8, "levels": 2}, None, (1, 28, 30))
+    # MNIST padded to 32x32 as the reference does
+    model = create_model({"name": "lbae", "latent_dim": 200, "decoder_start_channels": 1}, None, (1, 32, 32))
+    assert model.decode(model.encode(torch.rand(2, 1, 32, 32))).shape == (2, 1, 32, 32)
+    assert model.decoder_input == (1, 4, 4) and math.prod(model.feature_shape) == 256 * 16
+
+
+def test_sample_and_reconstruct_commands(trained_lbae, tmp_path):
+    run_cli("sample", trained_lbae, "-n", "10", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs",
+            "--seed", "2")
+    files = sorted((tmp_path / "imgs").glob("*.png"))
+    assert len(files) == 10 and Image.open(files[0]).size == (8, 8)
+    assert Image.open(tmp_path / "grid.png").size[0] > 8 * 3
+    run_cli("reconstruct", trained_lbae, "-n", "8", "--out", tmp_path / "rec.png")
+    w, h = Image.open(tmp_path / "rec.png").size
+    assert h > w / 8 * 1.5
