@@ -1,4 +1,4 @@
-"""Image datasets: decoding JPEGs (one thread vs the thread pool) against loading the decoded-image cache.
+"""Image datasets: decoding JPEGs (one process vs genzoo's pool) against loading the decoded-image cache.
 
     python bench/decode_cache.py [--cifar ../shared/data/cifar10-jpeg --celeba ../shared/data/celeba-10k]
 
@@ -39,7 +39,7 @@ def main():
 
     cases = [("CIFAR-10 JPEG tarball, 60k images 32x32", "cifar10", dict(root=str(args.cifar), download=False)),
              ("CelebA 10k tarball, 89x109 -> 64x64", "celeba", dict(root=str(args.celeba), size=64))]
-    print(f"| data set | decode, 1 thread | decode, {os.cpu_count()} threads | cached | speed-up vs threads |")
+    print(f"| data set | decode, 1 process | decode, pool of {min(8, os.cpu_count())} | cached | cached vs pool |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["GENZOO_CACHE"] = tmp

@@ -284,3 +284,16 @@ def test_mnist_padded_and_resized():
     assert padded.images[:, :, :2].sum() == 0
     resized = DATASETS.get("mnist")("test", root=str(root), download=False, size=64)
     assert resized.image_shape == (1, 64, 64) and abs(resized.images.float().mean() - plain.images.float().mean()) < 1
+
+
+def test_the_process_pool_decodes_in_order_and_names_a_broken_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(module, "POOL_MIN_IMAGES", 8)
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(40):
+        Image.new("L", (6, 6), i * 5).save(root / f"{i:03d}.png")
+    ds = DATASETS.get("image_folder")("train", root=str(root), channels=1, test_fraction=0.0, cache=False)
+    assert ds.images[:, 0, 0, 0].tolist() == [i * 5 for i in range(40)]
+    (root / "031.png").write_bytes(b"broken")
+    with pytest.raises(GenzooError, match="image '031.png'.*cannot be decoded"):
+        module.decode_images([(p.name, p) for p in sorted(root.iterdir())], module.Decode(1), str(root), workers=2)

@@ -127,8 +127,11 @@ def test_interpolation_and_attribute_change(trained_lbae):
     assert torch.allclose(path[:, -1], model.reconstruct(x[2:4]), atol=1e-6)
 
     train = DATASETS.get("digits")("train")
-    train.labels = (train.labels == 0).long()  # attribute: "is a zero"
-    direction = model.attribute_direction(train)
+    direction = model.attribute_direction(train, attribute=0)  # class labels: the attribute "is a zero"
+    train.labels = (train.labels == 0).long()
+    assert torch.equal(model.attribute_direction(train), direction)  # the same as a 0/1 label
+    line = model.line_codes(model.encode(x[:1])[0], model.encode(x[1:2])[0], 5)
+    assert line.shape == (5, 24) and set(line.unique().tolist()) <= {-1.0, 1.0}
     assert direction.shape == (24,) and direction.abs().max() <= 2
     threshold = float(direction.abs().sort().values[-6])  # the 6 most telling bits
     changed = model.change_attribute(x, direction, threshold=threshold - 1e-6)
@@ -153,7 +156,7 @@ def test_lbae_refuses_a_prior_section_and_odd_sizes(tmp_path):
     assert model.decoder_input == (1, 4, 4) and math.prod(model.feature_shape) == 256 * 16
 
 
-def test_sample_and_reconstruct_commands(trained_lbae, tmp_path):
+def test_sample_reconstruct_and_attribute_commands(trained_lbae, tmp_path):
     run_cli("sample", trained_lbae, "-n", "10", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs",
             "--seed", "2")
     files = sorted((tmp_path / "imgs").glob("*.png"))
@@ -162,3 +165,8 @@ def test_sample_and_reconstruct_commands(trained_lbae, tmp_path):
     run_cli("reconstruct", trained_lbae, "-n", "8", "--out", tmp_path / "rec.png")
     w, h = Image.open(tmp_path / "rec.png").size
     assert h > w / 8 * 1.5
+    proc = run_cli("attribute", trained_lbae, "0", "-n", "3", "--steps", "4", "--out", tmp_path / "attr.png")
+    w, h = Image.open(tmp_path / "attr.png").size
+    assert w > h and "added '0'" in proc.stdout  # 3 rows of 6: reconstruction, 4 steps, changed
+    proc = run_cli("attribute", trained_lbae, "Smiling", check=False)
+    assert proc.returncode == 1 and "no attribute 'Smiling'" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,7 +1,7 @@
 """Image-file datasets: CIFAR-10, CelebA and any folder of images, decoded once into the in-memory ImageDataset.
 
 Sources are folders (searched recursively) or archives (.tar, .tar.gz, .tgz, .zip) read without extracting.
-Decoding runs on a thread pool (Pillow releases the GIL while it decodes and resizes). The decoded uint8 array is
+Decoding runs on a pool of forked processes (threads on systems without fork). The decoded uint8 array is
 cached as an .npz (no pickle) in $GENZOO_CACHE, else $XDG_CACHE_HOME/genzoo/decoded, else ~/.cache/genzoo/decoded,
 keyed by a hash of the file list (names, sizes, modification times; for an archive its path, size and time) and
 of the decoding options, and written atomically; `cache: false` turns it off. Both splits share one cache file.
@@ -89,39 +89,62 @@ class Decode:
         return (a[..., None] if a.ndim == 2 else a).transpose(2, 0, 1)
 
 
+def _decode_one(decode: Callable[[object], np.ndarray], name: str, source, where: str) -> np.ndarray:
+    try:
+        return decode(source)
+    except Exception as exc:  # PIL raises many types for broken files
+        raise GenzooError(f"image '{name}' in '{where}' cannot be decoded ({type(exc).__name__}: {exc})",
+                          "delete or replace that file (and run again)") from None
+
+
+def _decode_chunk(decode, chunk, where) -> list[np.ndarray]:
+    return [_decode_one(decode, name, source, where) for name, source in chunk]
+
+
+POOL_MIN_IMAGES = 2048  # below this a pool costs more than it saves
+
+
 def decode_images(items: list[tuple[str, object]], decode: Callable[[object], np.ndarray], where: str,
                   workers: int | None = None) -> np.ndarray:
-    """Decode [(name, path or bytes)] into one uint8 array (N, C, H, W) on a thread pool."""
+    """Decode [(name, path or bytes)] into one uint8 array (N, C, H, W), in chunks on a pool of processes.
+
+    Processes, not threads: for small images (CIFAR's 32x32) Pillow's per-call Python work dominates and threads
+    only contend for the GIL (measured: 2 threads 1.4x slower than 1 on CIFAR-10, 2 forked processes 1.4x faster).
+    Forked workers need no re-import; where fork is unavailable (macOS, Windows) a thread pool is used.
+    """
+    import multiprocessing
+    import sys
+
     if not items:
         raise GenzooError(f"no images found in '{where}'", f"image files end in {', '.join(sorted(IMAGE_SUFFIXES))}")
-
-    def one(item):
-        name, source = item
-        try:
-            return decode(source)
-        except Exception as exc:  # PIL raises many types for broken files
-            raise GenzooError(f"image '{name}' in '{where}' cannot be decoded ({type(exc).__name__}: {exc})",
-                              "delete or replace that file (and run again)") from None
-
-    first = one(items[0])
+    first = _decode_one(decode, *items[0], where)
     out = np.empty((len(items), *first.shape), dtype=np.uint8)
     out[0] = first
 
-    def fill(i):
-        a = one(items[i])
-        if a.shape != first.shape:
-            raise GenzooError(f"images in '{where}' differ in size: '{items[0][0]}' is {_hw(first)} but "
-                              f"'{items[i][0]}' is {_hw(a)}", "set data.size to resize them all to one square size")
-        out[i] = a
+    def place(start, arrays):
+        for k, a in enumerate(arrays):
+            if a.shape != first.shape:
+                raise GenzooError(f"images in '{where}' differ in size: '{items[0][0]}' is {_hw(first)} but "
+                                  f"'{items[start + k][0]}' is {_hw(a)}", "set data.size to resize them all to one square size")
+            out[start + k] = a
 
-    workers = workers or min(32, os.cpu_count() or 1)
-    if workers <= 1 or len(items) < 64:
-        for i in range(1, len(items)):
-            fill(i)
+    workers = workers or min(8, os.cpu_count() or 1)
+    rest = items[1:]
+    if workers <= 1 or len(items) < POOL_MIN_IMAGES:
+        place(1, _decode_chunk(decode, rest, where))
+        return out
+    size = max(64, -(-len(rest) // (4 * workers)))
+    starts = list(range(0, len(rest), size))
+    chunks = [rest[i:i + size] for i in starts]
+    if sys.platform.startswith("linux"):
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     else:
-        with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(fill, range(1, len(items)), chunksize=256):
-                pass
+        pool = ThreadPoolExecutor(workers)
+    with pool:
+        for start, arrays in zip(starts, pool.map(_decode_chunk, [decode] * len(chunks), chunks, [where] * len(chunks))):
+            place(1 + start, arrays)
     return out
 
 

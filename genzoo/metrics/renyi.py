@@ -265,27 +265,36 @@ def _triu_idx(m: int, device: str):
     return torch.triu_indices(m, m, 1, device=device)
 
 
-def _median64(z: torch.Tensor) -> torch.Tensor:
-    """Median pairwise distance of the rows of z (float64, detached), shape z.shape[:-2]."""
-    z = z.detach()
-    m = z.shape[-2]
+def _median_d2(d2: torch.Tensor) -> torch.Tensor:
+    """Median of √d2 over the strict upper triangle of a (..., m, m) squared-distance matrix (detached)."""
+    d2 = d2.detach()
+    m = d2.shape[-1]
     if m < 2:
-        return torch.ones(z.shape[:-2], dtype=_F64, device=z.device)
-    d2, _ = _sqdist(z)
-    iu = _triu_idx(m, str(z.device))
+        return torch.ones(d2.shape[:-2], dtype=_F64, device=d2.device)
+    iu = _triu_idx(m, str(d2.device))
     v = d2[..., iu[0], iu[1]]
     npairs = v.shape[-1]
     k = (npairs - 1) // 2
-    lo = v.kthvalue(k + 1, dim=-1).values.sqrt()
+    lo2 = v.kthvalue(k + 1, dim=-1).values
     if npairs % 2 == 0:
-        hi = v.kthvalue(k + 2, dim=-1).values.sqrt()
-        med = 0.5 * (lo + hi)
+        # the (k+2)-th smallest: lo2 again if it is repeated, else the smallest value above it
+        above = torch.where(v > lo2[..., None], v, torch.full_like(v, math.inf)).amin(-1)
+        ties = (v <= lo2[..., None]).sum(-1) >= k + 2
+        med = 0.5 * (lo2.sqrt() + torch.where(ties, lo2, above).sqrt())
     else:
-        med = lo
+        med = lo2.sqrt()
     # degenerate samples (more than half of the pairs coincide): fall back to the mean distance, then to 1
     mean = v.sqrt().mean(dim=-1)
     med = torch.where(med > 0, med, mean)
     return torch.where(med > 0, med, torch.ones_like(med))
+
+
+def _median64(z: torch.Tensor) -> torch.Tensor:
+    """Median pairwise distance of the rows of z (float64, detached), shape z.shape[:-2]."""
+    z = z.detach()
+    if z.shape[-2] < 2:
+        return torch.ones(z.shape[:-2], dtype=_F64, device=z.device)
+    return _median_d2(_sqdist(z)[0])
 
 
 def median_bandwidth(x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -304,11 +313,14 @@ def median_bandwidth(x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch
     return _median64(x64).to(out)
 
 
-def _resolve_sigma(sigma: Sigma, *pts: torch.Tensor):
-    """Return σ as a float64 tensor broadcastable against (..., n, m) Gram matrices."""
+def _resolve_sigma(sigma: Sigma, *pts: torch.Tensor, d2: Optional[torch.Tensor] = None):
+    """Return σ as a float64 tensor broadcastable against (..., n, m) Gram matrices.  For "median", d2 may
+    be the precomputed squared distances of the pooled points (saves recomputing them)."""
     if isinstance(sigma, str):
         if sigma != "median":
             raise ValueError(f"sigma must be a positive number, a tensor or 'median' (got {sigma!r})")
+        if d2 is not None:
+            return _median_d2(d2)[..., None, None]
         z = pts[0] if len(pts) == 1 else torch.cat(_broadcast_pair(pts[0], pts[1]), dim=-2)
         return _median64(z)[..., None, None]
     if isinstance(sigma, torch.Tensor):
@@ -355,10 +367,19 @@ def gram_matrix(
 
 
 def _normalize64(k: torch.Tensor) -> torch.Tensor:
-    """K_ij / (n √(K_ii K_jj)) for a square (..., n, n) kernel matrix."""
-    n = k.shape[-1]
-    dg = torch.diagonal(k, dim1=-2, dim2=-1).clamp_min(torch.finfo(_F64).tiny).rsqrt()
-    return k * dg[..., :, None] * dg[..., None, :] / n
+    """K_ij / (n √(K_ii K_jj)) for a square (..., n, n) kernel matrix of this module.  Both kernels have
+    K_ii = exp(0) = 1 exactly (the diagonal of the distance matrix is exactly 0, with zero gradient), so
+    this is K / n; a kernel without unit diagonal would need the general formula."""
+    return k / k.shape[-1]
+
+
+def _pooled_kernel(x64, y64, kernel, sigma):
+    """Unit-diagonal Gram matrix of Z = [x; y] and the σ used (median of Z's pairwise distances when
+    sigma="median", from the same distance matrix)."""
+    z = torch.cat([x64, y64], dim=-2)
+    d2, scale = _sqdist(z)
+    s = _resolve_sigma(sigma, z, d2=d2)
+    return _kernel64(d2, scale, kernel, s), s
 
 
 def normalized_gram(x: torch.Tensor, kernel: str = "gaussian", sigma: Sigma = 1.0) -> torch.Tensor:
@@ -409,28 +430,46 @@ def _power_region(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) 
     return lam > 0 if p >= 1 else lam >= eps
 
 
-def _loewner(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> torch.Tensor:
-    """Loewner matrix Γ_ij = (g(λ_i) - g(λ_j)) / (λ_i - λ_j), Γ_ii = g'(λ_i), computed stably."""
-    g, dg = _g(lam, p, eps, trunc)
-    a, b = lam[..., :, None], lam[..., None, :]
-    # generic pieces: direct quotient, or the derivative at the midpoint when the gap is tiny
+def _divided_differences(a, b, p, eps, trunc):
+    """(g(a) - g(b)) / (a - b) by the direct quotient, or g' at the midpoint when the relative gap is
+    below 1e-6 (error ~1e-10 relative either way); used where an eigenvalue is outside the power region."""
+    ga, _ = _g(a, p, eps, trunc)
+    gb, _ = _g(b, p, eps, trunc)
     diff = a - b
-    scale = torch.maximum(torch.maximum(a.abs(), b.abs()), torch.full_like(diff, eps))
-    close = diff.abs() <= _CLOSE * scale
-    direct = (g[..., :, None] - g[..., None, :]) / torch.where(close, torch.ones_like(diff), diff)
+    close = diff.abs() <= _CLOSE * torch.maximum(a.abs(), b.abs()).clamp_min(eps)
+    direct = (ga - gb) / torch.where(close, torch.ones_like(diff), diff)
     _, dmid = _g(0.5 * (a + b), p, eps, trunc)
-    gam = torch.where(close, dmid, direct)
-    # both in the power region: λ_j^(p-1) expm1(p t)/expm1(t), t = log(λ_i/λ_j), exact to rounding
+    return torch.where(close, dmid, direct)
+
+
+@functools.lru_cache(maxsize=32)
+def _upper_mask(n: int, device: str):
+    return torch.ones(n, n, dtype=torch.bool, device=device).triu()
+
+
+def _loewner(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> torch.Tensor:
+    """Loewner matrix Γ_ij = (g(λ_i) - g(λ_j)) / (λ_i - λ_j), Γ_ii = g'(λ_i), for ascending λ (eigh).
+
+    Between eigenvalues of the power region (g = λ^p): Γ_ij = λ_>^(p-1) expm1(p t)/expm1(t) with
+    t = -|log λ_i - log λ_j| ≤ 0 and λ_> the larger one, exact to rounding for any gap (t = 0 gives p)
+    and free of overflow.  The rows/columns of the (leading, since λ is sorted) eigenvalues outside the
+    power region use _divided_differences."""
+    n = lam.shape[-1]
     reg = _power_region(lam, p, eps, trunc)
-    both = reg[..., :, None] & reg[..., None, :]
-    one = torch.ones_like(diff)
-    aa, bb = torch.where(both, a.expand_as(diff), one), torch.where(both, b.expand_as(diff), one)
-    t = torch.log(aa / bb)
-    tz = t == 0
-    ts = torch.where(tz, one, t)
-    ratio = torch.where(tz, torch.full_like(t, p), torch.expm1(p * ts) / torch.expm1(ts))
-    exact = bb.pow(p - 1.0) * ratio
-    return torch.where(both, exact, gam)
+    k = int((~reg).sum(-1).max()) if lam.numel() else 0
+    lt = lam.clamp_min(eps if eps > 0 else torch.finfo(_F64).tiny)
+    logl = lt.log()
+    t = logl[..., :, None] - logl[..., None, :]
+    t = t.abs_().neg_()
+    gam = torch.expm1(t * p).div_(torch.expm1(t))
+    gam = torch.nan_to_num_(gam, nan=p)  # t = 0: the limit p
+    bp = lt.pow(p - 1.0)
+    gam.mul_(torch.where(_upper_mask(n, str(lam.device)), bp[..., None, :], bp[..., :, None]))
+    if k:
+        strip = _divided_differences(lam[..., :k, None], lam[..., None, :], p, eps, trunc)
+        gam[..., :k, :] = strip
+        gam[..., :, :k] = strip.mT
+    return gam
 
 
 def _sym(s: torch.Tensor) -> torch.Tensor:
@@ -509,30 +548,34 @@ class _BilinearTrace(torch.autograd.Function):
         return gs1, gb_, gs2, None, None, None, None
 
 
-class _TraceProdPow(torch.autograd.Function):
-    """T = tr(P g_p(S)) for PSD P and symmetric S, evaluated as Σ_j g_p(λ_j) max(v_jᵀ P v_j, 0): a sum of
-    non-negative terms, so a negative power of an ill-conditioned S cannot make it cancel to ≤ 0 (the
-    element-wise Σ P∘g_p(S) can).  Gradients: g_p(S) for P, Daleckii–Krein for S."""
+class _TraceSandwichPow(torch.autograd.Function):
+    """T = tr(F B g_p(S) Bᵀ) for PSD F (n1×n1), B (n1×n2, identity when None), symmetric S (n2×n2).
+
+    Evaluated as Σ_j g_p(λ_j) max(u_jᵀ F u_j, 0), u_j = B v_j: a sum of non-negative terms, so a negative
+    power of an ill-conditioned S cannot make it cancel to ≤ 0 (the element-wise Σ (BᵀFB)∘g_p(S) can).
+    Backward: B g(S) Bᵀ for F, 2 F B g(S) for B, Daleckii–Krein for S."""
 
     @staticmethod
-    def forward(ctx, pm, s, p, eps, trunc):
+    def forward(ctx, f, b, s, p, eps, trunc):
         lam, v = _eigh(s)
         g, _ = _g(lam, p, eps, trunc)
-        pv = _sym(pm) @ v
-        t = (g * (v * pv).sum(-2).clamp_min(0.0)).sum(-1)
-        ctx.save_for_backward(lam, v, pv, g)
-        ctx.p, ctx.eps, ctx.trunc = p, eps, trunc
+        bv = v if b is None else b @ v
+        fbv = _sym(f) @ bv
+        t = (g * (bv * fbv).sum(-2).clamp_min(0.0)).sum(-1)
+        ctx.save_for_backward(lam, v, bv, fbv, g)
+        ctx.p, ctx.eps, ctx.trunc, ctx.has_b = p, eps, trunc, b is not None
         return t
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        lam, v, pv, g = ctx.saved_tensors
-        c = grad[..., None, None]
-        gp = (v * (c * g[..., None, :])) @ v.mT
-        inner = v.mT @ pv
-        gs = v @ (c * _loewner(lam, ctx.p, ctx.eps, ctx.trunc) * _sym(inner)) @ v.mT
-        return gp, gs, None, None, None
+        lam, v, bv, fbv, g = ctx.saved_tensors
+        cg = (grad[..., None] * g)[..., None, :]
+        gf = (bv * cg) @ bv.mT
+        inner = _sym(bv.mT @ fbv)
+        gs = v @ (grad[..., None, None] * _loewner(lam, ctx.p, ctx.eps, ctx.trunc) * inner) @ v.mT
+        gb = (2.0 * fbv * cg) @ v.mT if ctx.has_b else None
+        return gf, gb, gs, None, None, None
 
 
 def _is_int(a: float) -> bool:
@@ -663,7 +706,16 @@ def _paired_grams(x, y, kernel, sigma, what):
     _same_dim(x64, y64, what)
     _same_n(x64, y64, what, "; use pooled_divergence for samples of different sizes")
     x64, y64 = _broadcast_pair(x64, y64)
-    s = _resolve_sigma(sigma, x64, y64)
+    return _paired_k(x64, y64, kernel, sigma)
+
+
+def _paired_k(x64, y64, kernel, sigma):
+    """Normalised Gram matrices κ1, κ2 of x and y with one σ."""
+    if isinstance(sigma, str):  # "median": one pooled distance matrix serves σ and both blocks
+        n = x64.shape[-2]
+        k, _ = _pooled_kernel(x64, y64, kernel, sigma)
+        return k[..., :n, :n] / n, k[..., n:, n:] / n
+    s = _resolve_sigma(sigma, x64)
     return _normalize64(_gram64(x64, None, kernel, s)), _normalize64(_gram64(y64, None, kernel, s))
 
 
@@ -674,7 +726,7 @@ def _trace(s):
 def _bipartite64(k1, k2, alpha, eps, fast):
     if fast and _is_int(alpha):
         # κ1^α by products; only κ2^(1-α) (a non-positive power) needs an eigendecomposition
-        t = _TraceProdPow.apply(_int_power(k1, int(alpha)), k2, 1.0 - alpha, eps, False)
+        t = _TraceSandwichPow.apply(_int_power(k1, int(alpha)), None, k2, 1.0 - alpha, eps, False)
     else:
         t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps, False)
     return (torch.log(t) - torch.log(_trace(k1))) / (alpha - 1.0)
@@ -726,24 +778,23 @@ def mirrored_divergence(
     return _mirrored64(k1, k2, alpha, eps, fast_path).to(out)
 
 
-def _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast):
-    nx, ny = x64.shape[-2], y64.shape[-2]
-    m = nx + ny
-    z = torch.cat([x64, y64], dim=-2)
-    k = _normalize64(_gram64(z, None, kernel, s)) * m  # unit diagonal
+def _pooled64(k, nx, alpha, mix, eps, fast):
+    """The pooled divergence from the unit-diagonal Gram matrix k of Z = [x; y] (x: the first nx rows)."""
+    m = k.shape[-1]
+    ny = m - nx
     sp = k[..., :nx, :nx] / nx  # nonzero spectrum of K^½ D_X K^½
     if mix == 0.0:
         sq = k[..., nx:, nx:] / ny
         b = k[..., :nx, nx:] / math.sqrt(nx * ny)
     else:
-        q = torch.full((m,), mix / m, dtype=_F64, device=z.device)
+        q = torch.full((m,), mix / m, dtype=_F64, device=k.device)
         q[nx:] += (1.0 - mix) / ny
         rq = q.sqrt()
         sq = k * rq[:, None] * rq[None, :]
         b = k[..., :nx, :] * (rq / math.sqrt(nx))[None, :]
     if fast and _is_int(alpha):  # α - 1 ≥ 1 is an integer power: products for the X side
         f = _int_power(sp, int(alpha) - 1)
-        t = _TraceProdPow.apply(b.mT @ f @ b, sq, -alpha, eps, True)
+        t = _TraceSandwichPow.apply(f, b, sq, -alpha, eps, True)
     else:
         t = _BilinearTrace.apply(sp, b, sq, alpha - 1.0, -alpha, eps, True)
     return (torch.log(t) - torch.log(_trace(sp))) / (alpha - 1.0)
@@ -766,7 +817,7 @@ def _pooled_setup(x, y, kernel, sigma, alpha, mix):
     x64, y64 = _check_points(x, "x"), _check_points(y, "y")
     _same_dim(x64, y64, "pooled_divergence")
     x64, y64 = _broadcast_pair(x64, y64)
-    return x64, y64, _resolve_sigma(sigma, x64, y64), mix
+    return x64, y64, mix
 
 
 def pooled_divergence(
@@ -790,8 +841,9 @@ def pooled_divergence(
     (for any mix).  Computed without any (n_x+n_y)² eigendecomposition when mix = 0."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
-    x64, y64, s, mix = _pooled_setup(x, y, kernel, sigma, alpha, mix)
-    return _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast_path).to(out)
+    x64, y64, mix = _pooled_setup(x, y, kernel, sigma, alpha, mix)
+    k, _ = _pooled_kernel(x64, y64, kernel, sigma)
+    return _pooled64(k, x64.shape[-2], alpha, mix, eps, fast_path).to(out)
 
 
 def divergence(
@@ -839,19 +891,20 @@ def cross_entropy(
     x64, y64 = _check_points(x, "x"), _check_points(y, "y")
     _same_dim(x64, y64, "cross_entropy")
     x64, y64 = _broadcast_pair(x64, y64)
-    s = _resolve_sigma(sigma, x64, y64)
+    nx = x64.shape[-2]
     if measure == "pooled":
         mix = _check_pooled(alpha, mix)
-        div = _pooled64(x64, y64, kernel, s, alpha, mix, eps, fast_path)
+        k, _ = _pooled_kernel(x64, y64, kernel, sigma)
+        k1 = k[..., :nx, :nx] / nx
+        div = _pooled64(k, nx, alpha, mix, eps, fast_path)
     else:
         if mix != 0.0:
             raise ValueError(f"mix applies to measure='pooled' only (got mix={mix}); use mix=0")
         _same_n(x64, y64, f"the {measure} measure", "; use measure='pooled' for samples of different sizes")
-        k1 = _normalize64(_gram64(x64, None, kernel, s))
-        k2 = _normalize64(_gram64(y64, None, kernel, s))
+        k1, k2 = _paired_k(x64, y64, kernel, sigma)
         fn = _bipartite64 if measure == "bipartite" else _mirrored64
         div = fn(k1, k2, alpha, eps, fast_path)
-    ent = _entropy_from(_normalize64(_gram64(x64, None, kernel, s)), alpha, eps, fast_path)
+    ent = _entropy_from(k1, alpha, eps, fast_path)
     return (ent + div).to(out)
 
 

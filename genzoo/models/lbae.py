@@ -350,25 +350,26 @@ class LBAE(GenerativeAutoencoder):
         (the reference's `int`); unfitted, along a Hamming path flipping the differing bits in a fixed order.
         """
         b0, b1 = self.encode(x0), self.encode(x1)
-        rows = []
-        t = torch.linspace(0, 1, steps, device=b0.device)
-        for c0, c1 in zip(b0, b1):
-            if self.prior.is_fitted:
-                v = slerp(t.double(), self.prior.direction(c0), self.prior.direction(c1))
-                mid = self.prior.codes_along(v.float())
-            else:
-                mid = hamming_path(c0, c1, steps)
-            rows.append(torch.cat([c0[None], mid, c1[None]]))
-        codes = torch.stack(rows)
+        codes = torch.stack([torch.cat([c0[None], self.line_codes(c0, c1, steps), c1[None]]) for c0, c1 in zip(b0, b1)])
         return self.decode(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])
+
+    @torch.no_grad()
+    def line_codes(self, c0: torch.Tensor, c1: torch.Tensor, steps: int) -> torch.Tensor:
+        """`steps` binary codes (steps, z) between codes c0 and c1: along the great circle between their sphere
+        directions when the sampler is fitted (the reference's `int`), else a Hamming path. For a code-space
+        interpolation tool: a straight line between +-1 codes would leave the codes the decoder was trained on."""
+        if not self.prior.is_fitted:
+            return hamming_path(c0, c1, steps)
+        t = torch.linspace(0, 1, steps, dtype=torch.float64, device=c0.device)
+        return self.prior.codes_along(slerp(t, self.prior.direction(c0), self.prior.direction(c1)).float())
 
     # -- attribute change ------------------------------------------------------------------------------------
     @torch.no_grad()
     def attribute_direction(self, dataset, attribute: int | None = None, limit: int | None = None) -> torch.Tensor:
         """Mean code of the images with an attribute minus that of the images without it, (z,) in [-2, 2].
 
-        `dataset.labels` is (N,) (nonzero = has it) or (N, A) with `attribute` choosing the column (CelebA's 40
-        attributes in {0, 1}).
+        `dataset.labels` is (N, A) with `attribute` choosing the column (CelebA's 40 attributes in {0, 1}; nonzero
+        = has it), or (N,) class labels where the attribute is `label == attribute` (nonzero if not given).
         """
         if dataset.labels is None:
             raise GenzooError(f"dataset '{dataset.name}' has no labels", "give the data an attributes/labels file")
@@ -377,6 +378,8 @@ class LBAE(GenerativeAutoencoder):
             if attribute is None or not 0 <= attribute < labels.shape[1]:
                 raise GenzooError(f"choose an attribute column 0..{labels.shape[1] - 1}", "pass attribute=<index>")
             labels = labels[:, attribute]
+        elif attribute is not None:
+            labels = (labels == attribute).long()
         was_training = self.training
         self.eval()
         codes = self.encode_dataset(dataset, limit)
