@@ -26,58 +26,77 @@ arXiv 2109.11737)
 
 Design
 ------
-*Pooled formulation without 2n×2n eigendecompositions.*  With Φ a feature map (ΦΦᵀ = K) the operators
-are C_X = Φ_Xᵀ Φ_X / n_x and C_Y = Φ_Yᵀ Φ_Y / n_y, and K^½ D_X K^½ is unitarily similar to C_X.  If
-K_XX/n_x = U diag(λ) Uᵀ then C_X^γ = Φ_Xᵀ U diag(λ^(γ-1)) Uᵀ Φ_X / n_x, and since Φ_X Φ_Yᵀ = K_XY,
+*Pooled formulation without (n_x+n_y)² eigendecompositions.*  With Φ a feature map (ΦΦᵀ = K) the
+operators are C_X = Φ_Xᵀ Φ_X / n_x and C_Y = Φ_Yᵀ Φ_Y / n_y, and K^½ D_X K^½ is unitarily similar to C_X.
+If K_XX/n_x = U diag(λ) Uᵀ then C_X^γ = Φ_Xᵀ U diag(λ^(γ-1)) Uᵀ Φ_X / n_x, and since Φ_X Φ_Yᵀ = K_XY,
 
     tr(C_X^α C_Y^(1-α)) = Σ_ij λ_i^(α-1) μ_j^(-α) (Uᵀ B W)_ij²,   B = K_XY / √(n_x n_y),
 
 where K_YY/n_y = W diag(μ) Wᵀ.  So the estimator needs one n_x×n_x and one n_y×n_y eigendecomposition
-(each ~8x cheaper than the (n_x+n_y)² one of the literal formula) plus two matrix products.  The n
-structural zero eigenvalues of K^½ D_X K^½ never appear, so no clamp touches them (the literal formula
-clamps them to ε, which biases the value by ~n ε^α).  Each term equals λ_i^α μ_j^(1-α) cos²(v_i, w_j) of
-unit feature-space eigenvectors, so it is bounded even where λ^(α-1) or μ^(-α) is large.
+(each ~6-8x cheaper than the (n_x+n_y)² one of the literal formula, which would also need K^½) plus two
+matrix products.  The n structural zero eigenvalues of K^½ D_X K^½ never appear.  Each term equals
+λ_i^α μ_j^(1-α) cos²(v_i, w_j) of unit feature-space eigenvectors, so it is bounded even where λ^(α-1)
+or μ^(-α) is large.  An eigenvalue of K_XX/n_x (or of the Y-side matrix) that is (numerically) zero is
+not a direction of the operator at all (Φᵀu = 0), so in this formula the negative powers use
+pseudo-inverse semantics: eigenvalues below ``eps`` are dropped, with a C¹ smoothstep between eps and
+2 eps (clamping them instead multiplies round-off in W by eps^(-α): measured, the divergence of a sample
+with itself came out as 15 instead of 0 at α = 2, mix = 0.25).  The dropped terms are bounded by
+~eps^min(α,1-α) (α < 1) or ~eps^(2-α) (mix, 1 < α < 2).
 
 *α ≥ 1 for the pooled measure.*  C_X and C_Y have different supports (rank n_x and n_y inside an
-(n_x+n_y)-dimensional span) so tr(C_X^α C_Y^(1-α)) is infinite for α ≥ 1: only the eigenvalue clamp
+(n_x+n_y)-dimensional span) so tr(C_X^α C_Y^(1-α)) is infinite for α ≥ 1: only an eigenvalue clamp
 would set its value.  ``pooled_divergence`` therefore raises for α ≥ 1 unless ``mix > 0``, which replaces
 C_Y by (1-mix) C_Y + mix C_Z, C_Z = Φᵀ Φ / (n_x+n_y) the covariance of the pooled sample.  C_Z
 dominates C_X (C_X ≤ (n_x+n_y)/n_x · C_Z), so the divergence is finite, bounded by
-log((n_x+n_y)/(mix n_x)) for 1 < α ≤ 2, and it is still 0 for identical samples.  Computationally
-(1-mix) C_Y + mix C_Z = Φᵀ diag(q) Φ with weights q on all rows, handled by the same formula with an
-(n_x+n_y)² eigendecomposition for the Y side.
+log((n_x+n_y)/(mix n_x)) for 1 < α ≤ 2, and still 0 for identical samples; it is continuous in mix
+(→ the plain estimator as mix → 0 for α < 1).  Computationally (1-mix) C_Y + mix C_Z = Φᵀ diag(q) Φ with
+weights q on all rows: the same formula with an (n_x+n_y)² eigendecomposition for the Y side.
+Measured limitations, tested: at α = 2 the mixed value is exactly log((n_x+n_y)/(mix n_x)) for any data
+whose pooled Gram matrix is invertible (tr(C_X² C_Y'^-1) = Σ_i p_i²/q_i), i.e. uninformative; for α > 2
+it is dominated by the smallest eigenvalues of the Y side (the Petz quantity is not controlled by
+domination there) and is not recommended.  Use 1 < α < 2 with mix, or α < 1 (α = 0.5 separated same- from
+shifted/rescaled distributions best in our checks, n = 128, d = 8).
 
-*Gradients (why not autograd through torch.linalg.eigh).*  eigh's backward divides by λ_i - λ_j; with
-duplicated rows (a common event for encoder codes, and exact for Gram matrices of repeated points) the
-eigenvalues coincide and the backward returns inf/NaN (measured: ``torch.linalg.eigh`` autograd through
-Σ λ_i^½ of the Gram matrix of 8 points with one duplicate gives NaN gradients; jitter of 1e-10 on the
-diagonal gives finite but 1e+5-scale noise, and shifts the value).  Every spectral quantity here is a
-trace function, tr g(S) or tr(f(S1) B g(S2) Bᵀ), whose derivative does not need eigenvector derivatives:
-d tr g(S) = tr(g'(S) dS) and, for the bilinear traces, the Daleckii–Krein formula
-d f(S) = V (Γ ∘ (Vᵀ dS V)) Vᵀ with the Loewner matrix Γ_ij = (f(λ_i) - f(λ_j)) / (λ_i - λ_j),
-Γ_ii = f'(λ_i).  Γ is computed with stable divided differences (λ_j^(p-1) expm1(p t)/expm1(t),
-t = log(λ_i/λ_j), for powers; a midpoint derivative for near-equal eigenvalues elsewhere), so it stays
-finite and accurate for equal eigenvalues and the result does not depend on the (arbitrary) eigenbasis of
-a repeated eigenvalue.  These are custom ``torch.autograd.Function``s (first-order only: no double
-backward).
+*The paired (published) measures only see each sample's own Gram matrix*, so they are invariant to any
+isometry applied to y alone (with a fixed σ a translation of y leaves them unchanged); they also depend on
+the row pairing (pitfall 4).  The pooled measure sees both.
+
+*Gradients (why not autograd through torch.linalg.eigh).*  eigh's backward divides by λ_i - λ_j.
+Measured: for equidistant points (a Gram matrix with one eigenvalue of multiplicity n-1) autograd through
+``torch.linalg.eigh`` of the bipartite divergence returns NaN gradients, with or without 1e-10..1e-6
+diagonal jitter (jitter does not split equal eigenvalues, and it shifts the value); duplicated rows give
+repeated (zero) eigenvalues too.  Every spectral quantity here is a trace function, tr g(S) or
+tr(f(S1) B g(S2) Bᵀ), whose derivative needs no eigenvector derivatives: d tr g(S) = tr(g'(S) dS) and,
+for the bilinear traces, the Daleckii–Krein formula d f(S) = V (Γ ∘ (Vᵀ dS V)) Vᵀ with the Loewner matrix
+Γ_ij = (f(λ_i) - f(λ_j)) / (λ_i - λ_j), Γ_ii = f'(λ_i).  Γ is computed with stable divided differences
+(λ_>^(p-1) expm1(p t)/expm1(t), t = -|log λ_i - log λ_j|, for powers; a direct quotient or the midpoint
+derivative for eigenvalues below the power region), so it stays finite and accurate for equal eigenvalues,
+and the result does not depend on the (arbitrary) eigenbasis of a repeated eigenvalue: the gradient at the
+equidistant configuration matches central finite differences to 1e-9.  These are custom
+``torch.autograd.Function``s (first-order only: no double backward).  Distances use the polynomial
+expansion ‖x‖² + ‖y‖² - 2x·y (no cdist backward) and the Laplacian kernel's √ has a zero subgradient at
+(round-off level) zero distance.
 
 *Eigenvalue clamp ``eps``* (absolute, default 1e-12; all the matrices whose powers are taken have trace 1,
 except the mirrored M = κ2^β κ1 κ2^β).  The eigenvalue function g_p(λ) used for λ^p is
-  - p < 0:      max(λ, ε)^p (the clamp; zero derivative below ε),
+  - p < 0:      max(λ, ε)^p (the clamp; zero derivative below ε) for the bipartite/mirrored measures, as in
+                the published estimators; pseudo-inverse (dropped below ε, see above) in the pooled one,
   - 0 < p < 1:  λ^p for λ ≥ ε, and below ε the C¹ quadratic ε^p ((2-p) t + (p-1) t²), t = max(λ,0)/ε,
                 so zero eigenvalues contribute exactly 0 (the entropy of n identical points is 0, not
                 ~n ε^p) and the derivative is bounded by max(p, 2-p) ε^(p-1) instead of diverging,
   - p ≥ 1:      max(λ, 0)^p (smooth; no clamp needed).
-For well-conditioned matrices (all eigenvalues ≥ ε) this is exactly λ^p.  Raise ``eps`` (e.g. 1e-8) to
-tame gradients of α < 1 estimators on rank-deficient batches; negative powers (bipartite/mirrored with
-α > 1, pooled α < 1) of ill-conditioned Gram matrices are dominated by the clamp, as in the reference.
+For well-conditioned matrices (all eigenvalues ≥ 2ε) this is exactly λ^p.  Raise ``eps`` (e.g. 1e-8) to
+tame gradients of α < 1 estimators on rank-deficient batches; negative powers of ill-conditioned Gram
+matrices (bipartite/mirrored with α > 1) are dominated by the clamp, as in the reference.
 
-*Fast paths* (``fast_path=True``, the default; ``fast_path=False`` forces the eigendecomposition path and
-gives the same values to ~1e-12): integer α computes tr(A^α) with matrix products and no
-eigendecomposition (α = 2: ‖A‖_F², no product at all) for the entropies and the mirrored outer power; the
-bipartite divergence needs only κ2's eigendecomposition for integer α (κ1^α by products); the pooled one
-only the Y side's for integer α (mix > 0).  Bipartite/pooled with non-integer α use one fused custom
-function: two eigendecompositions, W = V1ᵀ B V2, value Σ_ij a_i b_j W_ij², and a 7-10 matmul backward.
+*Fast paths* (``fast_path=True``, the default; ``fast_path=False`` forces the eigendecomposition path,
+same values to ~1e-12): integer α computes tr(A^α) with matrix products and no eigendecomposition
+(α = 2: ‖A‖_F², no product at all) for the entropies, joint entropy, mutual information and the mirrored
+outer power; the bipartite divergence needs only κ2's eigendecomposition for integer α (κ1^α by products)
+and the mixed pooled one only the Y side's (S_X^(α-1) by products), both as Σ_j g(μ_j) u_jᵀ F u_j, a sum
+of non-negative terms.  Bipartite/pooled with non-integer α use one fused custom function: two
+eigendecompositions, W = V1ᵀ B V2, value Σ_ij a_i b_j W_ij², a 7-10 matmul backward.  With
+sigma="median" the pooled distance matrix is computed once and serves the bandwidth and the Gram blocks.
 """
 
 from __future__ import annotations
@@ -85,7 +104,7 @@ from __future__ import annotations
 import functools
 import math
 from numbers import Real
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 

@@ -90,7 +90,8 @@ class MLPALAE(GenerativeAutoencoder):
         discriminator_lr_mult: float = 0.1,
         lr: float = 0.002,
         r1_gamma: float = 10.0,
-        reciprocity_updates_mapping: bool = False,
+        reciprocity_step: Literal["folded", "separate"] = "folded",
+        reciprocity_updates_mapping: bool = True,
         scale_control: Literal["normalize", "none"] = "normalize",
         push_reciprocity: float = 1.0,
     ):
@@ -105,7 +106,7 @@ class MLPALAE(GenerativeAutoencoder):
         self.prior = prior
         self.latent_dim = latent_dim
         self.lr, self.r1_gamma = lr, r1_gamma
-        self.reciprocity_updates_mapping = reciprocity_updates_mapping
+        self.reciprocity_step, self.reciprocity_updates_mapping = reciprocity_step, reciprocity_updates_mapping
         self.scale_control, self.push_reciprocity = scale_control, push_reciprocity
         self.mapping = nn.Sequential(PixelNorm(), *equal_mlp([latent_dim] * (mapping_layers + 1), mapping_lr_mult,
                                                              activate_last=True))
@@ -136,21 +137,33 @@ class MLPALAE(GenerativeAutoencoder):
 
     # -- phases ---------------------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        betas = (0.0, 0.99)
+        betas, lr = (0.0, 0.99), self.lr
         recip = ("encoder", "generator", "mapping") if self.reciprocity_updates_mapping else ("encoder", "generator")
-        reciprocity = Phase("reciprocity", recip, self.reciprocity_loss, self.lr, betas)
         if self.prior.matches_codes:
-            return [Phase("push", ("encoder",), self.push_loss, self.lr, betas),
-                    Phase("pull", ("mapping", "generator"), self.pull_loss, self.lr, betas),
-                    reciprocity]
-        return [Phase("discriminator", ("encoder", "discriminator"), self.discriminator_loss, self.lr, betas),
-                Phase("generator", ("mapping", "generator"), self.generator_loss, self.lr, betas),
-                reciprocity]
+            adversary = [Phase("push", ("encoder",), self.push_loss, lr, betas),
+                         Phase("pull", ("mapping", "generator"), self.pull_loss, lr, betas)]
+        else:
+            adversary = [Phase("discriminator", ("encoder", "discriminator"), self.discriminator_loss, lr, betas),
+                         Phase("generator", ("mapping", "generator"), self.generator_loss, lr, betas)]
+        if self.reciprocity_step == "folded":
+            return adversary
+        return adversary + [Phase("reciprocity", recip, self.reciprocity_loss, lr, betas)]
 
     def _generate(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fresh w = F(z) and G(w) (flat, network range) for a batch of n."""
         w = self.mapping(self.prior.sample(n).to(like.dtype))
         return w, self.generator(w)
+
+    def _generated_codes(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """E(G(F(z))) for the F+G phase, plus (folded) the reciprocity term that trains G (and F, if it should)."""
+        w, fake = self._generate(n, like)
+        codes = self.encoder(fake)
+        if self.reciprocity_step != "folded":
+            return codes, {}
+        if self.reciprocity_updates_mapping:  # as the reference code: F gets the gradient through G(F(z)) too
+            return codes, {"reciprocity": (codes - w.detach()).pow(2).mean()}
+        w = w.detach()
+        return codes, {"reciprocity": (self.encoder(self.generator(w)) - w).pow(2).mean()}
 
     def r1_penalty(self, real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Tensor:
         """gamma/2 * mean over the batch of |d D(E(x)) / dx|^2 (x the network input), differentiable (R1)."""
@@ -160,19 +173,24 @@ class MLPALAE(GenerativeAutoencoder):
     def discriminator_loss(self, x):
         real = self.to_network(x).detach().requires_grad_(self.r1_gamma > 0)
         with torch.no_grad():
-            _, fake = self._generate(len(x), real)
+            w, fake = self._generate(len(x), real)
         real_logits = self.discriminator(self.encoder(real))
-        fake_logits = self.discriminator(self.encoder(fake))
-        adversarial = (F.softplus(fake_logits) + F.softplus(-real_logits)).mean()
+        fake_codes = self.encoder(fake)
+        adversarial = (F.softplus(self.discriminator(fake_codes)) + F.softplus(-real_logits)).mean()
+        loss, logs = adversarial, {"discriminator": adversarial.detach()}
         if self.r1_gamma > 0:
             r1 = self.r1_penalty(real_logits, real)
-            return adversarial + r1, {"discriminator": adversarial.detach(), "r1": r1.detach()}
-        return adversarial, {"discriminator": adversarial.detach()}
+            loss, logs["r1"] = loss + r1, r1.detach()
+        if self.reciprocity_step == "folded":  # E's share of the reciprocity step, on the same generated images
+            recip = (fake_codes - w).pow(2).mean()
+            loss, logs["encoder_reciprocity"] = loss + recip, recip.detach()
+        return loss, logs
 
     def generator_loss(self, x):
-        _, fake = self._generate(len(x), x)
-        loss = F.softplus(-self.discriminator(self.encoder(fake))).mean()
-        return loss, {"generator": loss.detach()}
+        codes, extra = self._generated_codes(len(x), x)
+        loss = F.softplus(-self.discriminator(codes)).mean()
+        logs = {"generator": loss.detach(), **{k: v.detach() for k, v in extra.items()}}
+        return loss + sum(extra.values()), logs
 
     def reciprocity_loss(self, x):
         w, fake = self._generate(len(x), x)
@@ -200,6 +218,7 @@ class MLPALAE(GenerativeAutoencoder):
     def pull_loss(self, x):
         with torch.no_grad():
             real_codes = self.encode(x)
-        _, fake = self._generate(len(x), x)
-        divergence = self.code_divergence(self.encoder(fake), real_codes)
-        return divergence, {"pull": divergence.detach()}
+        codes, extra = self._generated_codes(len(x), x)
+        divergence = self.code_divergence(codes, real_codes)
+        logs = {"pull": divergence.detach(), **{k: v.detach() for k, v in extra.items()}}
+        return divergence + sum(extra.values()), logs
