@@ -299,6 +299,47 @@ def evaluate(
 
 @app.command()
 @friendly
+def compare(
+    sources: List[str] = typer.Argument(..., help="Run or model folders (or Hub models) to compare, then any metric options: runs/a runs/b fid.count=1000"),
+    metrics: str = typer.Option("reconstruction", help="Comma-separated metric names, the same for every model."),
+    split: str = typer.Option("test", help="Dataset split to evaluate on."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate on at most this many images."),
+    out: Path = typer.Option(Path("compare"), "--out", help="Report folder: report.md, report.html, results.json, plots/, grids/."),
+    samples: int = typer.Option(64, help="Samples in each model's grid."),
+    title: str = typer.Option("genzoo compare", help="Report title."),
+    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+):
+    """Evaluate several models the same way; write a Markdown + static HTML report with the metrics table,
+    metric-over-training plots from metrics.jsonl, and sample / reconstruction grids side by side."""
+    import genzoo
+    from genzoo.evaluate import parse_metric_options
+    from genzoo.report import compare as write_comparison
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    option_items = [s for s in sources if "=" in s and not Path(s).exists()]
+    models = [s for s in sources if s not in option_items]
+    if not models:
+        from genzoo.errors import GenzooError
+
+        raise GenzooError("no models to compare", "name run or model folders: genzoo compare runs/a runs/b")
+    opts = parse_metric_options(option_items, names)
+    console = _console()
+    with console.status("comparing") as status:
+        report = write_comparison(models, names, opts, out, split=split, limit=limit, data_root=data_root,
+                                  device=_device(device), samples=samples, title=title, load=genzoo.load,
+                                  progress=lambda what: status.update(f"evaluating {what}"))
+    from rich.table import Table
+
+    table = Table(*report["header"])
+    for row in report["rows"]:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"wrote {report['markdown']}, {report['html']}, {report['json']}, {len(report['plots'])} plots")
+
+
+@app.command()
+@friendly
 def push(
     source: Path = typer.Argument(..., help="A run folder (runs/<name>) or a model folder."),
     repo: str = typer.Option(..., "--repo", help="Hub repo id org/name; created when missing."),

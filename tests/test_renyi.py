@@ -453,6 +453,58 @@ def test_gradient_at_repeated_eigenvalues_matches_finite_differences():
         assert (gx - fd).abs().max() < 1e-7, (gx - fd).abs().max()
 
 
+def _spectrum_matrix(lams, seed):
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(len(lams), len(lams), generator=g, dtype=F64))
+    return (q * torch.tensor(lams, dtype=F64)) @ q.T
+
+
+# eigenvalues in every region of the regularised power with eps = 1e-2: below 0, in (0, eps), in
+# (eps, 2 eps) (the pseudo-inverse smoothstep), above, and repeated ones
+SPECTRUM = [-3e-3, 4e-3, 4e-3, 1.3e-2, 1.7e-2, 0.2, 0.2, 0.45]
+
+
+@pytest.mark.parametrize("p", [-2.0, -0.5, 0.3, 0.5, 1.0, 1.5, 3.0])
+@pytest.mark.parametrize("trunc", [False, True])
+def test_spectral_functions_gradcheck_in_every_region(p, trunc):
+    """The custom autograd functions against finite differences, on matrices whose spectra cross the
+    clamp / quadratic / smoothstep regions (eps = 1e-2 so that finite differences resolve them)."""
+    eps = 1e-2
+    s1 = _spectrum_matrix(SPECTRUM, 0).requires_grad_()
+    s2 = _spectrum_matrix(SPECTRUM[::-1], 1).requires_grad_()
+    b = torch.randn(8, 8, generator=torch.Generator().manual_seed(2), dtype=F64).requires_grad_()
+    f = _spectrum_matrix([0.0, 0.1, 0.2, 0.3, 0.3, 0.5, 0.7, 1.0], 3).requires_grad_()
+    fns = [
+        (lambda s: R._BilinearTrace.apply(s, None, s2, p, 1.0 - p, eps, trunc), (s1,)),
+        (lambda s, bb, t: R._BilinearTrace.apply(s, bb, t, p, -0.7, eps, trunc), (s1, b, s2)),
+        (lambda ff, bb, t: R._TraceSandwichPow.apply(ff, bb, t, p, eps, trunc), (f, b, s2)),
+    ]
+    if not trunc:
+        fns += [
+            (lambda s: R._TracePow.apply(s, p, eps), (s1,)),
+            (lambda s: (R._MatPow.apply(s, p, eps) * s2).sum(), (s1,)),
+        ]
+    for fn, inputs in fns:
+        assert gradcheck(fn, inputs, eps=1e-7, atol=1e-6, rtol=1e-5)
+
+
+def test_regularised_power_shape():
+    lam = torch.tensor([-1e-3, 0.0, 2.5e-13, 5e-13, 1e-12, 1e-12 * (1 + 1e-9), 3e-12, 0.1], dtype=F64)
+    for p in (0.3, 0.5, 0.9):
+        g, dg = R._g(lam, p, 1e-12)
+        assert g[0] == 0 and g[1] == 0  # zero eigenvalues contribute nothing
+        close(g[4], 1e-12**p, 1e-12)  # continuous at eps ...
+        close(dg[4] / (p * 1e-12 ** (p - 1)), 1.0, 1e-6)  # ... with a continuous derivative
+        close(dg[2] / 1e-12 ** (p - 1), (2 - p) + 2 * (p - 1) * 0.25, 1e-12)  # the quadratic below eps
+        assert torch.all(g[1:].diff() > 0) and torch.all(dg[1:] <= max(p, 2 - p) * 1e-12 ** (p - 1) * (1 + 1e-12))
+        torch.testing.assert_close(g[-2:], lam[-2:] ** p, rtol=1e-14, atol=0)
+    g, dg = R._g(lam, -1.5, 1e-12, trunc=True)  # pseudo-inverse: dropped below eps, exact above 2 eps
+    assert torch.all(g[:5] == 0) and torch.all(dg[:5] == 0)
+    torch.testing.assert_close(g[-2:], lam[-2:] ** -1.5, rtol=1e-14, atol=0)
+    g, dg = R._g(lam, -1.5, 1e-12)  # clamp
+    torch.testing.assert_close(g[:5], torch.full((5,), 1e-12**-1.5, dtype=F64), rtol=1e-14, atol=0)
+
+
 def test_laplacian_gram_gradient_at_zero_distance():
     x = torch.tensor([[0.0, 1.0], [0.0, 1.0], [2.0, 0.5]], dtype=F64, requires_grad=True)
     k = R.gram_matrix(x, x, "laplacian", 1.0)

@@ -476,7 +476,8 @@ def _loewner(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> to
     n = lam.shape[-1]
     reg = _power_region(lam, p, eps, trunc)
     k = int((~reg).sum(-1).max()) if lam.numel() else 0
-    lt = lam.clamp_min(eps if eps > 0 else torch.finfo(_F64).tiny)
+    # clamp only what lies outside the power region (those rows/columns are replaced below)
+    lt = lam.clamp_min(torch.finfo(_F64).tiny if p >= 1 else eps)
     logl = lt.log()
     t = logl[..., :, None] - logl[..., None, :]
     t = t.abs_().neg_()

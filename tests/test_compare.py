@@ -1,0 +1,93 @@
+"""`genzoo compare` as a subprocess on two trained models; the HTML page checked in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+from conftest import run_cli, write_recipe
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compare")
+    runs = []
+    for name, hidden in (("small", 32), ("wide", 64)):
+        recipe = write_recipe(folder, name, model={"hidden": hidden}, train={"steps": 20, "checkpoint_every": 20})
+        run_cli("train", recipe)
+        runs.append(folder / "runs" / name)
+    return folder, runs
+
+
+@pytest.fixture(scope="module")
+def report(two_runs):
+    folder, runs = two_runs
+    out = folder / "report"
+    proc = run_cli("compare", *runs, "--metrics", "reconstruction,prior_match", "--out", out, "--samples", 16,
+                   "prior_match.samples=100")
+    return out, proc
+
+
+def test_compare_writes_the_report(report, two_runs):
+    out, proc = report
+    assert "small" in proc.stdout and "wide" in proc.stdout and "report.html" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"small", "wide"}
+    assert results["small"]["results"]["prior_match"]["codes"] == 100
+    assert results["wide"]["results"]["reconstruction"]["protocol"]["model"]["step"] == 20
+    md = (out / "report.md").read_text()
+    assert "| run | reconstruction.mse" in md and "prior_match.mmd" in md
+    for grid in ("small-samples", "small-reconstructions", "wide-samples", "wide-reconstructions"):
+        assert (out / "grids" / f"{grid}.png").is_file() and f"grids/{grid}.png" in md
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert "loss_reconstruction.png" in plots and "images_per_s.png" in plots
+    page = (out / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == len(plots) + 4  # self-contained: every picture embedded, each a valid PNG
+    for data in images:
+        Image.open(io.BytesIO(base64.b64decode(data))).verify()
+    assert "<script" not in page
+
+
+def test_report_opens_in_headless_chromium(report, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium here (apt-get install -y chromium): the page's screenshot check is skipped")
+    out, _ = report
+    shot = tmp_path / "page.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--window-size=1200,1600", f"--screenshot={shot}", (out / "report.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    assert "CONSOLE" not in proc.stderr and "Uncaught" not in proc.stderr
+    image = Image.open(shot).convert("L")
+    assert image.size == (1200, 1600)
+    lo, hi = image.getextrema()
+    assert hi - lo > 100  # rendered content, not a blank page
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert "<table" in dom and dom.count("<img") >= 6
+
+
+def test_grouped_table_gives_mean_and_spread():
+    from genzoo.report import table_rows
+
+    def entry(label, mse):
+        return {"label": label, "results": {"reconstruction": {"mse": mse, "images": 10, "protocol": {}}}}
+
+    entries = [entry("a-s0", 1.0), entry("a-s1", 3.0), entry("b-s0", 2.0)]
+    header, rows = table_rows(entries, {"a-s0": "a", "a-s1": "a", "b-s0": "b"})
+    assert header == ["model", "n", "reconstruction.mse"]
+    assert rows == [["a", "2", "2 ± 1.4"], ["b", "1", "2"]]
+
+
+def test_compare_needs_models(tmp_path):
+    proc = run_cli("compare", "fid.count=3", check=False)
+    assert proc.returncode == 1 and "no models to compare" in proc.stderr
