@@ -340,6 +340,29 @@ def compare(
 
 @app.command()
 @friendly
+def study(
+    spec: Path = typer.Argument(..., help="A study YAML, e.g. recipes/studies/mbrce_vs_baselines_mnist.yaml."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides for every recipe: data.root=/path/to/mnist"),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (evaluation)."),
+):
+    """Train every model of a study over its seeds with one budget, evaluate them alike, and write the compare
+    report with mean ± std over the seeds; finished runs are reused, interrupted ones resume."""
+    from genzoo.study import run_study
+
+    console = _console()
+    report = run_study(spec, overrides or [], device=_device(device), console=console,
+                       progress=lambda what: console.print(what))
+    from rich.table import Table
+
+    table = Table(*report["header"])
+    for row in report["rows"]:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"wrote {report['markdown']}, {report['html']}, {report['json']}")
+
+
+@app.command()
+@friendly
 def push(
     source: Path = typer.Argument(..., help="A run folder (runs/<name>) or a model folder."),
     repo: str = typer.Option(..., "--repo", help="Hub repo id org/name; created when missing."),

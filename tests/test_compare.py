@@ -91,3 +91,34 @@ def test_grouped_table_gives_mean_and_spread():
 def test_compare_needs_models(tmp_path):
     proc = run_cli("compare", "fid.count=3", check=False)
     assert proc.returncode == 1 and "no models to compare" in proc.stderr
+
+
+def test_study_trains_seeds_and_reports_mean_and_spread(tmp_path):
+    import yaml
+
+    base = write_recipe(tmp_path, "aae", train={"steps": 10, "checkpoint_every": 10, "log_every": 5})
+    mbrce = write_recipe(tmp_path, "mbrce", prior={"name": "mbrce", "target": "gaussian"},
+                         train={"steps": 10, "checkpoint_every": 10, "log_every": 5})
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "s", "output_dir": str(tmp_path / "studies"), "seeds": [0, 1], "overrides": ["train.steps=12"],
+        "models": {"aae": str(base), "mbrce": {"recipe": str(mbrce), "overrides": ["model.prior_weight=2.0"]}},
+        "metrics": ["reconstruction"], "samples": 4}))
+    proc = run_cli("study", study, "train.batch_size=40")
+    report = tmp_path / "studies" / "s" / "report"
+    results = json.loads((report / "results.json").read_text())
+    assert sorted(results) == ["aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"]
+    assert results["mbrce-s1"]["group"] == "mbrce"
+    recipe = yaml.safe_load((tmp_path / "studies" / "s" / "mbrce-s1" / "recipe.yaml").read_text())
+    assert recipe["seed"] == 1 and recipe["train"]["steps"] == 12 and recipe["train"]["batch_size"] == 40
+    assert recipe["model"]["prior_weight"] == 2.0
+    md = (report / "report.md").read_text()
+    assert re.search(r"\| aae \| 2 \| [0-9.e-]+ ± [0-9.e-]+ \|", md), md
+    assert "± " in proc.stdout
+    # a second run reuses the finished runs
+    again = run_cli("study", study, "train.batch_size=40")
+    assert again.returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "b", "models": {"x": str(tmp_path / "missing.yaml")}}))
+    proc = run_cli("study", bad, check=False)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr

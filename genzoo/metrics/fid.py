@@ -231,7 +231,7 @@ def feature_pair(model, dataset, *, limit, splits, source, reference, count, ref
         ref_data = dataset
     m = len(ref_data) if reference_count is None else min(reference_count, len(ref_data))
     m = m if limit is None else min(m, limit)
-    n = m if count is None else count
+    n = (m if source == "samples" else min(m, len(dataset))) if count is None else count
     n = n if limit is None else min(n, limit)
     if n < 2 or m < 2:
         raise GenzooError(f"need at least 2 images on each side, got {n} and {m}", "raise count / --limit")
