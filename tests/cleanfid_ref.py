@@ -43,11 +43,20 @@ def cleanfid_fid():
     """The module cleanfid.fid, or skip with the reason."""
     pytest.importorskip("cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)")
     pytest.importorskip("requests", reason="clean-fid's downloader needs requests")
+    if "cleanfid.fid" in sys.modules:
+        return sys.modules["cleanfid.fid"]
+    stubbed = False
     try:
         import torchvision  # noqa: F401
     except Exception:  # missing, or a CUDA build next to a CPU torch
-        sys.modules.pop("torchvision", None)
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            sys.modules.pop(name)
         _stub_torchvision()
-    import cleanfid.fid
-
+        stubbed = True
+    try:
+        import cleanfid.fid
+    finally:
+        if stubbed:  # clean-fid keeps its references; nothing else in the process sees the stand-in
+            for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+                sys.modules.pop(name)
     return cleanfid.fid

@@ -329,6 +329,15 @@ def test_weights_messages(tmp_path, monkeypatch):
         inception.find_weights(download=False)
     with pytest.raises(GenzooError, match="unknown FID mode 'cleen'.*did you mean 'clean'"):
         inception.InceptionFeatures("cleen")
+    try:
+        import torchvision  # noqa: F401
+
+        has_torchvision = True
+    except Exception:
+        has_torchvision = False
+    if not has_torchvision:
+        with pytest.raises(GenzooError, match="legacy_pytorch needs .*torchvision"):
+            inception.InceptionFeatures("legacy_pytorch")
 
 
 def test_bad_metric_options_fail_before_work(trained):

@@ -1,5 +1,6 @@
 """`genzoo interpolate`: line and four-corner grid in code space, from image files, dataset indices or the prior."""
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -26,7 +27,7 @@ def trained(tmp_path_factory):
 
 def tile(png, row, col, size=8, padding=2):
     """Cell (row, col) of a genzoo grid PNG, undoing save_grid's nearest-neighbour upscale: (H, W) uint8."""
-    image = torch.tensor(list(Image.open(png).convert("L").getdata()), dtype=torch.uint8).view(Image.open(png).height, -1)
+    image = torch.from_numpy(np.asarray(Image.open(png).convert("L")).copy())
     up = max(1, 64 // size)
     top, left = (padding + row * (size + padding)) * up, (padding + col * (size + padding)) * up
     return image[top:top + size * up:up, left:left + size * up:up]
@@ -106,13 +107,19 @@ def test_random_codes_from_the_prior_go_through_the_mapping(trained, tmp_path):
 
 
 def test_bad_inputs_are_one_line(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from genzoo.cli import app
+
+    proc = run_cli("interpolate", trained, "1", "2", "3", "--split", "test", check=False)  # one real subprocess
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and lines == [lines[0]] and "a line needs 2 inputs, got 3" in lines[0], proc.stderr
     for args, words in [
-        (("1", "2", "3", "--split", "test"), "a line needs 2 inputs, got 3"),
         (("1", "2", "--split", "test", "--corners"), "--corners needs 4 inputs"),
         (("1", "9999", "--split", "test"), "indices from 0 to 296"),
-        ((tmp_path / "nope.png", tmp_path / "nope.png"), "does not exist"),
+        ((str(tmp_path / "nope.png"), str(tmp_path / "nope.png")), "does not exist"),
         (("--steps", "1"), "--steps must be at least 2"),
     ]:
-        proc = run_cli("interpolate", trained, *args, check=False)
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        assert proc.returncode == 1 and len(lines) == 1 and words in lines[0], proc.stderr
+        result = CliRunner().invoke(app, ["interpolate", str(trained), *args])
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 1 and len(lines) == 1 and words in lines[0], result.stderr
