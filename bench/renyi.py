@@ -1,6 +1,6 @@
 """Speed of genzoo.metrics.renyi against the reference approach and the eigendecomposition floor.
 
-    python bench/renyi.py [--sizes 64,128,256,512,1024 --dims 64,512 --repeats 5 --ref-budget 90]
+    python bench/renyi.py [--sizes 64,128,256,512,1024 --dims 64,512 --repeats 5 --ref-budget 240]
 
 For each n (points per sample) and d (dimensions), in one process and side by side:
   * ours: forward + backward of the estimator on float32 codes x (n, d) (requires_grad) against a target
@@ -11,8 +11,9 @@ For each n (points per sample) and d (dimensions), in one process and side by si
   * reference (forward only, numpy float64): the notebook's approach, Gram matrix by scipy cdist and every
     matrix power by scipy.linalg.fractional_matrix_power (for the pooled measure also K^(1/2) that way),
     sigma precomputed.  It costs the same for every d (fractional_matrix_power dominates), so it is timed
-    once per n, at the first d, and shown for every d; its repeats are capped (3 for n <= 256, else 1) and a
-    size whose predicted time (cubic extrapolation) exceeds --ref-budget seconds is skipped.
+    once per n, at the first d, and shown for every d; its repeats are capped (3, or 1 where a run is
+    predicted to take over 10 s) and a size whose predicted time (cubic extrapolation) exceeds --ref-budget
+    seconds is skipped.
 Times are medians over --repeats runs after one warm-up.  Writes bench/results/renyi.md (tables, command,
 machine) and bench/results/renyi_scaling.png (log-log scaling plot).
 """
@@ -31,11 +32,15 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import scipy
-import scipy.linalg as sla
-import torch
-from scipy.spatial.distance import cdist
+# On a shared machine OpenMP's default active spin-waiting makes 2-thread runs of eigh 5x slower under
+# contention (measured: eigh 1024 2.6 s active vs 0.55 s passive at load 6); must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+import scipy.linalg as sla  # noqa: E402
+import torch  # noqa: E402
+from scipy.spatial.distance import cdist  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
@@ -115,7 +120,7 @@ def main(argv=None):
     ap.add_argument("--sizes", default="64,128,256,512,1024")
     ap.add_argument("--dims", default="64,512")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--ref-budget", type=float, default=90.0, help="skip a reference call predicted to take longer (s)")
+    ap.add_argument("--ref-budget", type=float, default=240.0, help="skip a reference call predicted to take longer (s)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
@@ -158,7 +163,7 @@ def main(argv=None):
                     if predicted > args.ref_budget:
                         ref[(key, n)] = (None, None, f"skipped (predicted {predicted:.0f} s)")
                     else:
-                        reps = min(args.repeats, 3) if n <= 256 else 1
+                        reps = 3 if predicted < 10 else 1
                         rw, _, rv = timed(fn, reps, warmup=0)
                         ref[(key, n)] = (rw, rv, f"{reps} run(s)")
                         ref_last[key] = (n, rw)
@@ -202,7 +207,8 @@ def write_markdown(path, rows, args, argv, total, load_start, load_end):
         "",
         f"Command: `{cmd}`  ",
         f"Machine: {os.cpu_count()}-core CPU ({cpu}), torch {torch.__version__} with {args.threads} threads, "
-        f"numpy {np.__version__}, scipy {scipy.__version__}, Python {platform.python_version()}.  ",
+        f"numpy {np.__version__}, scipy {scipy.__version__}, Python {platform.python_version()}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}.  ",
         f"Total run time {total:.0f} s; load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end "
         "(the machine is shared, so absolute times carry noise; the columns of one row ran back to back).",
         "",
@@ -212,8 +218,8 @@ def write_markdown(path, rows, args, argv, total, load_start, load_end):
         "of the size the measure's definition needs (2n×2n pooled, n×n bipartite).  **ref**: forward only, the "
         "notebook's approach in numpy float64 (cdist + `scipy.linalg.fractional_matrix_power` for every matrix "
         "power, including K^½ for the pooled measure), timed once per n at the first d (its cost does not "
-        "depend on d) with capped repeats (3 runs for n ≤ 256, 1 above); sizes predicted to exceed "
-        f"{args.ref_budget:.0f} s are skipped.  ×floor = ours / floor; ×ref = ref / ours (speed-up).",
+        "depend on d) with capped repeats (3 runs, or 1 where a run is predicted to take over 10 s); sizes predicted to "
+        f"exceed {args.ref_budget:.0f} s are skipped.  ×floor = ours / floor; ×ref = ref / ours (speed-up).",
         "",
     ]
     for title, keys, floor in (

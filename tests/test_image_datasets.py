@@ -196,8 +196,9 @@ def test_celeba_crop_resize_split_and_attributes(celeba_slice):
         build("train", root=str(celeba_slice), attributes=str(celeba_slice / "nope.txt"))
 
 
+@pytest.mark.slow
 def test_celeba_reads_the_shared_tarball_without_extracting(celeba_slice):
-    """The real 10k-image archive as data.root (decoded once; cached)."""
+    """The real 10k-image archive as data.root, read without extracting (decodes 10k JPEGs: slow)."""
     archive = shared("celeba-10k") / "celeba-10k-89x109.tar.gz"
     test = DATASETS.get("celeba")("test", root=str(archive), size=32, test_count=1000)
     assert len(test) == 1000 and test.image_shape == (3, 32, 32) and test.files[-1].endswith("010000.jpg")

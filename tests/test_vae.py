@@ -24,6 +24,18 @@ TINY_VAE = {
 }
 
 
+ONE = {"OMP_NUM_THREADS": "1"}  # the same for the CLI subprocesses
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small nets gain little from a second thread, and on a busy 2-core machine two threads stall each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def log(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
@@ -104,7 +116,7 @@ def test_vae_learns_on_digits(trained_vae):
 
 def test_vae_with_the_mbrce_prior_trains_without_a_kl_term(tmp_path):
     recipe = write_recipe(tmp_path, "vae_mbrce", base=TINY_VAE, prior={"name": "mbrce", "target": "mixture", "modes": 4},
-                          model={"prior_weight": 10.0}, train={"steps": 60, "checkpoint_every": 60, "sample_every": 60})
+                          model={"prior_weight": 10.0}, train={"steps": 45, "checkpoint_every": 45, "sample_every": 45})
     run = Trainer(load_recipe(recipe)).fit()
     records = log(run)
     assert all("loss/kl" not in r and math.isfinite(r["loss/prior"]) for r in records)
@@ -114,10 +126,10 @@ def test_vae_with_the_mbrce_prior_trains_without_a_kl_term(tmp_path):
 
 
 def test_sample_and_reconstruct_commands(trained_vae, tmp_path):
-    run_cli("sample", trained_vae, "-n", "12", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs")
+    run_cli("sample", trained_vae, "-n", "12", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs", env=ONE)
     files = sorted((tmp_path / "imgs").glob("*.png"))
     assert len(files) == 12 and Image.open(files[0]).size == (8, 8)
     assert Image.open(tmp_path / "grid.png").size[0] > 8 * 3
-    run_cli("reconstruct", trained_vae, "-n", "8", "--out", tmp_path / "rec.png")
+    run_cli("reconstruct", trained_vae, "-n", "8", "--out", tmp_path / "rec.png", env=ONE)
     w, h = Image.open(tmp_path / "rec.png").size
     assert h > w / 8 * 1.5  # originals above reconstructions
