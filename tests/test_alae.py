@@ -195,3 +195,28 @@ def test_mnist_recipes_run(tmp_path, recipe):
     log = log_of(run)
     assert log[-1]["step"] == 20 and all(math.isfinite(v) for r in log for k, v in r.items() if k.startswith("loss/"))
     assert genzoo.load(run).sample(2).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.slow
+def test_mbrce_alae_on_mnist_keeps_its_code_scale_and_learns(tmp_path):
+    """MBRCE-ALAE on real MNIST (hidden 256, 800 steps, ~1-2 min): losses stay finite, the real codes' RMS stays
+    bounded under scale_control=normalize (with `none` it grew 1.5 -> 9.2 in this setting), and samples move towards
+    the test images (pixel MMD; measured 0.13 after 800 steps)."""
+    from genzoo.datasets.base import to_unit_float
+    from genzoo.registry import DATASETS
+
+    mnist = shared("mnist")
+    recipe = load_recipe(ROOT / "recipes" / "mbrce_alae_mnist.yaml", [
+        f"data.root={mnist}", "data.download=false", f"output_dir={tmp_path}", "model.hidden=256", "train.epochs=null",
+        "train.steps=800", "train.log_every=50", "train.checkpoint_every=800", "train.sample_every=800"])
+    torch.manual_seed(recipe.seed)
+    untrained = genzoo.create_model(recipe.model, recipe.prior, (1, 28, 28)).eval()
+    run = Trainer(recipe).fit()
+    log = log_of(run)
+    assert all(math.isfinite(v) for r in log for k, v in r.items() if k.startswith("loss/"))
+    assert max(r["loss/real_code_rms"] for r in log[4:]) < 2.0, [r["loss/real_code_rms"] for r in log]
+    test = DATASETS.get("mnist")("test", root=str(mnist), download=False)
+    real = to_unit_float(test.__getitems__(list(range(1000))))
+    g = torch.Generator().manual_seed(0)
+    mmd = [pixel_mmd(m.sample(1000, generator=g), real) for m in (untrained, genzoo.load(run))]
+    assert mmd[1] < 0.5 * mmd[0], mmd
