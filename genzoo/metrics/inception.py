@@ -29,7 +29,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

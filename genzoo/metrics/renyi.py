@@ -253,15 +253,7 @@ def _sqdist(x: torch.Tensor, y: Optional[torch.Tensor] = None):
     distance or gradient but reduces cancellation.  For y=None the diagonal is exactly 0 (with zero
     gradient)."""
     if y is None:
-        c = x.detach().mean(dim=-2, keepdim=True)
-        xc = x - c
-        r = (xc * xc).sum(-1)
-        g = xc @ xc.mT
-        d2 = (r[..., :, None] + r[..., None, :] - 2.0 * g).clamp_min(0.0)
-        n = x.shape[-2]
-        off = 1.0 - torch.eye(n, dtype=x.dtype, device=x.device)
-        d2 = d2 * off
-        scale = r[..., :, None] + r[..., None, :]
+        return _SqDistSelf.apply(x)
     else:
         c = torch.cat([x.detach(), y.detach()], dim=-2).mean(dim=-2, keepdim=True)
         xc, yc = x - c, y - c
@@ -269,6 +261,33 @@ def _sqdist(x: torch.Tensor, y: Optional[torch.Tensor] = None):
         d2 = (rx[..., :, None] + ry[..., None, :] - 2.0 * (xc @ yc.mT)).clamp_min(0.0)
         scale = rx[..., :, None] + ry[..., None, :]
     return d2, scale
+
+
+class _SqDistSelf(torch.autograd.Function):
+    """Pairwise squared distances of the rows of x (diagonal exactly 0) and the round-off scale
+    ‖x_i‖² + ‖x_j‖² (no gradient).  The backward uses the symmetry of x xᵀ: one matrix product,
+    dx = 2 (rowsum(Gs) ∘ x - Gs x) with Gs = G + Gᵀ, instead of autograd's two."""
+
+    @staticmethod
+    def forward(ctx, x):
+        xc = x - x.mean(dim=-2, keepdim=True)  # distances and their gradient do not depend on the shift
+        r = (xc * xc).sum(-1)
+        scale = r[..., :, None] + r[..., None, :]
+        raw = scale - 2.0 * (xc @ xc.mT)
+        n = x.shape[-2]
+        keep = (raw >= 0) & ~torch.eye(n, dtype=torch.bool, device=x.device)
+        d2 = torch.where(keep, raw, torch.zeros_like(raw))
+        ctx.save_for_backward(xc, keep)
+        ctx.mark_non_differentiable(scale)
+        return d2, scale
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad, _grad_scale):
+        xc, keep = ctx.saved_tensors
+        g = torch.where(keep, grad, torch.zeros_like(grad))
+        gs = g + g.mT
+        return 2.0 * (gs.sum(-1, keepdim=True) * xc - gs @ xc)
 
 
 def _safe_dist(d2: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
