@@ -188,6 +188,10 @@ def fmt_s(sec):
     return "-" if sec is None else f"{sec:.2f}s"
 
 
+def fmt_ratio(r):
+    return f"{r:.0f}" if r >= 10 else f"{r:.2g}"
+
+
 def fmt_ms(sec):
     return "–" if sec is None else (f"{sec * 1e3:.1f}" if sec < 10 else f"{sec * 1e3:.0f}")
 
@@ -219,7 +223,11 @@ def write_markdown(path, rows, args, argv, total, load_start, load_end):
         "notebook's approach in numpy float64 (cdist + `scipy.linalg.fractional_matrix_power` for every matrix "
         "power, including K^½ for the pooled measure), timed once per n at the first d (its cost does not "
         "depend on d) with capped repeats (3 runs, or 1 where a run is predicted to take over 10 s); sizes predicted to "
-        f"exceed {args.ref_budget:.0f} s are skipped.  ×floor = ours / floor; ×ref = ref / ours (speed-up).",
+        f"exceed {args.ref_budget:.0f} s are skipped.  ×floor = ours / floor; ×ref = ref / ours (speed-up).  "
+        "y carries no gradient (a prior sample), as in training, so only x's branch of the backward runs.  "
+        "The bipartite definition needs two n×n eigendecompositions (κ1^α and κ2^(1-α) do not commute; one "
+        "for integer α), so ×floor ≥ 2 is its structural minimum for non-integer α; the pooled one needs "
+        "n×n ones where the literal formula needs three 2n×2n ones (K^½ and two powers).",
         "",
     ]
     for title, keys, floor in (
@@ -241,7 +249,7 @@ def write_markdown(path, rows, args, argv, total, load_start, load_end):
                     fmt_ms(ours),
                     f"{ours / r[floor][0]:.2f}",
                     fmt_ms(rw) if rw is not None else note,
-                    f"{rw / ours:.0f}" if rw is not None else "–",
+                    fmt_ratio(rw / ours) if rw is not None else "–",
                 ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -266,8 +274,12 @@ def write_markdown(path, rows, args, argv, total, load_start, load_end):
         "The pooled reference takes fractional powers of 2n×2n singular matrices (K^½ D_X K^½ has n zero "
         "eigenvalues), where `fractional_matrix_power` is slow; ours never forms those matrices (see the "
         "module docstring).  The pooled α=2, mix=0.1 value is log((n_x+n_y)/(mix·n_x)) = log 20 for any data "
-        "with a full-rank Gram matrix (a documented degeneracy of that regularisation at α=2).  Process CPU "
-        "times (both threads) are recorded in the script's data but not tabulated.",
+        "with a full-rank Gram matrix (a documented degeneracy of that regularisation at α=2).  For integer α "
+        "the reference's `fractional_matrix_power` falls back to `matrix_power` / an inverse, which is cheap, "
+        "while ours eigendecomposes κ2 (clamped negative power, as the definition with ε needs) and runs the "
+        "backward too.  The reference's times depend strongly on machine load: OpenBLAS threads spin under "
+        "contention, and in earlier runs of this script at load average 5-8 (other jobs on the machine) the "
+        "pooled reference took 10-37 s at n=256 (×ref 150-400); a quiet run, as here, is the conservative figure.",
         "",
         "![scaling](renyi_scaling.png)",
         "",

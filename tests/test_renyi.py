@@ -450,6 +450,27 @@ def test_gradients_finite_with_duplicated_rows(kernel, alpha):
             assert gx.abs().max() < 1e6
 
 
+def test_gradient_without_target_gradient_is_the_same():
+    """The backward skips the target's branch when y carries no gradient (a prior sample); x's gradient
+    must not change."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(12, 4, generator=g, dtype=F64, requires_grad=True)
+    y = torch.randn(12, 4, generator=g, dtype=F64) + 0.3
+    for fn in (
+        lambda a, b: R.bipartite_divergence(a, b, 0.5, "gaussian", "median"),
+        lambda a, b: R.bipartite_divergence(a, b, 2, "laplacian", 1.0),
+        lambda a, b: R.mirrored_divergence(a, b, 1.5, "gaussian", "median"),
+        lambda a, b: R.pooled_divergence(a, b, 0.5, "gaussian", "median"),
+        lambda a, b: R.pooled_divergence(a, b, 1.5, "laplacian", 1.0, mix=0.1),
+        lambda a, b: R.pooled_divergence(a, b, 2, "gaussian", "median", mix=0.1),
+    ):
+        (g_alone,) = torch.autograd.grad(fn(x, y), x)
+        yg = y.clone().requires_grad_()
+        g_both, g_y = torch.autograd.grad(fn(x, yg), (x, yg))
+        torch.testing.assert_close(g_alone, g_both, rtol=1e-12, atol=1e-15)
+        assert g_y.abs().sum() > 0
+
+
 def test_gradient_at_repeated_eigenvalues_matches_finite_differences():
     """Equidistant points give a Gram matrix with one eigenvalue of multiplicity n-1, where autograd
     through torch.linalg.eigh returns NaN; the Loewner-matrix backward matches finite differences."""

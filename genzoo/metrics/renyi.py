@@ -577,12 +577,15 @@ class _BilinearTrace(torch.autograd.Function):
     def backward(ctx, grad):
         lam1, v1, lam2, v2, w, ga, gb = ctx.saved_tensors
         c = grad[..., None, None]
-        x1 = (w * gb[..., None, :]) @ w.mT  # V1ᵀ (B g(S2) Bᵀ) V1
-        x2 = (w.mT * ga[..., None, :]) @ w  # V2ᵀ (Bᵀ g(S1) B) V2
-        gs1 = v1 @ (c * _loewner(lam1, ctx.p1, ctx.eps, ctx.trunc) * x1) @ v1.mT
-        gs2 = v2 @ (c * _loewner(lam2, ctx.p2, ctx.eps, ctx.trunc) * x2) @ v2.mT
-        gb_ = None
-        if ctx.has_b:
+        need1, need_b, need2 = ctx.needs_input_grad[:3]  # e.g. target samples carry no gradient
+        gs1 = gs2 = gb_ = None
+        if need1:
+            x1 = (w * gb[..., None, :]) @ w.mT  # V1ᵀ (B g(S2) Bᵀ) V1
+            gs1 = v1 @ (c * _loewner(lam1, ctx.p1, ctx.eps, ctx.trunc) * x1) @ v1.mT
+        if need2:
+            x2 = (w.mT * ga[..., None, :]) @ w  # V2ᵀ (Bᵀ g(S1) B) V2
+            gs2 = v2 @ (c * _loewner(lam2, ctx.p2, ctx.eps, ctx.trunc) * x2) @ v2.mT
+        if ctx.has_b and need_b:
             gb_ = v1 @ (2.0 * c * ga[..., :, None] * w * gb[..., None, :]) @ v2.mT
         return gs1, gb_, gs2, None, None, None, None
 
@@ -610,10 +613,15 @@ class _TraceSandwichPow(torch.autograd.Function):
     def backward(ctx, grad):
         lam, v, bv, fbv, g = ctx.saved_tensors
         cg = (grad[..., None] * g)[..., None, :]
-        gf = (bv * cg) @ bv.mT
-        inner = _sym(bv.mT @ fbv)
-        gs = v @ (grad[..., None, None] * _loewner(lam, ctx.p, ctx.eps, ctx.trunc) * inner) @ v.mT
-        gb = (2.0 * fbv * cg) @ v.mT if ctx.has_b else None
+        need_f, need_b, need_s = ctx.needs_input_grad[:3]
+        gf = gb = gs = None
+        if need_f:
+            gf = (bv * cg) @ bv.mT
+        if need_s:
+            inner = _sym(bv.mT @ fbv)
+            gs = v @ (grad[..., None, None] * _loewner(lam, ctx.p, ctx.eps, ctx.trunc) * inner) @ v.mT
+        if ctx.has_b and need_b:
+            gb = (2.0 * fbv * cg) @ v.mT
         return gf, gb, gs, None, None, None
 
 
