@@ -1,13 +1,13 @@
 """genzoo's Trainer against a plain hand-written PyTorch loop: MLP ALAE on MNIST, same networks, batch and steps.
 
-    python bench/alae_vs_plain.py --mnist ../shared/data/mnist [--steps 100 --warmup 20 --rounds 3]
+    python bench/alae_vs_plain.py --mnist ../shared/data/mnist [--steps 100 --warmup 20 --rounds 3 --schedule separate]
 
 The networks are ALAE's mnist_fc ones (F: pixel-norm + 6 equalised-lr layers of 50, G 50-1024-1024-784,
 E 784-1024-1024-50, D 3 linear layers on w), batch 128, Adam beta1 0 / beta2 0.99, lr 0.002, EMA half-life 10k
-images. The plain loop is what a researcher writes by hand for the same algorithm as genzoo's default
-(`reciprocity_step: folded`): ALAE's two optimisers (E+D and F+G), each step 1/2 carrying its share of the latent
-reciprocity term, R1 on reals, EMA of all weights, losses read every step. `--reference` adds a third loop, ALAE's
-own three-step schedule (reciprocity as a third backward stepping both optimisers), for the compute comparison.
+images. The plain loop is what a researcher writes by hand for the same algorithm as genzoo with the same
+`reciprocity_step`: ALAE's two optimisers (E+D and F+G), R1 on reals, EMA of all weights, losses read every step;
+`--schedule separate` (genzoo's default) is ALAE's own three steps (reciprocity as a third backward stepping both
+optimisers), `--schedule folded` carries each optimiser's share of the reciprocity term in steps 1 and 2.
 
 All loops run in this one process, alternating, each for --steps timed steps after --warmup steps; genzoo's
 images/s is its own, from metrics.jsonl (everything its loop does). Prints a Markdown table for BENCHMARKS.md.
@@ -54,7 +54,7 @@ def stack(sizes, lrmul=1.0, act_last=False, act=True):
     return nn.Sequential(*layers)
 
 
-def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: int, reference: bool = False) -> float:
+def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: int, reference: bool = True) -> float:
     torch.manual_seed(seed)
     d, h = 50, 1024
 
@@ -83,7 +83,7 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
             start = time.perf_counter()
         idx = order[(step * batch) % (len(images) - batch):][:batch]
         x = images[idx].float().div_(255).flatten(1).mul_(2).sub_(1).requires_grad_(True)
-        # step 1: E and D (+ E's reciprocity share unless --reference)
+        # step 1: E and D (+ E's reciprocity share unless three-step)
         train((mapping, gen), False), train((enc, disc), True)
         opt_e.zero_grad(set_to_none=True)
         with torch.no_grad():
@@ -97,7 +97,7 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
         rec_e = (fake_codes - w).pow(2).mean() if not reference else torch.zeros(())
         (d_loss + rec_e).backward()
         opt_e.step()
-        # step 2: F and G (+ G's and F's reciprocity share unless --reference)
+        # step 2: F and G (+ G's and F's reciprocity share unless three-step)
         train((mapping, gen), True), train((enc, disc), False)
         opt_g.zero_grad(set_to_none=True)
         w = mapping(torch.randn(batch, d))
@@ -120,7 +120,7 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
     return steps * batch / (time.perf_counter() - start)
 
 
-def genzoo_loop(mnist: Path, steps: int, warmup: int, batch: int, seed: int, out: Path) -> float:
+def genzoo_loop(mnist: Path, steps: int, warmup: int, batch: int, seed: int, out: Path, schedule: str) -> float:
     from genzoo.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
@@ -130,6 +130,7 @@ def genzoo_loop(mnist: Path, steps: int, warmup: int, batch: int, seed: int, out
         f"data.root={mnist}", "data.download=false", f"output_dir={out}", f"name=bench-{seed}-{time.time_ns()}",
         f"train.batch_size={batch}", "train.epochs=null", f"train.steps={warmup + steps}", f"train.log_every={warmup}",
         f"seed={seed}", "train.sample_every=1000000", "train.checkpoint_every=1000000",
+        f"model.reciprocity_step={schedule}",
     ])
     run = Trainer(recipe).fit()
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -144,27 +145,25 @@ def main():
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--reference", action="store_true", help="also time ALAE's own three-step schedule by hand")
+    parser.add_argument("--schedule", choices=["separate", "folded"], default="separate",
+                        help="ALAE's three steps (separate) or the reciprocity folded into steps 1 and 2")
     args = parser.parse_args()
 
     from genzoo.registry import DATASETS
 
     images = DATASETS.get("mnist")("train", root=str(args.mnist), download=False).images
-    plain, ours, ref = [], [], []
+    plain, ours = [], []
+    three_step = args.schedule == "separate"
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            plain.append(plain_loop(images, args.steps, args.warmup, args.batch, seed=r))
-            ours.append(genzoo_loop(args.mnist, args.steps, args.warmup, args.batch, seed=r, out=Path(tmp)))
-            if args.reference:
-                ref.append(plain_loop(images, args.steps, args.warmup, args.batch, seed=r, reference=True))
-            print(f"round {r}: plain {plain[-1]:.0f} img/s, genzoo {ours[-1]:.0f} img/s"
-                  + (f", plain three-step {ref[-1]:.0f} img/s" if ref else ""), file=sys.stderr)
+            plain.append(plain_loop(images, args.steps, args.warmup, args.batch, seed=r, reference=three_step))
+            ours.append(genzoo_loop(args.mnist, args.steps, args.warmup, args.batch, seed=r, out=Path(tmp),
+                                    schedule=args.schedule))
+            print(f"round {r}: plain {plain[-1]:.0f} img/s, genzoo {ours[-1]:.0f} img/s", file=sys.stderr)
     p, o = statistics.median(plain), statistics.median(ours)
-    print(f"| MLP ALAE, MNIST, batch {args.batch}, {args.steps} steps x {args.rounds} rounds | {p:.0f} | {o:.0f} | {o / p:.3f} |")
-    if ref:
-        print(f"\nALAE's own three-step schedule by hand (reciprocity as a third backward): {statistics.median(ref):.0f} img/s")
+    print(f"| MLP ALAE ({args.schedule}), MNIST, batch {args.batch}, {args.steps} steps x {args.rounds} rounds "
+          f"| {p:.0f} | {o:.0f} | {o / p:.3f} |")
     print(f"\nrounds plain: {[round(v) for v in plain]}, genzoo: {[round(v) for v in ours]}"
-          + (f", three-step: {[round(v) for v in ref]}" if ref else "")
           + f"; torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
 
 

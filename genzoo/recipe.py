@@ -28,6 +28,21 @@ class PhaseOptions:
 
 
 @dataclass
+class GrowthSpec:
+    """Recipe section `train.growth`: progressive growing (genzoo/train/growth.py). Resolution keys are numbers
+    (`64: 32`); the top resolution is the data's, so `data.resolution=16` makes a short run."""
+
+    start_resolution: int = 4
+    images_per_level: int | None = None  # images shown at each level before the next one starts ...
+    epochs_per_level: float | None = None  # ... or that many passes over the training set (ALAE: 30)
+    transition: float = 0.5  # fraction of a level spent blending its new block in (ALAE: the first half)
+    batch_size: dict[str, int] = field(default_factory=dict)  # global batch per resolution; else train.batch_size
+    batch_size_by_processes: dict[str, dict[str, int]] = field(default_factory=dict)  # {processes: {resolution: batch}}
+    lr: dict[str, float] = field(default_factory=dict)  # every phase's learning rate per resolution
+    reset_optimizers: bool = True  # ALAE restarts Adam at each resolution switch
+
+
+@dataclass
 class TrainSpec:
     batch_size: int = 64  # global batch, split evenly over processes
     steps: int | None = None  # optimisation steps in all; or give epochs
@@ -44,6 +59,7 @@ class TrainSpec:
     num_workers: int = 0
     log_with: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
     phases: dict[str, PhaseOptions] = field(default_factory=dict)
+    growth: GrowthSpec | None = None  # progressive growing, for models with `set_growth` (StyleALAE)
 
 
 # Keys that may change when a stopped run is started again (everything else must match the saved recipe).

@@ -14,6 +14,8 @@ class Phase:
     `loss(x)` takes a batch of images in [0, 1] and returns (scalar loss, {name: detached scalar to log}).
     During a phase only the parameters of `modules` require gradients, so a phase can change nothing else.
     A recipe may override lr/betas/weight_decay per phase under `train.phases.<name>`.
+    Phases naming the same `optimizer` share Adam's moment estimates for the modules they have in common (ALAE's
+    reciprocity step steps the same two optimisers as its adversarial steps); by default each phase has its own.
     """
 
     name: str
@@ -22,6 +24,7 @@ class Phase:
     lr: float
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    optimizer: str | None = None
 
 
 class GenerativeAutoencoder(nn.Module):

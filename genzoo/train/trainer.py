@@ -52,45 +52,97 @@ class Trainer:
         self.acc = acc = Accelerator(mixed_precision=spec.mixed_precision, log_with=spec.log_with or None,
                                      project_dir=str(self.run_dir), cpu=cpu_processes)
         self.rank, self.world = acc.process_index, acc.num_processes
-        if spec.batch_size % (self.world * spec.grad_accumulation):
-            raise GenzooError(f"train.batch_size {spec.batch_size} does not split into {self.world} processes x "
-                              f"{spec.grad_accumulation} micro-batches",
-                              f"use a multiple of {self.world * spec.grad_accumulation}")
         self.data, _ = build(DATASETS, recipe.data, "data", split="train")
-        if len(self.data) < spec.batch_size:
-            raise GenzooError(f"dataset {recipe.data['name']} has {len(self.data)} training images, fewer than "
-                              f"train.batch_size {spec.batch_size}", "lower train.batch_size")
         set_seed(recipe.seed)  # identical initial weights on every process
         self.model = create_model(recipe.model, recipe.prior, self.data.image_shape).to(acc.device)
         self.model.config["data"] = recipe.data
+        self.growth = self._growth_schedule()
+        for batch in sorted({lv.batch_size for lv in self.growth.levels} if self.growth else {spec.batch_size}):
+            if batch % (self.world * spec.grad_accumulation):
+                raise GenzooError(f"batch size {batch} does not split into {self.world} processes x "
+                                  f"{spec.grad_accumulation} micro-batches",
+                                  f"use a multiple of {self.world * spec.grad_accumulation}")
+            if len(self.data) < batch:
+                raise GenzooError(f"dataset {recipe.data['name']} has {len(self.data)} training images, fewer than "
+                                  f"the batch size {batch}", "lower train.batch_size")
         self.phases = self.model.phases()
         unknown = set(spec.phases) - {p.name for p in self.phases}
         if unknown:
             raise GenzooError(f"recipe key 'train.phases.{sorted(unknown)[0]}' names no phase of {recipe.model['name']}",
                               f"its phases are: {', '.join(p.name for p in self.phases)}")
-        self.params, self.optimizers, self.hyper = {}, {}, {}
+        # One Adam per (optimiser, module): phases naming the same Phase.optimizer share the moments of the modules
+        # they have in common (ALAE); Adam is elementwise, so splitting by module changes no update.
+        self.hyper, self.optimizers, self.phase_optimizers, self.params = {}, {}, {}, {}
         for phase in self.phases:
             over = spec.phases.get(phase.name)
-            params = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
-            self.params[phase.name] = params
             self.hyper[phase.name] = dict(
                 lr=over.lr if over and over.lr is not None else phase.lr,
                 betas=tuple(over.betas) if over and over.betas is not None else phase.betas,
                 weight_decay=over.weight_decay if over and over.weight_decay is not None else phase.weight_decay,
             )
-            self.optimizers[phase.name] = acc.prepare_optimizer(torch.optim.Adam(params, **self.hyper[phase.name]))
+            names = []
+            for module in phase.modules:
+                name = f"{phase.optimizer or phase.name}/{module}"
+                if name not in self.optimizers:
+                    params = list(getattr(self.model, module).parameters())
+                    self.optimizers[name] = acc.prepare_optimizer(torch.optim.Adam(params, **self.hyper[phase.name]))
+                names.append(name)
+            self.phase_optimizers[phase.name] = [self.optimizers[n] for n in names]
+            self.params[phase.name] = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
         self.all_params = list(self.model.parameters())
         self.ema = EMA(self.model, spec.ema_half_life_images) if spec.ema_half_life_images else None
-        self.batches = EpochBatches(len(self.data), spec.batch_size, recipe.seed, self.rank, self.world)
-        bpe = self.batches.batches_per_epoch
-        self.total_steps = spec.steps if spec.steps is not None else math.ceil(spec.epochs * bpe)
+        if self.growth:
+            self.total_steps = (spec.steps if spec.steps is not None
+                                else self.growth.steps_for_images(spec.epochs * len(self.data)))
+        else:
+            self.batches = EpochBatches(len(self.data), spec.batch_size, recipe.seed, self.rank, self.world)
+            self.batch_size, self.level_data = spec.batch_size, self.data
+            bpe = self.batches.batches_per_epoch
+            self.total_steps = spec.steps if spec.steps is not None else math.ceil(spec.epochs * bpe)
+        self.level = None
         self.checkpoints = Checkpoints(self.run_dir, spec.keep_checkpoints)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         torch.manual_seed(recipe.seed + 1000 * self.rank)  # per-process training noise
-        # Fixed codes for the sample grids, so grids are comparable over training.
-        self.fixed_codes = None
-        if hasattr(self.model, "prior") and self.model.prior is not None:
-            self.fixed_codes = self.model.prior.sample(spec.sample_count, generator=torch.Generator().manual_seed(recipe.seed))
+
+    def _growth_schedule(self):
+        spec, model = self.spec.growth, self.model
+        if spec is None:
+            return None
+        from genzoo.train.growth import GrowthSchedule
+
+        name = self.recipe.model["name"]
+        if not hasattr(model, "set_growth"):
+            raise GenzooError(f"model '{name}' does not grow progressively, but the recipe has 'train.growth'",
+                              "remove the train.growth section (progressive growing needs e.g. style_alae)")
+        if not hasattr(self.data, "at_resolution"):
+            raise GenzooError(f"dataset '{self.recipe.data['name']}' cannot give its images at lower resolutions "
+                              "(no at_resolution)", "use an image dataset, or remove train.growth")
+        schedule = GrowthSchedule(spec, self.data.image_shape[-1], self.spec.batch_size, len(self.data), self.world)
+        missing = [r for r in schedule.resolutions if r not in model.resolutions]
+        if missing:
+            raise GenzooError(f"train.growth starts at {spec.start_resolution}, but model '{name}' has no level at "
+                              f"{missing[0]} (its levels: {', '.join(map(str, model.resolutions))})",
+                              "raise train.growth.start_resolution or lower the model's start_resolution")
+        return schedule
+
+    def _enter_level(self):
+        """Point the model, the data, the batch order and the optimisers at the level of the current step."""
+        level = self.growth.level_at(self.step)
+        if level == self.level:
+            return
+        self.level, self.batch_size = level, level.batch_size
+        self.level_data = self.data.at_resolution(level.resolution)
+        # Each level has its own shuffles, so the order depends only on (seed, level, epoch in the level).
+        self.batches = EpochBatches(len(self.level_data), level.batch_size, self.recipe.seed + 7919 * level.index,
+                                    self.rank, self.world)
+        lr = self.growth.lr.get(level.resolution)
+        for phase in self.phases:
+            if lr is not None:
+                self.hyper[phase.name]["lr"] = lr
+        if self.step == level.first_step and level.index > 0 and self.growth.spec.reset_optimizers:
+            for opt in self.optimizers.values():  # ALAE restarts Adam at each resolution switch
+                opt.state.clear()
+        self._say(f"level {level.index}: {level.resolution}x{level.resolution}, batch {level.batch_size}")
 
     def _resume_or_start(self):
         saved = self.run_dir / "recipe.yaml"
@@ -121,9 +173,8 @@ class Trainer:
         if self.ema:
             self.ema.load_state_dict(state["model"])
         for name, opt in self.optimizers.items():
+            # The recipe's lr/betas win over the saved ones: each step applies its phase's settings.
             opt.load_state_dict(optimizer_from_tensors(state["optimizers"], state["optimizers_meta"][name], name))
-            for group in opt.param_groups:  # the recipe's settings win over the saved ones
-                group.update(self.hyper[name])
         t = state["trainer"]
         self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
         set_rng_state(state["rng"], state["rng_meta"])
@@ -146,8 +197,13 @@ class Trainer:
         progress = self._progress()
         try:
             while self.step < self.total_steps:
-                for b, images in batch_stream(self.data, self.batches, self.epoch, self.batch_in_epoch, spec.num_workers):
+                if self.growth:
+                    self._enter_level()
+                stream = batch_stream(self.level_data, self.batches, self.epoch, self.batch_in_epoch, spec.num_workers)
+                for b, images in stream:
                     x = to_unit_float(images.to(acc.device, non_blocking=True))
+                    if self.growth:
+                        x = self._grow(x)
                     logs = self._train_step(x)
                     for k, v in logs.items():
                         sums[k] = sums[k] + v if k in sums else v
@@ -156,19 +212,22 @@ class Trainer:
                     self.batch_in_epoch = b + 1
                     if self.batch_in_epoch == self.batches.batches_per_epoch:
                         self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    level_done = self.growth is not None and self.step == self.level.end_step
+                    if level_done:  # the next level starts its own batch order
+                        self.epoch, self.batch_in_epoch = 0, 0
                     if self.ema:
-                        self.ema.update(spec.batch_size)
+                        self.ema.update(self.batch_size)
                     last = self.step >= self.total_steps or self._stop_signal is not None
                     if self.step % spec.log_every == 0 or last:
-                        elapsed = time.perf_counter() - t0
-                        self._log(sums, count, (self.step - step0) * spec.batch_size / elapsed, progress)
+                        images_per_s = (self.step - step0) * self.batch_size / (time.perf_counter() - t0)
+                        self._log(sums, count, images_per_s, progress)
                         sums, count, t0, step0 = {}, 0, time.perf_counter(), self.step
                     if self.step % spec.sample_every == 0 or last:
                         self._sample_grid()
                     if self.step % spec.checkpoint_every == 0 or last:
                         self._check_finite(sums)
                         self.save_checkpoint()
-                    if last:
+                    if last or level_done:
                         break
                 if self._stop_signal is not None:
                     raise KeyboardInterrupt
@@ -180,6 +239,16 @@ class Trainer:
             self._restore_signal_handlers()
         return self.run_dir
 
+    def _grow(self, x: torch.Tensor) -> torch.Tensor:
+        """Set the model's level and blend for this step and blend the reals the same way (ALAE): during a
+        transition, real images are a mix of themselves and their 2x-downsampled, re-upsampled selves."""
+        blend = self.growth.blend(self.step)
+        self.model.set_growth(self.level.resolution, blend)
+        if blend < 1.0:
+            coarse = torch.nn.functional.avg_pool2d(x, 2).repeat_interleave(2, -2).repeat_interleave(2, -1)
+            x = torch.lerp(coarse, x, blend)
+        return x
+
     def _train_step(self, x: torch.Tensor) -> dict:
         acc, spec = self.acc, self.spec
         chunks = x.chunk(spec.grad_accumulation) if spec.grad_accumulation > 1 else (x,)
@@ -190,8 +259,9 @@ class Trainer:
                 p.requires_grad_(False)
             for p in own:
                 p.requires_grad_(True)
-            opt = self.optimizers[phase.name]
-            opt.zero_grad(set_to_none=True)
+            optimizers = self.phase_optimizers[phase.name]
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             for chunk in chunks:
                 with acc.autocast():
                     loss, phase_logs = phase.loss(chunk)
@@ -202,7 +272,11 @@ class Trainer:
                 _all_reduce_mean([p.grad for p in own if p.grad is not None], self.world)
             if spec.grad_clip:
                 acc.clip_grad_norm_(own, spec.grad_clip)
-            opt.step()
+            hyper = self.hyper[phase.name]
+            for opt in optimizers:  # a shared optimiser steps with the settings of the phase stepping it
+                for group in opt.param_groups:
+                    group.update(hyper)
+                opt.step()
         for p in self.all_params:
             p.requires_grad_(True)
         return logs
@@ -219,6 +293,9 @@ class Trainer:
             raise NonFiniteLoss(self._nonfinite_message(bad[0]), self._nonfinite_fix(bad[0]))
         record = {"step": self.step, "epoch": self.epoch, "images_per_s": round(images_per_s, 2),
                   **{f"loss/{k}": v for k, v in values.items()}}
+        if self.growth:  # epochs count images over all levels; the level and blend the last step used
+            record.update(epoch=round(self.growth.images_before(self.step) / len(self.data), 4),
+                          resolution=self.level.resolution, blend=round(self.growth.blend(self.step - 1), 6))
         if self.acc.is_main_process:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -246,13 +323,16 @@ class Trainer:
 
     @torch.no_grad()
     def _sample_grid(self):
-        if not self.acc.is_main_process or self.fixed_codes is None:
+        """Samples from the same seed at every grid, so grids compare over training. The global RNG is left
+        untouched (generators with noise inputs draw from it), so grids never change the training stream."""
+        if not self.acc.is_main_process or not _can_sample(self.model):
             return
         from genzoo.images import save_grid
 
         self.model.eval()
-        with self.ema.applied() if self.ema else _nullcontext():
-            images = self.model.decode(self.fixed_codes)
+        with torch.random.fork_rng(devices=[]), (self.ema.applied() if self.ema else _nullcontext()):
+            torch.manual_seed(self.recipe.seed)
+            images = self.model.sample(self.spec.sample_count, generator=torch.Generator().manual_seed(self.recipe.seed))
         self.model.train()
         save_grid(images, self.run_dir / "samples" / f"step-{self.step:07d}.png")
 
@@ -262,6 +342,13 @@ class Trainer:
 
         acc = self.acc
         _check_in_sync(self.all_params, self.world)
+        if acc.is_main_process and hasattr(self.model, "prepare_export"):
+            # e.g. LBAE fits its code sampler on training codes: before the state is taken, so that the checkpoint
+            # and the export hold the same fitted buffers.
+            self.model.eval()
+            with self.ema.applied() if self.ema else _nullcontext(), torch.random.fork_rng(devices=[]):
+                self.model.prepare_export(self.data)
+            self.model.train()
         tmp = self.checkpoints.dir / f".tmp-step-{self.step:07d}"
         if acc.is_main_process:
             tmp = self.checkpoints.begin(self.step)
@@ -279,8 +366,6 @@ class Trainer:
             self.checkpoints.commit(tmp, self.step)
             self.model.eval()
             with self.ema.applied() if self.ema else _nullcontext():
-                if hasattr(self.model, "prepare_export"):  # e.g. LBAE fits its code sampler on training codes
-                    self.model.prepare_export(self.data)
                 save_pretrained(self.model, self.run_dir / "model", extra={"step": self.step})
             self.model.train()
         acc.wait_for_everyone()
@@ -320,6 +405,15 @@ class Trainer:
     def _restore_signal_handlers(self):
         for sig, old in self._old_handlers.items():
             signal.signal(sig, old)
+
+
+def _can_sample(model) -> bool:
+    """Models sample from their prior unless they define their own `sample` (a plugin model may have neither)."""
+    from genzoo.models.base import GenerativeAutoencoder
+
+    if not hasattr(model, "sample"):
+        return False
+    return getattr(model, "prior", None) is not None or type(model).sample is not GenerativeAutoencoder.sample
 
 
 class _nullcontext:
