@@ -12,7 +12,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from genzoo.errors import GenzooError
 from genzoo.options import bind_options, build_dataclass
@@ -43,6 +43,20 @@ class GrowthSpec:
 
 
 @dataclass
+class EvalSpec:
+    """Recipe section `train.eval`: a metric measured during training (at the top resolution when growing, as seed
+    000 measures FID every few epochs) on a held-out split; the best model so far is kept in `model-best/`."""
+
+    metric: str = "fid"
+    value: str | None = None  # which number of the metric's result decides (default: the metric's name), e.g. mse
+    every_epochs: float | None = None
+    every_steps: int | None = None
+    split: str = "test"
+    options: dict[str, Any] = field(default_factory=dict)  # the metric's options, e.g. {count: 10000}
+    higher_is_better: bool = False
+
+
+@dataclass
 class TrainSpec:
     batch_size: int = 64  # global batch, split evenly over processes
     steps: int | None = None  # optimisation steps in all; or give epochs
@@ -60,13 +74,14 @@ class TrainSpec:
     log_with: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
     phases: dict[str, PhaseOptions] = field(default_factory=dict)
     growth: GrowthSpec | None = None  # progressive growing, for models with `set_growth` (StyleALAE)
+    eval: EvalSpec | None = None  # a metric during training, keeping the best model
 
 
 # Keys that may change when a stopped run is started again (everything else must match the saved recipe).
 RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every", "train.sample_count",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.log_with", "train.num_workers",
                      "output_dir", "data.root", "data.download",
-                     "train.phases", "train.grad_clip"}  # lowering a learning rate after a divergence is a resume
+                     "train.phases", "train.grad_clip", "train.eval"}  # lowering a learning rate after a divergence is a resume
 
 
 @dataclass
@@ -160,6 +175,11 @@ def resolve(raw: dict, default_name: str = "run") -> Recipe:
         raise GenzooError("recipe key 'train.batch_size' must be at least 1", "set a positive batch size")
     if recipe.train.steps is None and recipe.train.epochs is None:
         raise GenzooError("the recipe sets neither 'train.steps' nor 'train.epochs'", "set one of them")
+    if recipe.train.eval is not None:  # an unknown metric or option fails now, not after hours of training
+        from genzoo.evaluate import resolve_metrics
+
+        ev = recipe.train.eval
+        resolve_metrics([ev.metric], {ev.metric: dict(ev.options)})
     return recipe
 
 

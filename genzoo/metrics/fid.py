@@ -209,6 +209,11 @@ def reference_features(dataset, count: int, fx: InceptionFeatures) -> tuple[np.n
     return feats, {**info, "cached": cached}
 
 
+def forget_model_features() -> None:
+    """Drop cached model features (the trainer evaluates one model object whose weights keep changing)."""
+    _MODEL_FEATURES.clear()
+
+
 def model_features(model, dataset, source: str, count: int, seed: int, fx: InceptionFeatures) -> np.ndarray:
     data_key = None if source == "samples" else (getattr(dataset, "name", None) or id(dataset), len(dataset))
     key = (id(model), source, count, seed, id(fx), data_key)

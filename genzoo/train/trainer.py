@@ -99,7 +99,7 @@ class Trainer:
             self.batch_size, self.level_data = spec.batch_size, self.data
             bpe = self.batches.batches_per_epoch
             self.total_steps = spec.steps if spec.steps is not None else math.ceil(spec.epochs * bpe)
-        self.level = None
+        self.level, self.best = None, None
         self.checkpoints = Checkpoints(self.run_dir, spec.keep_checkpoints)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         torch.manual_seed(recipe.seed + 1000 * self.rank)  # per-process training noise
@@ -177,6 +177,7 @@ class Trainer:
             opt.load_state_dict(optimizer_from_tensors(state["optimizers"], state["optimizers_meta"][name], name))
         t = state["trainer"]
         self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
+        self.best = t.get("best_eval")
         set_rng_state(state["rng"], state["rng_meta"])
 
     # -- the loop ---------------------------------------------------------------------------------------------
@@ -224,6 +225,8 @@ class Trainer:
                         sums, count, t0, step0 = {}, 0, time.perf_counter(), self.step
                     if self.step % spec.sample_every == 0 or last:
                         self._sample_grid()
+                    if spec.eval and self._eval_due():
+                        self._evaluate()
                     if self.step % spec.checkpoint_every == 0 or last:
                         self._check_finite(sums)
                         self.save_checkpoint()
@@ -280,6 +283,45 @@ class Trainer:
         for p in self.all_params:
             p.requires_grad_(True)
         return logs
+
+    # -- evaluation during training (seed 000: FID every few epochs at the top resolution, best kept) -----------
+    def _images_at(self, step: int) -> int:
+        return self.growth.images_before(step) if self.growth else step * self.spec.batch_size
+
+    def _eval_due(self) -> bool:
+        ev = self.spec.eval
+        if self.growth and (self.level.end_step is not None or self.growth.blend(self.step - 1) < 1.0):
+            return False  # only the fully grown model is comparable
+        if ev.every_steps:
+            return self.step % ev.every_steps == 0
+        if ev.every_epochs:
+            span = ev.every_epochs * len(self.data)
+            return self._images_at(self.step) // span > self._images_at(self.step - 1) // span
+        return self.step >= self.total_steps
+
+    def _evaluate(self):
+        """Measure the recipe's metric on its held-out split (main process, EMA weights); keep the best model."""
+        ev, acc = self.spec.eval, self.acc
+        if acc.is_main_process:
+            from genzoo.evaluate import evaluate
+            from genzoo.hub import save_pretrained
+            from genzoo.metrics.fid import forget_model_features
+
+            forget_model_features()  # the same model object holds new weights now
+            self.model.eval()
+            with torch.random.fork_rng(devices=[]), (self.ema.applied() if self.ema else _nullcontext()):
+                result = evaluate(self.model, [ev.metric], {ev.metric: dict(ev.options)}, split=ev.split)[ev.metric]
+                value = float(result[ev.value or ev.metric])
+                better = self.best is None or (value > self.best if ev.higher_is_better else value < self.best)
+                if better:
+                    self.best = value
+                    save_pretrained(self.model, self.run_dir / "model-best",
+                                    extra={"step": self.step, "best": {ev.value or ev.metric: value, "split": ev.split}})
+            self.model.train()
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, f"eval/{ev.value or ev.metric}": value, "best": better}) + "\n")
+            self._say(f"step {self.step}: {ev.value or ev.metric} {value:.4g}" + (" (best so far: model-best/)" if better else ""))
+        acc.wait_for_everyone()
 
     # -- logging, samples, checkpoints -------------------------------------------------------------------------
     def _log(self, sums, count, images_per_s, progress):
@@ -359,7 +401,7 @@ class Trainer:
             if self.ema:
                 model_tensors.update(self.ema.state_dict())
             state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                     "processes": self.world, "recipe": self.recipe.name}
+                     "processes": self.world, "recipe": self.recipe.name, "best_eval": self.best}
             self.checkpoints.write_main(tmp, model_tensors, {n: o.state_dict() for n, o in self.optimizers.items()}, state)
         acc.wait_for_everyone()
         if acc.is_main_process:

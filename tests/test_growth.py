@@ -1,0 +1,94 @@
+"""Progressive-growing schedule (genzoo/train/growth.py) and evaluation during training (train.eval)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from conftest import run_cli, write_recipe
+
+from genzoo.errors import GenzooError
+from genzoo.recipe import GrowthSpec, load_recipe
+from genzoo.train.growth import GrowthSchedule
+
+
+def schedule(max_res=16, batch=8, size=100, world=1, **spec):
+    return GrowthSchedule(GrowthSpec(**spec), max_res, batch, size, world)
+
+
+def test_levels_double_to_the_data_resolution_with_per_level_batches():
+    s = schedule(max_res=32, images_per_level=100, batch_size={"4": 20, "8": 16, "32": 4})
+    assert [lv.resolution for lv in s.levels] == [4, 8, 16, 32]
+    assert [lv.batch_size for lv in s.levels] == [20, 16, 8, 4]  # 16 falls back to train.batch_size
+    # ceil(100 / batch) steps per level, the last one open-ended
+    assert [(lv.first_step, lv.end_step) for lv in s.levels] == [(0, 5), (5, 12), (12, 25), (25, None)]
+    assert [s.level_at(step).resolution for step in (0, 4, 5, 11, 12, 24, 25, 10_000)] == [4, 4, 8, 8, 16, 16, 32, 32]
+
+
+def test_batch_size_per_number_of_processes_overrides_the_default():
+    spec = dict(images_per_level=64, batch_size={"4": 32}, batch_size_by_processes={"2": {"4": 64, "8": 16}})
+    assert [lv.batch_size for lv in schedule(world=1, **spec).levels] == [32, 8, 8]
+    assert [lv.batch_size for lv in schedule(world=2, **spec).levels] == [64, 16, 8]
+
+
+def test_blend_follows_alae_sine_curve_over_the_first_half_of_each_level():
+    s = schedule(images_per_level=80, batch=8, transition=0.5)  # 10 steps per level, 5 of them blending
+    assert [s.blend(step) for step in range(0, 10)] == [1.0] * 10  # the first level has nothing to blend in
+    expected = [math.sin(t * math.pi - math.pi / 2) / 2 + 0.5 for t in (0, 0.2, 0.4, 0.6, 0.8)]
+    assert [s.blend(step) for step in range(10, 15)] == pytest.approx(expected, abs=1e-12)
+    assert s.blend(10) == 0.0 and s.blend(15) == 1.0 and s.blend(19) == 1.0
+    assert s.blend(20) == 0.0  # next level
+    assert all(a < b for a, b in zip(expected, expected[1:]))
+
+
+def test_epochs_per_level_and_total_images():
+    s = schedule(size=100, batch=10, epochs_per_level=2)  # 200 images = 20 steps per level
+    assert [(lv.first_step, lv.end_step) for lv in s.levels] == [(0, 20), (20, 40), (40, None)]
+    assert s.steps_for_images(7 * 100) == 70  # train.epochs 7: two levels of 2 epochs, then 3 at 16
+    assert s.images_before(45) == 450
+
+
+@pytest.mark.parametrize("spec,message", [
+    (dict(start_resolution=3, images_per_level=10), "does not reach"),
+    (dict(), "exactly one of"),
+    (dict(images_per_level=10, epochs_per_level=1), "exactly one of"),
+    (dict(images_per_level=10, batch_size={"12": 4}), "not a level"),
+    (dict(images_per_level=10, transition=1.5), "transition"),
+])
+def test_bad_growth_settings_are_named(spec, message):
+    with pytest.raises(GenzooError, match=message):
+        schedule(**spec)
+
+
+def test_growth_on_a_model_that_cannot_grow_is_one_clear_error(tmp_path):
+    recipe = write_recipe(tmp_path, train={"growth": {"images_per_level": 100}})
+    proc = run_cli("train", recipe, check=False)
+    assert proc.returncode == 1
+    assert "does not grow progressively" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_eval_during_training_keeps_the_best_model(tmp_path):
+    """train.eval measures the recipe's metric every few steps on the held-out split and keeps the best model."""
+    import genzoo
+    from genzoo.evaluate import evaluate
+    from genzoo.train.trainer import Trainer
+
+    path = write_recipe(tmp_path, train={"steps": 60, "checkpoint_every": 60, "sample_every": 60,
+                                         "eval": {"metric": "reconstruction", "value": "mse", "every_steps": 20}})
+    run = Trainer(load_recipe(path)).fit()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval/mse" in r]
+    assert [r["step"] for r in evals] == [20, 40, 60]
+    best = min(evals, key=lambda r: r["eval/mse"])
+    kept = genzoo.load(run / "model-best")
+    assert kept.extra_config["step"] == best["step"]
+    assert kept.extra_config["best"]["mse"] == pytest.approx(best["eval/mse"])
+    # the kept model really is that good on that split
+    assert evaluate(kept, ["reconstruction"])["reconstruction"]["mse"] == pytest.approx(best["eval/mse"], rel=1e-5)
+
+
+def test_unknown_eval_metric_fails_at_validation(tmp_path):
+    recipe = write_recipe(tmp_path, train={"eval": {"metric": "fidd"}})
+    proc = run_cli("train", recipe, check=False)
+    assert proc.returncode == 1 and "fidd" in proc.stderr and "Traceback" not in proc.stderr
