@@ -25,6 +25,7 @@ class PhaseOptions:
     lr: float | None = None
     betas: tuple[float, float] | None = None
     weight_decay: float | None = None
+    decoupled_weight_decay: bool | None = None  # true: AdamW
 
 
 @dataclass
@@ -68,6 +69,7 @@ class TrainSpec:
     keep_checkpoints: int = 2
     ema_half_life_images: float | None = None  # ALAE uses 10k images; None: no EMA
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    cpu: bool = False  # train on the CPU even where a GPU is present
     grad_clip: float | None = None
     grad_accumulation: int = 1
     num_workers: int = 0
@@ -81,7 +83,8 @@ class TrainSpec:
 RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every", "train.sample_count",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.log_with", "train.num_workers",
                      "output_dir", "data.root", "data.download",
-                     "train.phases", "train.grad_clip", "train.eval"}  # lowering a learning rate after a divergence is a resume
+                     "train.phases", "train.grad_clip", "train.eval",
+                     "train.cpu"}  # lowering a learning rate after a divergence is a resume
 
 
 @dataclass

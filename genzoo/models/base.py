@@ -24,6 +24,7 @@ class Phase:
     lr: float
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    decoupled_weight_decay: bool = False  # AdamW
     optimizer: str | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True)}
@@ -43,3 +44,47 @@ class EqualLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, lr_mult={self.lr_mult}"
+
+
+class EqualConv2d(nn.Module):
+    """2-D convolution with equalised learning rate (ALAE's `lreq.Conv2d`), as EqualLinear with fan-in
+    in_channels * k * k; 'same' padding.
+
+    `resample="down"` is the convolution followed by 2x2 average pooling, `"up"` 2x nearest upsampling followed by
+    the convolution. With `fused` each runs as one stride-2 (transposed) convolution whose (k+1)x(k+1) kernel is the
+    k x k kernel summed over the four 2x2 shifts (averaged for "down"): the same function, up to rounding, at
+    4/9 of the multiply-adds for k = 3 (ALAE's `transform_kernel`, which it uses from 128x128 up).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, lr_mult: float = 1.0,
+                 gain: float = 2 ** 0.5, bias: bool = True, resample: str | None = None, fused: bool = False):
+        super().__init__()
+        if resample not in (None, "up", "down"):
+            raise ValueError(f"resample must be None, 'up' or 'down', got {resample!r}")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.lr_mult, self.resample, self.fused = lr_mult, resample, fused and resample is not None
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) / lr_mult)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = gain * lr_mult / math.sqrt(in_channels * kernel_size ** 2)
+
+    def forward(self, x):
+        w, pad = self.weight * self.scale, self.kernel_size // 2
+        b = None if self.bias is None else self.bias if self.lr_mult == 1 else self.bias * self.lr_mult
+        if self.resample == "up":
+            if self.fused:  # a transposed convolution takes (in, out, k, k) and correlates with the flipped kernel
+                return F.conv_transpose2d(x, _shift_sum(w.transpose(0, 1).flip(2, 3)), b, stride=2, padding=pad)
+            x = F.interpolate(x, scale_factor=2)
+        elif self.resample == "down" and self.fused:
+            return F.conv2d(x, _shift_sum(w) * 0.25, b, stride=2, padding=pad)
+        x = F.conv2d(x, w, b, padding=pad)
+        return F.avg_pool2d(x, 2) if self.resample == "down" else x
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, lr_mult={self.lr_mult}, "
+                f"resample={self.resample}, fused={self.fused}")
+
+
+def _shift_sum(w: torch.Tensor) -> torch.Tensor:
+    """(.., k, k) kernel -> (.., k+1, k+1): the sum of its four copies shifted by 0 or 1 pixel each way."""
+    w = F.pad(w, [1, 1, 1, 1])
+    return w[..., 1:, 1:] + w[..., :-1, 1:] + w[..., 1:, :-1] + w[..., :-1, :-1]

@@ -45,8 +45,8 @@ class ConvVAE(GenerativeAutoencoder):
 
     The seed's CLI maps onto a recipe as: --latent_dims -> model.latent_dim, --max_filters -> model.max_filters,
     --lr -> model.lr (or train.phases.vae.lr), --batchsize -> train.batch_size, --epochs -> train.epochs,
-    --seed -> seed, --dataset -> data.name, --cpu -> run with CUDA_VISIBLE_DEVICES= (Accelerate then uses the CPU).
-    The seed optimises with AdamW (weight decay 0.01); genzoo's trainer uses Adam, so `weight_decay` defaults to 0.
+    --seed -> seed, --dataset -> data.name, --cpu -> train.cpu: true.
+    The seed optimises with AdamW (weight decay 0.01): `weight_decay: 0.01` with `adamw: true` (the shipped recipes).
     """
 
     def __init__(
@@ -62,6 +62,7 @@ class ConvVAE(GenerativeAutoencoder):
         negative_slope: float = 0.01,
         lr: float = 3e-4,
         weight_decay: float = 0.0,
+        adamw: bool = False,
     ):
         super().__init__(image_shape)
         if latent_dim < 1 or layers < 1 or max_filters < 2 ** (layers - 1):
@@ -71,7 +72,7 @@ class ConvVAE(GenerativeAutoencoder):
         self.prior = prior
         self.latent_dim = latent_dim
         self.reconstruction, self.kl_weight, self.prior_weight = reconstruction, kl_weight, prior_weight
-        self.lr, self.weight_decay = lr, weight_decay
+        self.lr, self.weight_decay, self.adamw = lr, weight_decay, adamw
         self._kl_mode = self._pick_kl(prior)
         channels, height, width = image_shape
         filters = [max_filters // 2 ** (layers - 1 - i) for i in range(layers)]
@@ -135,7 +136,7 @@ class ConvVAE(GenerativeAutoencoder):
     # -- the loss -------------------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         return [Phase("vae", ("encoder", "to_mean", "to_log_var", "decoder"), self.loss, self.lr,
-                      weight_decay=self.weight_decay)]
+                      weight_decay=self.weight_decay, decoupled_weight_decay=self.adamw)]
 
     def kl(self, mean: torch.Tensor, log_var: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q(z|x) || p(z)) per image: closed form for the Gaussian prior, else one Monte-Carlo sample z."""

@@ -50,7 +50,7 @@ class Trainer:
         # Several processes without a GPU (accelerate launch --multi_gpu / torchrun on CPUs): gloo on the CPU.
         cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
         self.acc = acc = Accelerator(mixed_precision=spec.mixed_precision, log_with=spec.log_with or None,
-                                     project_dir=str(self.run_dir), cpu=cpu_processes)
+                                     project_dir=str(self.run_dir), cpu=spec.cpu or cpu_processes)
         self.rank, self.world = acc.process_index, acc.num_processes
         self.data, _ = build(DATASETS, recipe.data, "data", split="train")
         set_seed(recipe.seed)  # identical initial weights on every process
@@ -70,25 +70,27 @@ class Trainer:
         if unknown:
             raise GenzooError(f"recipe key 'train.phases.{sorted(unknown)[0]}' names no phase of {recipe.model['name']}",
                               f"its phases are: {', '.join(p.name for p in self.phases)}")
-        # One Adam per (optimiser, module): phases naming the same Phase.optimizer share the moments of the modules
-        # they have in common (ALAE); Adam is elementwise, so splitting by module changes no update.
-        self.hyper, self.optimizers, self.phase_optimizers, self.params = {}, {}, {}, {}
+        # One Adam per Phase.optimizer name (default: the phase's own), over the modules of every phase naming it, so
+        # phases sharing one (ALAE) share the moments of the modules they have in common. A phase zeroes all of its
+        # optimiser's gradients and only its own parameters require gradients, so its step moves nothing else.
+        self.hyper, self.params, modules_of = {}, {}, {}
         for phase in self.phases:
             over = spec.phases.get(phase.name)
             self.hyper[phase.name] = dict(
                 lr=over.lr if over and over.lr is not None else phase.lr,
                 betas=tuple(over.betas) if over and over.betas is not None else phase.betas,
                 weight_decay=over.weight_decay if over and over.weight_decay is not None else phase.weight_decay,
+                decoupled_weight_decay=(over.decoupled_weight_decay if over and over.decoupled_weight_decay is not None
+                                        else phase.decoupled_weight_decay),
             )
-            names = []
-            for module in phase.modules:
-                name = f"{phase.optimizer or phase.name}/{module}"
-                if name not in self.optimizers:
-                    params = list(getattr(self.model, module).parameters())
-                    self.optimizers[name] = acc.prepare_optimizer(torch.optim.Adam(params, **self.hyper[phase.name]))
-                names.append(name)
-            self.phase_optimizers[phase.name] = [self.optimizers[n] for n in names]
             self.params[phase.name] = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
+            names = modules_of.setdefault(phase.optimizer or phase.name, [])
+            names += [m for m in phase.modules if m not in names]
+        self.optimizers = {}
+        for key, names in modules_of.items():
+            first = next(p for p in self.phases if (p.optimizer or p.name) == key)
+            params = [p for m in names for p in getattr(self.model, m).parameters()]
+            self.optimizers[key] = acc.prepare_optimizer(torch.optim.Adam(params, **self.hyper[first.name]))
         self.all_params = list(self.model.parameters())
         self.ema = EMA(self.model, spec.ema_half_life_images) if spec.ema_half_life_images else None
         if self.growth:
@@ -262,9 +264,8 @@ class Trainer:
                 p.requires_grad_(False)
             for p in own:
                 p.requires_grad_(True)
-            optimizers = self.phase_optimizers[phase.name]
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
+            opt = self.optimizers[phase.optimizer or phase.name]
+            opt.zero_grad(set_to_none=True)
             for chunk in chunks:
                 with acc.autocast():
                     loss, phase_logs = phase.loss(chunk)
@@ -275,11 +276,9 @@ class Trainer:
                 _all_reduce_mean([p.grad for p in own if p.grad is not None], self.world)
             if spec.grad_clip:
                 acc.clip_grad_norm_(own, spec.grad_clip)
-            hyper = self.hyper[phase.name]
-            for opt in optimizers:  # a shared optimiser steps with the settings of the phase stepping it
-                for group in opt.param_groups:
-                    group.update(hyper)
-                opt.step()
+            for group in opt.param_groups:  # a shared optimiser steps with the settings of the phase stepping it
+                group.update(self.hyper[phase.name])
+            opt.step()
         for p in self.all_params:
             p.requires_grad_(True)
         return logs
