@@ -8,8 +8,11 @@ from genzoo.registry import DATASETS
 
 
 @DATASETS.register("digits")
-def digits(split: str, test_size: int = 297) -> ImageDataset:
-    """scikit-learn's bundled 8x8 handwritten digits (1797 images): ships with the install, needs no download."""
+def digits(split: str, test_size: int = 297, size: int | None = None) -> ImageDataset:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images): ships with the install, needs no download.
+    `size` resizes them (bilinear), e.g. 16 or 32 for quick progressive-growing runs."""
+    from genzoo.datasets.images import pad_and_resize
+
     from sklearn.datasets import load_digits
 
     from genzoo.errors import GenzooError
@@ -22,4 +25,4 @@ def digits(split: str, test_size: int = 297) -> ImageDataset:
         raise GenzooError(f"dataset 'digits' has splits train and test, not '{split}'", "use --split train or test")
     cut = len(images) - test_size  # the last test_size images are held out (fixed, no shuffling)
     part = slice(0, cut) if split == "train" else slice(cut, None)
-    return ImageDataset(images[part], labels[part], name=f"digits/{split}")
+    return pad_and_resize(ImageDataset(images[part], labels[part], name=f"digits/{split}"), size=size)
