@@ -209,6 +209,34 @@ def interpolate(
 
 @app.command()
 @friendly
+def stylemix(
+    source: str = typer.Argument(..., help="A run or model folder, or a Hub model, of a style-based model (style_alae)."),
+    split: str = typer.Option("test", help="Dataset split of the source and target images."),
+    sources: int = typer.Option(5, "--sources", help="Source images (top row): the split's first ones."),
+    targets: int = typer.Option(5, "--targets", help="Target images (left column): the ones after the sources."),
+    kinds: str = typer.Option("coarse,middle,fine", help="Comma-separated: coarse (4-8), middle (16-32), fine (64+)."),
+    seed: int = typer.Option(0, help="Seed for the generator's noise inputs."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for stylemix-<kind>.png (default: <source>/stylemix; ./stylemix for a Hub model)."),
+    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+):
+    """Style mixing grids (the MBRCE-AAE README's figure): each target image with a source image's coarse, middle
+    or fine styles, one PNG per kind."""
+    import genzoo
+    from genzoo.stylemix import check_style_model, write_style_mixes
+
+    model = genzoo.load(source, device=_device(device))
+    check_style_model(model)
+    data = _dataset_for(model, split, data_root)
+    out = out or _default_out(source, "stylemix")
+    written, skipped = write_style_mixes(model, data, out, sources, targets,
+                                         [k.strip() for k in kinds.split(",") if k.strip()], seed)
+    note = f" (skipped {', '.join(skipped)}: no such levels at {model.image_shape[-1]}x{model.image_shape[-1]})" if skipped else ""
+    _console().print(f"wrote {', '.join(map(str, written))}{note}")
+
+
+@app.command()
+@friendly
 def attribute(
     source: str = typer.Argument(..., help="A run or model folder of a model with attribute change (lbae)."),
     name: str = typer.Argument(..., help="Attribute: a column name or index of the labels (CelebA: Eyeglasses, 15), or a class."),
@@ -359,6 +387,83 @@ def study(
         table.add_row(*row)
     console.print(table)
     console.print(f"wrote {report['markdown']}, {report['html']}, {report['json']}")
+
+
+@app.command()
+@friendly
+def prepare(
+    source: Path = typer.Argument(..., help="A folder or archive of images, or a recipe YAML whose data block is {name: prepared, root, source, ...}."),
+    rest: Optional[List[str]] = typer.Argument(None, help="OUT, the store folder (after images); dotted overrides (after a recipe)."),
+    max_resolution: Optional[int] = typer.Option(None, help="Top level, e.g. 256 (a recipe: data.resolution)."),
+    min_resolution: Optional[int] = typer.Option(None, help="Lowest level (default 4; a recipe: its train.growth.start_resolution)."),
+    test_count: Optional[int] = typer.Option(None, help="The LAST this many images (natural name order) are the test split (default 1000)."),
+    train_count: Optional[int] = typer.Option(None, help="The first this many are the training split (default: all the others)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave undecodable files out (listed in the manifest) instead of stopping."),
+    verify: bool = typer.Option(False, "--verify", help="Then check every level file against its sha256 in the manifest."),
+    workers: Optional[int] = typer.Option(None, help="Decoding processes (default: up to 8 for 2048 images or more)."),
+):
+    """Turn a folder of images into a multi-resolution store (one uint8 array per level) for progressive growing.
+    Resumable (run it again after a stop), reused when already made, checked with --verify."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from genzoo.datasets.prepared import prepare_store, verify_store
+    from genzoo.errors import GenzooError
+
+    rest = rest or []
+    if source.suffix in (".yaml", ".yml"):
+        given = [f"--{k.replace('_', '-')}" for k, v in (("max_resolution", max_resolution), ("test_count", test_count),
+                                                          ("train_count", train_count)) if v is not None]
+        if given:
+            raise GenzooError(f"{', '.join(given)} with a recipe: the recipe's data block sets these",
+                              "set data.resolution / data.test_count / data.train_count in it, or override: data.test_count=500")
+        from genzoo.datasets.base import data_root
+        from genzoo.recipe import load_recipe
+
+        recipe = load_recipe(source, rest)
+        data = recipe.data
+        if data["name"] != "prepared" or not data.get("source"):
+            raise GenzooError(f"recipe '{source}' does not read a prepared store from images (data.name is "
+                              f"'{data['name']}', data.source is {data.get('source')!r})",
+                              "use data: {name: prepared, root: STORE, source: IMAGES, resolution: 256}")
+        growth = recipe.train.growth
+        args = dict(source=data["source"], out=data_root(data["root"], "prepared"), max_resolution=data["resolution"],
+                    min_resolution=min_resolution or (growth.start_resolution if growth else 4),
+                    test_count=1000 if data["test_count"] is None else data["test_count"], train_count=data["train_count"])
+        if args["max_resolution"] is None:
+            raise GenzooError(f"recipe '{source}' sets no data.resolution", "set it to the top level, e.g. 256")
+    else:
+        if len(rest) != 1 or max_resolution is None:
+            raise GenzooError("genzoo prepare needs the images, the store folder and --max-resolution",
+                              "genzoo prepare IMAGES OUT --max-resolution 256 (or genzoo prepare RECIPE.yaml)")
+        args = dict(source=source, out=Path(rest[0]), max_resolution=max_resolution, min_resolution=min_resolution or 4,
+                    test_count=1000 if test_count is None else test_count, train_count=train_count)
+    import time
+
+    console = _console()
+    columns = (TextColumn("preparing"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeRemainingColumn())
+    last = [time.monotonic()]
+
+    def report(done, total):  # a bar on a terminal; in a log, a line every 30 s
+        bar.update(task, completed=done, total=total)
+        if not console.is_terminal and time.monotonic() - last[0] > 30:
+            last[0] = time.monotonic()
+            console.print(f"preparing: {done} of {total} images")
+
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("prepare", total=None)
+        result = prepare_store(**args, skip_bad=skip_bad, workers=workers, progress=report,
+                               say=lambda message: console.print(message, markup=False))
+    split, out = result["split"], args["out"]
+    if not result["reused"]:
+        rate = f", {result['decoded'] / result['seconds']:.0f} images/s" if result["decoded"] else ""
+        console.print(f"prepared {out}: {split['train']['count']} train + {split['test']['count']} test images at "
+                      f"{', '.join(map(str, result['resolutions']))} in {result['seconds']:.1f} s{rate}")
+    if result["skipped"]:
+        console.print(f"skipped {len(result['skipped'])} undecodable files (listed in {out / 'manifest.json'}): "
+                      + ", ".join(result["skipped"][:5]) + (" ..." if len(result["skipped"]) > 5 else ""))
+    if verify:
+        verify_store(out)
+        console.print(f"verified: every level of {out} matches its sha256")
 
 
 @app.command()

@@ -3,7 +3,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from genzoo.errors import GenzooError
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -30,6 +33,43 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, indices):
         return self.images[torch.as_tensor(indices)]
+
+    def at_resolution(self, resolution: int) -> ImageDataset:
+        """These images at `resolution` (the size divided by a power of two) by repeated exact 2x2 box means
+        (`halve`), as progressive growing reads them; each level is computed once and kept on this object."""
+        h, size = self.images.shape[-2:]
+        if resolution == size:
+            return self
+        levels = [size >> k for k in range(1, size.bit_length()) if size % (1 << k) == 0]
+        if h != size or resolution not in levels:
+            raise GenzooError(f"{self.name or 'dataset'}: {size}x{h} images cannot be box-averaged to "
+                              f"{resolution}x{resolution}", f"use one of {levels} (square images only)")
+        levels = self.__dict__.setdefault("_levels", {})
+        if resolution not in levels:
+            above = self.at_resolution(resolution * 2)
+            levels[resolution] = ImageDataset(torch.from_numpy(halve(above.images.numpy())), self.labels, name=self.name)
+            levels[resolution].files = getattr(self, "files", None)
+            levels[resolution].label_names = getattr(self, "label_names", None)
+        return levels[resolution]
+
+
+def halve(images: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """uint8 (N, C, H, W) -> (N, C, H/2, W/2): exact means of 2x2 blocks, rounded half to even, in batched chunks.
+
+    Integer arithmetic: with s the sum of a block, (s + 1 + (s // 4 is odd)) // 4 is s / 4 rounded half to even, as
+    torch.round(avg_pool2d(x.float(), 2)) gives. Rounding rather than ALAE's truncating cast keeps brightness
+    unbiased (truncation loses 0.375 on average at every halving). numpy, single-threaded, on chunks of 16 images
+    that stay in cache: 0.1 ms per 256x256 image here, where torch's two threads were 30x slower on a busy machine.
+    """
+    n, c, h, w = images.shape
+    out = np.empty((n, c, h // 2, w // 2), dtype=np.uint8)
+    for i in range(0, n, chunk):
+        x = images[i:i + chunk]
+        s = np.add(x[..., 0::2, :], x[..., 1::2, :], dtype=np.uint16)  # row pairs first: contiguous adds
+        s = s[..., 0::2] + s[..., 1::2]
+        s += 1 + ((s >> 2) & 1)
+        np.right_shift(s, 2, out=out[i:i + chunk], casting="unsafe")
+    return out
 
 
 def data_root(root: str | None, name: str) -> Path:
