@@ -133,3 +133,19 @@ def test_sample_and_reconstruct_commands(trained_vae, tmp_path):
     run_cli("reconstruct", trained_vae, "-n", "8", "--out", tmp_path / "rec.png", env=ONE)
     w, h = Image.open(tmp_path / "rec.png").size
     assert h > w / 8 * 1.5  # originals above reconstructions
+
+
+def test_mlp_network_matches_the_mlp_aae_in_size():
+    """`network: mlp` gives the AAE's encoder and decoder sizes (the study's size-matched VAE baseline)."""
+    import genzoo
+
+    vae = genzoo.create_model({"name": "vae", "network": "mlp", "latent_dim": 8, "hidden": 64, "layers": 2,
+                               "dropout": 0.2}, {"name": "gaussian"}, (1, 28, 28))
+    aae = genzoo.create_model({"name": "mlp_aae", "latent_dim": 8, "hidden": 64, "layers": 2, "dropout": 0.2},
+                              {"name": "gaussian"}, (1, 28, 28))
+    count = lambda *mods: sum(p.numel() for m in mods for p in m.parameters())  # noqa: E731
+    assert count(vae.encoder, vae.to_mean, vae.to_log_var) == count(aae.encoder)
+    assert count(vae.decoder) == count(aae.decoder)
+    vae.eval()
+    x = torch.rand(5, 1, 28, 28)
+    assert vae.reconstruct(x).shape == x.shape and vae.sample(3).shape == (3, 1, 28, 28)

@@ -11,6 +11,7 @@ from torch import nn
 
 from genzoo.errors import GenzooError
 from genzoo.models.base import GenerativeAutoencoder, Phase
+from genzoo.models.blocks import ACTIVATIONS, mlp
 from genzoo.priors.base import Prior
 from genzoo.registry import MODELS
 
@@ -43,6 +44,9 @@ class ConvVAE(GenerativeAutoencoder):
     itself (`mbrce`) the KL term is replaced by `prior_weight` x `prior.matching_loss(z)` on the sampled codes:
     the arbitrary-prior VAE of the MBRCE paper. Any other prior with a density gets a one-sample Monte-Carlo KL.
 
+    `network: mlp` swaps the conv nets for mlp_aae's MLPs (`hidden`, `layers`, `dropout`): a VAE of the same size
+    as the AAE it is compared with (recipes/vae_mlp_mnist.yaml).
+
     The seed's CLI maps onto a recipe as: --latent_dims -> model.latent_dim, --max_filters -> model.max_filters,
     --lr -> model.lr (or train.phases.vae.lr), --batchsize -> train.batch_size, --epochs -> train.epochs,
     --seed -> seed, --dataset -> data.name, --cpu -> train.cpu: true.
@@ -63,6 +67,9 @@ class ConvVAE(GenerativeAutoencoder):
         lr: float = 3e-4,
         weight_decay: float = 0.0,
         adamw: bool = False,
+        network: Literal["conv", "mlp"] = "conv",
+        hidden: int = 1200,
+        dropout: float = 0.0,
     ):
         super().__init__(image_shape)
         if latent_dim < 1 or layers < 1 or max_filters < 2 ** (layers - 1):
@@ -74,6 +81,9 @@ class ConvVAE(GenerativeAutoencoder):
         self.reconstruction, self.kl_weight, self.prior_weight = reconstruction, kl_weight, prior_weight
         self.lr, self.weight_decay, self.adamw = lr, weight_decay, adamw
         self._kl_mode = self._pick_kl(prior)
+        if network == "mlp":  # the MLP AAE's networks, for size-matched comparisons (studies)
+            self._build_mlp(image_shape, latent_dim, hidden, layers, dropout)
+            return
         channels, height, width = image_shape
         filters = [max_filters // 2 ** (layers - 1 - i) for i in range(layers)]
         self.heights, self.widths = conv_sizes(height, layers), conv_sizes(width, layers)
@@ -101,6 +111,17 @@ class ConvVAE(GenerativeAutoencoder):
                 dec += [nn.BatchNorm2d(f), act()]
             c_in = f
         self.decoder = nn.Sequential(*dec)
+
+    def _build_mlp(self, image_shape, latent_dim: int, hidden: int, layers: int, dropout: float) -> None:
+        """pixels-hidden x layers-(mean, log_var) and latent-hidden x layers-pixels with ReLU and dropout: the same
+        sizes as mlp_aae's encoder and decoder (784-1200-1200-2x8 and 8-1200-1200-784 in the MNIST study)."""
+        pixels = math.prod(image_shape)
+        tail = [ACTIVATIONS["relu"](), *([nn.Dropout(dropout)] if dropout > 0 else [])]
+        self.encoder = nn.Sequential(nn.Flatten(), *mlp([pixels, *[hidden] * layers], "relu", dropout), *tail)
+        self.to_mean = nn.Linear(hidden, latent_dim)
+        self.to_log_var = nn.Linear(hidden, latent_dim)
+        self.decoder = nn.Sequential(*mlp([latent_dim, *[hidden] * layers, pixels], "relu", dropout),
+                                     nn.Unflatten(1, tuple(image_shape)))
 
     @staticmethod
     def _pick_kl(prior: Prior) -> str:
