@@ -28,24 +28,16 @@ def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> tor
 
 def save_image(x: torch.Tensor, path: Path, upscale: int = 1) -> Path:
     """Save one (C, H, W) image in [0, 1] as PNG, written atomically."""
-    import os
-    import tempfile
-
     from PIL import Image
+
+    from genzoo.io import atomic_path
 
     array = to_uint8(x.unsqueeze(0))[0].numpy()
     image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     if upscale > 1:
         image = image.resize((image.width * upscale, image.height * upscale), Image.NEAREST)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

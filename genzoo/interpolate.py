@@ -87,5 +87,8 @@ def interpolate(model, codes: torch.Tensor, steps: int, corners: bool = False) -
                           f"{len(codes)}", f"give {need} images or indices (or none, for random codes)")
     if steps < 2:
         raise GenzooError(f"--steps must be at least 2, got {steps}", "e.g. --steps 8")
-    path = corner_grid(*codes, steps) if corners else line_codes(codes[0], codes[1], steps)
+    if corners:
+        path = corner_grid(*codes, steps)
+    else:  # a model whose codes leave no straight lines (LBAE's binary codes) draws its own path
+        path = getattr(model, "line_codes", line_codes)(codes[0], codes[1], steps)
     return decode_codes(model, path)

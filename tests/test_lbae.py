@@ -210,3 +210,20 @@ def test_resume_gives_the_same_weights_and_exported_sampler(tmp_path):
     eb = load_tensors(tmp_path / "runs" / "parts" / "model" / "model.safetensors")
     assert ea.keys() == eb.keys() and all(torch.equal(ea[k], eb[k]) for k in ea)
     assert ea["prior.fitted"] == 1
+
+
+def test_interpolate_tool_keeps_binary_codes():
+    """`genzoo interpolate` between two images of an LBAE decodes only +-1 codes (its own path between them), never
+    the straight line's fractional codes the decoder was not trained on."""
+    from genzoo.interpolate import interpolate
+
+    model = create_model(TINY_LBAE["model"], None, (1, 8, 8)).eval()
+    seen = []
+    decode = model.decode
+    model.decode = lambda z: seen.append(z) or decode(z)
+    codes = model.encode(torch.rand(2, 1, 8, 8))
+    images = interpolate(model, codes, steps=6)
+    path = torch.cat(seen)
+    assert images.shape == (6, 1, 8, 8) and path.shape == (6, codes.shape[1])
+    assert set(path.unique().tolist()) <= {-1.0, 1.0}
+    assert torch.equal(path[0], codes[0]) and torch.equal(path[-1], codes[1])

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -232,18 +231,11 @@ def cached_arrays(kind: str, identity, options: dict, build: Callable[[], dict[s
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache file is rebuilt below
     arrays = build()
+    from genzoo.io import atomic_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_path(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
     except OSError as exc:
         warnings.warn(f"could not write the decoded-image cache '{path}' ({exc}); decoding again next time", stacklevel=2)
     return arrays

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from typing import Callable, Literal
 
@@ -193,16 +192,12 @@ def reference_features(dataset, count: int, fx: InceptionFeatures) -> tuple[np.n
             cached = False
     if not cached:
         feats = fx(images)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        os.close(fd)
-        try:  # mu/sigma as clean-fid's make_custom_stats stores them, plus the features (KID, precision/recall)
-            np.savez_compressed(tmp, feats=feats, mu=np.mean(feats, axis=0), sigma=np.cov(feats, rowvar=False),
+        from genzoo.io import atomic_path
+
+        # mu/sigma as clean-fid's make_custom_stats stores them, plus the features (KID, precision/recall)
+        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, feats=feats, mu=np.mean(feats, axis=0), sigma=np.cov(feats, rowvar=False),
                                 meta=np.array(json.dumps({**info, **fx.protocol})))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     if len(_REFERENCE_FEATURES) >= 4:
         _REFERENCE_FEATURES.pop(next(iter(_REFERENCE_FEATURES)))
     _REFERENCE_FEATURES[key] = feats
