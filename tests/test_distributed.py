@@ -90,3 +90,49 @@ def test_two_process_aae_run_resumes(tmp_path):
     assert "resumed" in proc.stdout and "step 20" in proc.stdout
     log = (tmp_path / "runs" / "tiny" / "metrics.jsonl").read_text().splitlines()
     assert [int(line.split('"step": ')[1].split(",")[0]) for line in log] == [10, 20, 30, 40]
+
+
+def test_a_signal_to_one_process_stops_all_of_them_at_the_same_step(tmp_path):
+    """SIGINT to rank 1 only (a scheduler or a Ctrl-C reaching one process): both processes agree to stop after
+    the same step, write one checkpoint with both RNG states and exit; the same launch resumes from it."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    recipe = write_recipe(tmp_path, train={"steps": 100_000, "log_every": 10, "checkpoint_every": 100_000})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genzoo", "train",
+           str(recipe)]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    metrics = tmp_path / "runs" / "tiny" / "metrics.jsonl"
+    try:
+        deadline = time.time() + 120
+        while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+            assert time.time() < deadline and launcher.poll() is None, "training did not start"
+            time.sleep(0.2)
+        workers = {}
+        for proc in Path("/proc").iterdir():  # the two genzoo workers, by their LOCAL_RANK
+            try:
+                if str(recipe) in (proc / "cmdline").read_text() and "accelerate" not in (proc / "cmdline").read_text():
+                    environ = dict(kv.split("=", 1) for kv in (proc / "environ").read_text().split("\0") if "=" in kv)
+                    workers[environ.get("LOCAL_RANK")] = int(proc.name)
+            except (OSError, ValueError):
+                continue
+        assert set(workers) == {"0", "1"}, workers
+        os.kill(workers["1"], signal.SIGINT)
+        out, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    # each worker exits 130 (stopped by a signal, as a single process does), so the launcher reports failure
+    assert launcher.returncode != 0 and err.count("stopped; run the same command again") == 2, out + err
+    assert "hang" not in err.lower() and "timeout" not in err.lower()
+    latest = (tmp_path / "runs" / "tiny" / "checkpoints" / "latest").read_text().strip()
+    ckpt = tmp_path / "runs" / "tiny" / "checkpoints" / latest
+    assert (ckpt / "rng-rank0.safetensors").is_file() and (ckpt / "rng-rank1.safetensors").is_file()
+    stopped_at = int(latest.split("-")[1])
+    assert stopped_at > 20
+    proc = launch(recipe, 2, env, f"train.steps={stopped_at + 10}")
+    assert "resumed" in proc.stdout and f"step {stopped_at}" in proc.stdout

@@ -36,7 +36,8 @@ class Trainer:
         self.spec = recipe.train
         self.run_dir = recipe.run_dir
         self.console = console
-        self._stop_signal = None
+        self._stop_signal = None  # set by the signal handler of this process
+        self._stopping = False  # agreed by every process: stop after this step
 
     # -- setup ------------------------------------------------------------------------------------------------
     def _setup(self):
@@ -220,7 +221,7 @@ class Trainer:
                         self.epoch, self.batch_in_epoch = 0, 0
                     if self.ema:
                         self.ema.update(self.batch_size)
-                    last = self.step >= self.total_steps or self._stop_signal is not None
+                    last = self.step >= self.total_steps or self._stopping
                     if self.step % spec.log_every == 0 or last:
                         images_per_s = (self.step - step0) * self.batch_size / (time.perf_counter() - t0)
                         self._log(sums, count, images_per_s, progress)
@@ -234,7 +235,7 @@ class Trainer:
                         self.save_checkpoint()
                     if last or level_done:
                         break
-                if self._stop_signal is not None:
+                if self._stopping:
                     raise KeyboardInterrupt
         finally:
             if progress is not None:
@@ -273,7 +274,15 @@ class Trainer:
                 for k, v in phase_logs.items():
                     logs[k] = logs[k] + v / len(chunks) if k in logs else v / len(chunks)
             if self.world > 1:
-                _all_reduce_mean([p.grad for p in own if p.grad is not None], self.world)
+                grads = [p.grad for p in own if p.grad is not None]
+                if phase is self.phases[0]:  # the stop flag rides on the first all-reduce: no extra collective
+                    flag = torch.tensor([float(self._stop_signal is not None)], device=acc.device)
+                    grads.append(flag)
+                _all_reduce_mean(grads, self.world)
+                if phase is self.phases[0]:
+                    # A signal reaching only some processes (a scheduler, a Ctrl-C in one terminal) stops them all at
+                    # the same step: a process that stopped alone would leave the others waiting in a collective.
+                    self._stopping = bool(flag.item() > 0)
             if spec.grad_clip:
                 acc.clip_grad_norm_(own, spec.grad_clip)
             for group in opt.param_groups:  # a shared optimiser steps with the settings of the phase stepping it
@@ -281,6 +290,8 @@ class Trainer:
             opt.step()
         for p in self.all_params:
             p.requires_grad_(True)
+        if self.world == 1:
+            self._stopping = self._stop_signal is not None
         return logs
 
     # -- evaluation during training (seed 000: FID every few epochs at the top resolution, best kept) -----------
