@@ -326,3 +326,27 @@ def test_stylemix_refuses_a_model_without_style_slots(saved_models):
     proc = run_cli("stylemix", vae, "--split", "test", check=False, env=ONE_THREAD)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and "model 'vae' has no style slots" in lines[0], proc.stderr
+
+
+def test_four_corner_interpolation_grid_of_a_style_alae(saved_models, tmp_path):
+    """`genzoo interpolate --corners` on a StyleALAE: an N x N grid whose corner cells reconstruct the four images
+    (E then G) and whose other cells decode the bilinear mix of their w codes."""
+    from genzoo.datasets.base import to_unit_float
+    from genzoo.registry import DATASETS, build
+
+    style, _, folder = saved_models
+    out = tmp_path / "corners.png"
+    run_cli("interpolate", style, "0", "1", "2", "3", "--split", "test", "--corners", "--steps", "4", "--out", out,
+            env=ONE_THREAD)
+    test_set, _ = build(DATASETS, {"name": "image_folder", "root": str(folder / "images"), "size": 16, "cache": False},
+                        "data", split="test")
+    model = genzoo.load(style)
+    with torch.no_grad():
+        w = model.encode(to_unit_float(test_set.__getitems__([0, 1, 2, 3])))
+        corners = to_uint8(model.decode(w))
+        middle = to_uint8(model.decode(((2 / 3) * (2 / 3) * w[0] + (2 / 3) * (1 / 3) * (w[1] + w[2])
+                                        + (1 / 9) * w[3])[None]))[0]
+    assert Image.open(out).size == ((4 * 18 + 2) * 4,) * 2
+    for (row, col), k in {(0, 0): 0, (0, 3): 1, (3, 0): 2, (3, 3): 3}.items():
+        assert (tile(out, row, col).int() - corners[k].int()).abs().max() <= 1
+    assert (tile(out, 1, 1).int() - middle.int()).abs().max() <= 1
