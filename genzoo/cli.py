@@ -120,16 +120,19 @@ def _default_out(source: str, name: str) -> Path:
 
 
 def _dataset_for(model, split: str, data_root: Optional[str]):
-    from genzoo.errors import GenzooError
-    from genzoo.registry import DATASETS, build
+    from genzoo.evaluate import dataset_for
 
-    data = dict(model.config.get("data") or {})
-    if not data:
-        raise GenzooError("this model's config.json names no dataset", "it was not trained by genzoo train")
-    if data_root:
-        data["root"] = data_root
-    dataset, _ = build(DATASETS, data, "data", split=split)
-    return dataset
+    return dataset_for(model, split, data_root)
+
+
+def _print_report(console, report: dict, wrote: str) -> None:
+    from rich.table import Table
+
+    table = Table(*report["header"])
+    for row in report["rows"]:
+        table.add_row(*row)
+    console.print(table)
+    console.print(wrote)
 
 
 @app.command()
@@ -357,13 +360,8 @@ def compare(
         report = write_comparison(models, names, opts, out, split=split, limit=limit, data_root=data_root,
                                   device=_device(device), samples=samples, title=title, load=genzoo.load,
                                   progress=lambda what: status.update(f"evaluating {what}"))
-    from rich.table import Table
-
-    table = Table(*report["header"])
-    for row in report["rows"]:
-        table.add_row(*row)
-    console.print(table)
-    console.print(f"wrote {report['markdown']}, {report['html']}, {report['json']}, {len(report['plots'])} plots")
+    _print_report(console, report, f"wrote {report['markdown']}, {report['html']}, {report['json']}, "
+                                   f"{len(report['plots'])} plots")
 
 
 @app.command()
@@ -380,13 +378,7 @@ def study(
     console = _console()
     report = run_study(spec, overrides or [], device=_device(device), console=console,
                        progress=lambda what: console.print(what))
-    from rich.table import Table
-
-    table = Table(*report["header"])
-    for row in report["rows"]:
-        table.add_row(*row)
-    console.print(table)
-    console.print(f"wrote {report['markdown']}, {report['html']}, {report['json']}")
+    _print_report(console, report, f"wrote {report['markdown']}, {report['html']}, {report['json']}")
 
 
 @app.command()
