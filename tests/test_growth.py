@@ -121,8 +121,11 @@ def test_style_alae_grows_4_8_16_with_the_blend_as_scheduled(tmp_path):
     import genzoo
     from genzoo.train.trainer import Trainer
 
-    trainer = Trainer(load_recipe(write_recipe(tmp_path, "grow", base=GROWING)))
+    growth = {**GROWING["train"]["growth"], "lr": {"8": 0.001, "16": 0.0005}}  # learning rate per level
+    trainer = Trainer(load_recipe(write_recipe(tmp_path, "grow", base=GROWING, train={**GROWING["train"],
+                                                                                       "growth": growth})))
     run = trainer.fit()
+    assert [g["lr"] for g in trainer.optimizers["alae"].param_groups] == [0.0005]
     log = [r for r in log_of(run) if "resolution" in r]
     assert [r["step"] for r in log] == list(range(1, 27))
     assert [r["resolution"] for r in log] == [4] * 10 + [8] * 10 + [16] * 6
