@@ -87,6 +87,7 @@ class Trainer:
             self.params[phase.name] = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
             names = modules_of.setdefault(phase.optimizer or phase.name, [])
             names += [m for m in phase.modules if m not in names]
+        self.base_lr = {name: h["lr"] for name, h in self.hyper.items()}
         self.optimizers = {}
         for key, names in modules_of.items():
             first = next(p for p in self.phases if (p.optimizer or p.name) == key)
@@ -138,10 +139,8 @@ class Trainer:
         # Each level has its own shuffles, so the order depends only on (seed, level, epoch in the level).
         self.batches = EpochBatches(len(self.level_data), level.batch_size, self.recipe.seed + 7919 * level.index,
                                     self.rank, self.world)
-        lr = self.growth.lr.get(level.resolution)
-        for phase in self.phases:
-            if lr is not None:
-                self.hyper[phase.name]["lr"] = lr
+        for phase in self.phases:  # the level's learning rate, else the phase's own
+            self.hyper[phase.name]["lr"] = self.growth.lr.get(level.resolution, self.base_lr[phase.name])
         if self.step == level.first_step and level.index > 0 and self.growth.spec.reset_optimizers:
             for opt in self.optimizers.values():  # ALAE restarts Adam at each resolution switch
                 opt.state.clear()
