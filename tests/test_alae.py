@@ -20,14 +20,7 @@ TINY_ALAE = {
 MBRCE = {"name": "mbrce", "target": "gaussian", "alpha": 0.5, "sigma": "median", "measure": "pooled"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: a second intra-op thread only adds synchronisation, which on a busy 2-core machine
-    costs far more than it gains (measured: 50 s instead of 6 s for test_alae_learns_on_digits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(tmp_path, name="alae", **sections):

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import genzoo
-from conftest import run_cli, write_recipe
+from conftest import ONE_THREAD, run_cli, write_recipe
 from genzoo.images import save_image, to_uint8
 from genzoo.interpolate import corner_grid, line_codes, load_images
 
@@ -16,17 +16,9 @@ TINY_ALAE = {
     "prior": {"name": "gaussian"},
     "train": {"batch_size": 50, "steps": 20, "log_every": 10, "sample_every": 20, "checkpoint_every": 20},
 }
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny networks: a second thread only adds synchronisation on a busy machine
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: a second intra-op thread only adds synchronisation, which on a busy 2-core machine
-    costs far more than it gains (measured: 50 s instead of 6 s for test_alae_learns_on_digits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

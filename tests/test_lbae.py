@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import genzoo
-from conftest import run_cli, write_recipe
+from conftest import ONE_THREAD, run_cli, write_recipe
 from genzoo.errors import GenzooError
 from genzoo.hub import create_model
 from genzoo.models.lbae import BernoulliCodes, fit_arcsine_sampler, nearest_positive_definite
@@ -33,16 +33,9 @@ def trained_lbae(tmp_path_factory):
     return Trainer(load_recipe(write_recipe(folder, "lbae", base=TINY_LBAE))).fit()
 
 
-ONE = {"OMP_NUM_THREADS": "1"}  # the same for the CLI subprocesses
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small nets gain little from a second thread, and on a busy 2-core machine two threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def moments(b: torch.Tensor):
@@ -170,11 +163,11 @@ def test_lbae_refuses_a_prior_section_and_odd_sizes(tmp_path):
 
 def test_sample_reconstruct_and_attribute_commands(trained_lbae, tmp_path):
     run_cli("sample", trained_lbae, "-n", "10", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs",
-            "--seed", "2", env=ONE)
+            "--seed", "2", env=ONE_THREAD)
     files = sorted((tmp_path / "imgs").glob("*.png"))
     assert len(files) == 10 and Image.open(files[0]).size == (8, 8)
     assert Image.open(tmp_path / "grid.png").size[0] > 8 * 3
-    run_cli("reconstruct", trained_lbae, "-n", "8", "--out", tmp_path / "rec.png", env=ONE)
+    run_cli("reconstruct", trained_lbae, "-n", "8", "--out", tmp_path / "rec.png", env=ONE_THREAD)
     w, h = Image.open(tmp_path / "rec.png").size
     assert h > w / 8 * 1.5
     # the attribute command in-process (its subprocess path is the same Typer app as above)

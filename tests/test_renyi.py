@@ -33,14 +33,7 @@ F64 = torch.float64
 TOL = 1e-8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The matrices here are tiny: one intra-op thread is faster, and immune to oversubscription when
-    the machine is busy (restored afterwards for other test modules)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------------------------------

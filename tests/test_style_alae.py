@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import genzoo
-from conftest import run_cli
+from conftest import ONE_THREAD, run_cli
 from genzoo.errors import GenzooError
 from genzoo.hub import save_pretrained
 from genzoo.images import save_image, to_uint8
@@ -18,16 +18,9 @@ from genzoo.models.blocks import EqualConv2d, EqualLinear
 
 TINY = {"name": "style_alae", "latent_dim": 16, "mapping_layers": 2, "start_filters": 8, "max_filters": 16}
 MBRCE = {"name": "mbrce", "target": "gaussian", "alpha": 0.5, "sigma": "median", "measure": "pooled"}
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: a second intra-op thread only adds synchronisation on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(prior=None, shape=(3, 16, 16), seed=0, **options):

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import genzoo
-from conftest import run_cli, write_recipe
+from conftest import ONE_THREAD, run_cli, write_recipe
 from genzoo.errors import GenzooError
 from genzoo.hub import create_model
 from genzoo.models.vae import gaussian_kl
@@ -24,16 +24,9 @@ TINY_VAE = {
 }
 
 
-ONE = {"OMP_NUM_THREADS": "1"}  # the same for the CLI subprocesses
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small nets gain little from a second thread, and on a busy 2-core machine two threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def log(run):
@@ -126,11 +119,11 @@ def test_vae_with_the_mbrce_prior_trains_without_a_kl_term(tmp_path):
 
 
 def test_sample_and_reconstruct_commands(trained_vae, tmp_path):
-    run_cli("sample", trained_vae, "-n", "12", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs", env=ONE)
+    run_cli("sample", trained_vae, "-n", "12", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs", env=ONE_THREAD)
     files = sorted((tmp_path / "imgs").glob("*.png"))
     assert len(files) == 12 and Image.open(files[0]).size == (8, 8)
     assert Image.open(tmp_path / "grid.png").size[0] > 8 * 3
-    run_cli("reconstruct", trained_vae, "-n", "8", "--out", tmp_path / "rec.png", env=ONE)
+    run_cli("reconstruct", trained_vae, "-n", "8", "--out", tmp_path / "rec.png", env=ONE_THREAD)
     w, h = Image.open(tmp_path / "rec.png").size
     assert h > w / 8 * 1.5  # originals above reconstructions
 
