@@ -15,7 +15,6 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,26 +54,17 @@ def main():
         run = Trainer(recipe).fit()
         total = time.perf_counter() - start
         log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    sizes = [args.batch] * len(levels)
-    rows = []
-    for i, res in enumerate(levels):
-        first = i * args.steps_per_level
-        timed = [r["images_per_s"] for r in log if "resolution" in r and r["resolution"] == res
-                 and r["step"] > first + args.warmup]
-        blending = [r["images_per_s"] for r in log if r.get("resolution") == res and r["step"] > first + args.warmup
-                    and r["blend"] < 1.0]
-        steady = [r["images_per_s"] for r in log if r.get("resolution") == res and r["blend"] == 1.0
-                  and r["step"] > first + args.warmup]
-        rows.append((res, sizes[i], statistics.median(timed),
-                     statistics.median(blending) if blending else None, statistics.median(steady) if steady else None))
-    print(f"| resolution | batch | img/s (median of steps) | while blending | blended in |")
+    median = lambda values: f"{statistics.median(values):.1f}" if values else "-"  # noqa: E731
+    print("| resolution | batch | img/s (median of steps) | while blending | blended in |")
     print("|---|---|---|---|---|")
-    for res, batch, med, blend, steady in rows:
-        fmt = lambda v: f"{v:.1f}" if v is not None else "-"
-        print(f"| {res}x{res} | {batch} | {med:.1f} | {fmt(blend)} | {fmt(steady)} |")
+    for i, res in enumerate(levels):
+        timed = [r for r in log if r.get("resolution") == res and r["step"] > i * args.steps_per_level + args.warmup]
+        print(f"| {res}x{res} | {args.batch} | {median([r['images_per_s'] for r in timed])} "
+              f"| {median([r['images_per_s'] for r in timed if r['blend'] < 1.0])} "
+              f"| {median([r['images_per_s'] for r in timed if r['blend'] == 1.0])} |")
     print(f"\n{args.steps_per_level} steps per level ({args.warmup} untimed), {total:.0f} s in all; "
           f"overrides {args.override}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}", file=sys.stdout)
+          f"{platform.processor() or platform.machine()}")
 
 
 if __name__ == "__main__":
