@@ -62,10 +62,12 @@ class Trainer:
             if batch % (self.world * spec.grad_accumulation):
                 raise GenzooError(f"batch size {batch} does not split into {self.world} processes x "
                                   f"{spec.grad_accumulation} micro-batches",
-                                  f"use a multiple of {self.world * spec.grad_accumulation}")
+                                  f"use a multiple of {self.world * spec.grad_accumulation}"
+                                  + (" in train.growth.batch_size" if self.growth else ""))
             if len(self.data) < batch:
                 raise GenzooError(f"dataset {recipe.data['name']} has {len(self.data)} training images, fewer than "
-                                  f"the batch size {batch}", "lower train.batch_size")
+                                  f"the batch size {batch}",
+                                  "lower train.growth.batch_size" if self.growth else "lower train.batch_size")
         self.phases = self.model.phases()
         unknown = set(spec.phases) - {p.name for p in self.phases}
         if unknown:
