@@ -63,12 +63,18 @@ def _find(root: Path, folder: str, stem: str) -> Path | None:
     return None
 
 
-def load_idx_pair(name: str, root: str | None, split: str, download: bool) -> ImageDataset:
+def load_idx_pair(name: str, root: str | None, split: str, download: bool, validation: int = 0) -> ImageDataset:
+    """`validation` > 0 holds out the last that many training images as split 'validation' (seed 002: 1000);
+    split 'train' is then the rest, so nothing chosen on the validation images was trained on."""
     spec = _SETS[name]
     base = data_root(root, name)
-    prefix = {"train": "train", "test": "t10k"}.get(split)
+    prefix = {"train": "train", "validation": "train", "test": "t10k"}.get(split)
     if prefix is None:
-        raise GenzooError(f"dataset '{name}' has splits train and test, not '{split}'", "use split train or test")
+        raise GenzooError(f"dataset '{name}' has splits train, validation and test, not '{split}'",
+                          "use split train, validation or test")
+    if split == "validation" and validation <= 0:
+        raise GenzooError(f"dataset '{name}' has no validation split unless some training images are held out",
+                          "set data.validation=1000 (the last 1000 training images)")
     arrays = []
     for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
         stem = f"{prefix}-{kind}"
@@ -83,22 +89,30 @@ def load_idx_pair(name: str, root: str | None, split: str, download: bool) -> Im
     images, labels = arrays
     if images.shape[0] != labels.shape[0]:
         raise GenzooError(f"{name} {split}: {images.shape[0]} images but {labels.shape[0]} labels", "re-download the files")
+    if prefix == "train" and validation > 0:
+        if validation >= images.shape[0]:
+            raise GenzooError(f"data.validation={validation} holds out all {images.shape[0]} training images",
+                              "hold out fewer, e.g. data.validation=1000")
+        cut = slice(images.shape[0] - validation, None) if split == "validation" else slice(0, images.shape[0] - validation)
+        images, labels = images[cut], labels[cut]
     return ImageDataset(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)),
                         name=f"{name}/{split}")
 
 
 @DATASETS.register("mnist")
-def mnist(split: str, root: str | None = None, download: bool = True, pad: int = 0, size: int | None = None) -> ImageDataset:
-    """MNIST, 60k train + 10k test, 28x28 grey (downloads to the data root if absent); `pad`/`size`: border, resize."""
+def mnist(split: str, root: str | None = None, download: bool = True, pad: int = 0, size: int | None = None,
+          validation: int = 0) -> ImageDataset:
+    """MNIST, 60k train + 10k test, 28x28 grey (downloads to the data root if absent); `pad`/`size`: border, resize;
+    `validation`: hold out the last that many training images as split 'validation'."""
     from genzoo.datasets.images import pad_and_resize
 
-    return pad_and_resize(load_idx_pair("mnist", root, split, download), pad, size)
+    return pad_and_resize(load_idx_pair("mnist", root, split, download, validation), pad, size)
 
 
 @DATASETS.register("fashion_mnist")
 def fashion_mnist(split: str, root: str | None = None, download: bool = True, pad: int = 0,
-                  size: int | None = None) -> ImageDataset:
-    """Fashion-MNIST, 60k train + 10k test, 28x28 grey (downloads to the data root if absent); `pad`/`size` as MNIST."""
+                  size: int | None = None, validation: int = 0) -> ImageDataset:
+    """Fashion-MNIST, 60k train + 10k test, 28x28 grey (downloads to the data root if absent); options as MNIST."""
     from genzoo.datasets.images import pad_and_resize
 
-    return pad_and_resize(load_idx_pair("fashion_mnist", root, split, download), pad, size)
+    return pad_and_resize(load_idx_pair("fashion_mnist", root, split, download, validation), pad, size)

@@ -1,8 +1,9 @@
 """Parzen-window log-likelihood (Breuleux et al.; the protocol of the GAN and AAE papers, seed 002).
 
 A Gaussian kernel density with one bandwidth sigma is put on `samples` images drawn from the model (10,000);
-sigma is chosen from a log-spaced grid by the mean log-likelihood of `validation_count` held-out images (1,000 from
-the end of the train split); the result is the mean log-likelihood of the test images (10,000) under that density,
+sigma is chosen from a log-spaced grid by the mean log-likelihood of `validation_count` held-out images (1,000: the
+data's 'validation' split where it has one, as MNIST with data.validation=1000 is seed 002's 59k/1k split, else the
+end of the train split); the result is the mean log-likelihood of the test images (10,000) under that density,
 ± its standard error (std / sqrt(n)), in nats, pixels in [0, 1]:
 
     log p(x) = logmeanexp_i(-||x - s_i||^2 / (2 sigma^2)) - D log(sigma sqrt(2 pi))
@@ -55,10 +56,21 @@ def generate_flat(model, count: int, seed: int, batch_size: int = 500) -> torch.
                       for i in range(0, count, batch_size)])
 
 
+def _validation_data(splits: Callable, name: str | None):
+    """The split sigma is chosen on: the one named, else the data's held-out 'validation' split (e.g. MNIST with
+    data.validation=1000, seed 002's 59k/1k), else the training split, whose last images are then used."""
+    if name is not None:
+        return splits(name)
+    try:
+        return splits("validation")
+    except GenzooError:
+        return splits("train")
+
+
 @METRICS.register("parzen")
 @torch.no_grad()
 def parzen(model, dataset, limit: int | None = None, splits: Callable | None = None, samples: int = 10000,
-           count: int = 10000, validation_split: str = "train", validation_count: int = 1000,
+           count: int = 10000, validation_split: str | None = None, validation_count: int = 1000,
            sigma_min: float = 0.05, sigma_max: float = 1.0, sigma_steps: int = 30, sigma: float | None = None,
            seed: int = 0) -> dict:
     """Parzen-window log-likelihood (nats) of the split: sigma cross-validated on held-out images, mean ± s.e."""
@@ -73,7 +85,7 @@ def parzen(model, dataset, limit: int | None = None, splits: Callable | None = N
     if sigma is None:
         if splits is None:
             raise GenzooError("choosing sigma needs the validation split", "run through `genzoo eval`, or set parzen.sigma")
-        val_data = splits(validation_split)
+        val_data = _validation_data(splits, validation_split)
         v = min(validation_count, len(val_data), limit or validation_count)
         val_idx = list(range(len(val_data) - v, len(val_data)))  # the end of the split, as seed 002 held it out
         grid = np.geomspace(sigma_min, sigma_max, sigma_steps)
