@@ -68,6 +68,24 @@ def test_mnist_downloads_into_the_torchvision_layout(tmp_path, monkeypatch):
     assert len(data) == 6 and (tmp_path / "root" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
 
 
+def test_validation_holds_out_the_last_training_images(tmp_path):
+    """data.validation=N: split 'validation' is the last N training images and 'train' the rest (seed 002's 59k/1k)."""
+    for prefix, n in (("train", 10), ("t10k", 4)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", np.arange(n)[:, None, None] * np.ones((1, 28, 28)))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n))
+    fashion = DATASETS.get("fashion_mnist")
+    train = fashion("train", root=str(tmp_path), download=False, validation=3)
+    val = fashion("validation", root=str(tmp_path), download=False, validation=3)
+    assert train.labels.tolist() == list(range(7)) and val.labels.tolist() == [7, 8, 9]
+    assert val.images[:, 0, 5, 5].tolist() == [7, 8, 9] and val.name == "fashion_mnist/validation"
+    assert len(fashion("test", root=str(tmp_path), download=False, validation=3)) == 4  # the test split is untouched
+    assert len(fashion("train", root=str(tmp_path), download=False)) == 10
+    with pytest.raises(GenzooError, match="data.validation=1000"):
+        fashion("validation", root=str(tmp_path), download=False)
+    with pytest.raises(GenzooError, match="holds out all 10"):
+        fashion("train", root=str(tmp_path), download=False, validation=10)
+
+
 def test_truncated_idx_is_named(tmp_path):
     path = tmp_path / "t10k-images-idx3-ubyte"
     path.write_bytes(bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\0" * 100)

@@ -218,6 +218,38 @@ def test_parzen_metric_cross_validates_sigma(model, trained):
     assert result["standard_error"] == pytest.approx(ll.std() / 10, rel=1e-9)
 
 
+def test_parzen_chooses_sigma_on_the_validation_split_when_the_data_has_one(model):
+    """Held-out images (MNIST with data.validation=1000) are preferred to the end of the train split."""
+    from genzoo.errors import GenzooError
+    from genzoo.metrics.parzen import parzen
+    from genzoo.registry import DATASETS, build
+
+    train, _ = build(DATASETS, {"name": "digits"}, "data", split="train")
+    test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
+    held_out = type(train)(train.images[:40], train.labels[:40], name="digits/validation")
+    asked = []
+
+    def with_validation(name):
+        asked.append(name)
+        return {"validation": held_out, "train": train}[name]
+
+    def without_validation(name):
+        asked.append(name)
+        if name == "validation":
+            raise GenzooError("no validation split", "set data.validation")
+        return train
+
+    opts = dict(samples=100, count=50, validation_count=20, sigma_steps=4)
+    p = parzen(model, test, splits=with_validation, **opts)["protocol"]["validation"]
+    assert p == {"split": "digits/validation", "images": 20, "indices": "20..39"} and asked == ["validation"]
+    asked.clear()
+    p = parzen(model, test, splits=without_validation, **opts)["protocol"]["validation"]
+    assert p["split"] == "digits/train" and p["indices"] == "1480..1499" and asked == ["validation", "train"]
+    asked.clear()
+    parzen(model, test, splits=with_validation, validation_split="train", **opts)
+    assert asked == ["train"]
+
+
 # -- the metrics on a trained model ----------------------------------------------------------------------------------
 def test_model_fid_equals_cleanfid_on_saved_pngs(fx, model, trained, tmp_path):
     """`fid` on samples == clean-fid's compute_fid on the PNGs `genzoo sample --images-dir` writes."""
