@@ -130,6 +130,32 @@ def test_r1_penalty_matches_a_hand_computation():
     assert math.isclose(loss.item(), parts.item(), rel_tol=1e-6)
 
 
+def test_prior_match_compares_codes_with_mapped_prior_draws():
+    """ALAE's codes live in w-space: the metric compares E(x) with F(z), not with z (they differ by far here)."""
+    from genzoo.metrics.prior_match import mmd, prior_match
+    from genzoo.metrics.renyi import median_bandwidth, pooled_divergence
+    from genzoo.registry import DATASETS
+
+    torch.manual_seed(0)
+    model = genzoo.create_model({"name": "mlp_alae", "latent_dim": 5, "hidden": 12, "mapping_layers": 2},
+                                {"name": "gaussian"}, (1, 8, 8)).eval()
+    with torch.no_grad():
+        last = [m for m in model.mapping if getattr(m, "bias", None) is not None][-1]
+        last.bias.fill_(30.0)  # F(z) far from z, so comparing with z would give another number
+    data = DATASETS.get("digits")("test")
+    result = prior_match(model, data, samples=200, seed=4)
+    with torch.no_grad():
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(4))[:200]
+        codes = model.encode(data.images[idx].float() / 255).double()
+        w = model.mapping(model.prior.sample(200, generator=torch.Generator().manual_seed(5))).double()
+    sigma = median_bandwidth(codes, w)
+    assert result["renyi_divergence"] == pytest.approx(pooled_divergence(codes, w, 0.5, "gaussian", sigma).item(), rel=1e-6)
+    assert result["mmd"] == pytest.approx(mmd(codes, w, sigma).item(), rel=1e-6, abs=1e-12)
+    z = model.prior.sample(200, generator=torch.Generator().manual_seed(5)).double()
+    assert abs(pooled_divergence(codes, z, 0.5, "gaussian", median_bandwidth(codes, z)).item()
+               - result["renyi_divergence"]) > 0.1
+
+
 @torch.no_grad()
 def reciprocity_error(model, n=500):
     """Relative latent reciprocity error |E(G(w)) - w|^2 / |w - mean w|^2 on fixed draws w = F(z)."""

@@ -19,8 +19,12 @@ def mmd(x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 @METRICS.register("prior_match")
 @torch.no_grad()
 def prior_match(model, dataset, limit: int | None = None, samples: int = 1000, alpha: float = 0.5, seed: int = 0) -> dict:
-    """How well the aggregate posterior matches the prior: matrix-based Renyi divergence and MMD (codes vs prior)."""
+    """How well the aggregate posterior matches the prior: matrix-based Renyi divergence and MMD (codes vs prior).
+
+    Both sides are in the space `encode` returns: prior draws go through `code_from_prior` where a model has one
+    (ALAE: E(x) is compared with w = F(z), the codes its D or MBRCE prior matches, not with z)."""
     from genzoo.datasets.base import to_unit_float
+    from genzoo.interpolate import prior_codes
     from genzoo.metrics.renyi import median_bandwidth, pooled_divergence
 
     model.eval()
@@ -28,7 +32,7 @@ def prior_match(model, dataset, limit: int | None = None, samples: int = 1000, a
     device = next(model.parameters()).device
     idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
     codes = torch.cat([model.encode(to_unit_float(dataset.__getitems__(chunk).to(device))) for chunk in idx.split(500)])
-    prior = model.prior.sample(n, generator=torch.Generator().manual_seed(seed + 1)).to(codes)
+    prior = prior_codes(model, n, seed + 1).to(codes)
     codes, prior = codes.double(), prior.double()
     sigma = median_bandwidth(codes, prior)
     return {"renyi_divergence": pooled_divergence(codes, prior, alpha, "gaussian", sigma).item(),
