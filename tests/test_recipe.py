@@ -61,6 +61,23 @@ def test_shipped_recipes_validate():
         load_recipe(path)
 
 
+def test_shipped_studies_compare_models_on_the_same_data_and_budget():
+    """Every model of a shipped study resolves, and all see the same data section and epochs (a matched study)."""
+    from genzoo.study import load_study
+
+    studies = sorted((ROOT / "recipes" / "studies").glob("*.yaml"))
+    assert len(studies) >= 3
+    for path in studies:
+        study = load_study(path)
+        resolved = [load_recipe(entry["recipe"], [*study.overrides, *entry["overrides"], "data.root=/data"])
+                    for entry in study.models.values()]
+        assert len(resolved) >= 3, path
+        for recipe in resolved[1:]:
+            assert recipe.data == resolved[0].data, (path, recipe.data, resolved[0].data)
+            assert (recipe.train.epochs, recipe.train.steps) == (resolved[0].train.epochs, resolved[0].train.steps), path
+        assert all(recipe.train.eval is None for recipe in resolved), path  # no model selection on the test split
+
+
 def test_differences_ignore_resumable_keys():
     a = resolve(apply_overrides(TINY, [])).to_dict()
     b = resolve(apply_overrides(TINY, ["train.steps=400", "train.log_every=7"])).to_dict()
