@@ -27,6 +27,15 @@ def test_levels_double_to_the_data_resolution_with_per_level_batches():
     assert [s.level_at(step).resolution for step in (0, 4, 5, 11, 12, 24, 25, 10_000)] == [4, 4, 8, 8, 16, 16, 32, 32]
 
 
+def test_tables_for_a_larger_top_resolution_serve_a_smaller_run():
+    """A recipe's 4..256 tables work on smaller data (data.size=16): keys above the top level are dropped."""
+    s = schedule(max_res=16, images_per_level=100, batch_size={"4": 20, "8": 16, "16": 12, "32": 6, "256": 2},
+                 lr={"16": 0.002, "64": 0.003})
+    assert [lv.batch_size for lv in s.levels] == [20, 16, 12] and s.lr == {16: 0.002}
+    with pytest.raises(GenzooError, match=r"train.growth.lr given for resolution 24"):
+        schedule(images_per_level=10, lr={"24": 0.1})
+
+
 def test_batch_size_per_number_of_processes_overrides_the_default():
     spec = dict(images_per_level=64, batch_size={"4": 32}, batch_size_by_processes={"2": {"4": 64, "8": 16}})
     assert [lv.batch_size for lv in schedule(world=1, **spec).levels] == [32, 8, 8]

@@ -40,12 +40,8 @@ class GrowthSchedule:
         self.resolutions = [start << i for i in range((max_resolution // start).bit_length())]
         self.images_per_level = (spec.images_per_level if spec.images_per_level is not None
                                  else max(1, round(spec.epochs_per_level * dataset_size)))
-        by_world = _int_keys(spec.batch_size_by_processes.get(str(processes), {}), "batch_size_by_processes")
-        per_res = _int_keys(spec.batch_size, "batch_size")
-        for key in (*per_res, *by_world):
-            if key not in self.resolutions:
-                raise GenzooError(f"train.growth batch size given for resolution {key}, which is not a level "
-                                  f"({', '.join(map(str, self.resolutions))})", "fix the resolution keys")
+        by_world = self._table(spec.batch_size_by_processes.get(str(processes), {}), "batch_size_by_processes")
+        per_res = self._table(spec.batch_size, "batch_size")
         self.levels: list[Level] = []
         step = 0
         for i, r in enumerate(self.resolutions):
@@ -54,7 +50,18 @@ class GrowthSchedule:
             end = None if last else step + math.ceil(self.images_per_level / batch)
             self.levels.append(Level(i, r, batch, step, end))
             step = end if end is not None else step
-        self.lr = {r: float(v) for r, v in _int_keys(spec.lr, "lr").items()}
+        self.lr = {r: float(v) for r, v in self._table(spec.lr, "lr").items()}
+
+    def _table(self, table: dict, name: str) -> dict[int, object]:
+        """A per-resolution table with int keys. Keys above the top level are dropped, so that a recipe's table
+        for 4..256 serves a shorter run on smaller data (data.size=16); a key off the chain of levels is a typo."""
+        start, top = self.resolutions[0], self.resolutions[-1]
+        table = _int_keys(table, name)
+        for key in table:
+            if not (key >= start and key % start == 0 and (key // start) & (key // start - 1) == 0):
+                raise GenzooError(f"train.growth.{name} given for resolution {key}, which is not a level "
+                                  f"({', '.join(map(str, self.resolutions))}, ...)", "fix the resolution keys")
+        return {key: value for key, value in table.items() if key <= top}
 
     def level_at(self, step: int) -> Level:
         for level in self.levels:
