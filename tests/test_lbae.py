@@ -33,8 +33,6 @@ def trained_lbae(tmp_path_factory):
     return Trainer(load_recipe(write_recipe(folder, "lbae", base=TINY_LBAE))).fit()
 
 
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

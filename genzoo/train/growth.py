@@ -28,7 +28,7 @@ class Level:
 class GrowthSchedule:
     def __init__(self, spec: GrowthSpec, max_resolution: int, default_batch: int, dataset_size: int, processes: int):
         start = spec.start_resolution
-        if start < 1 or max_resolution % start or (max_resolution // start) & (max_resolution // start - 1):
+        if start < 1 or not _doubles_of(start, max_resolution):
             raise GenzooError(f"train.growth.start_resolution {start} does not reach the data's resolution "
                               f"{max_resolution} by doublings", "use a power-of-two fraction of it, e.g. 4")
         if (spec.images_per_level is None) == (spec.epochs_per_level is None):
@@ -55,13 +55,12 @@ class GrowthSchedule:
     def _table(self, table: dict, name: str) -> dict[int, object]:
         """A per-resolution table with int keys. Keys above the top level are dropped, so that a recipe's table
         for 4..256 serves a shorter run on smaller data (data.size=16); a key off the chain of levels is a typo."""
-        start, top = self.resolutions[0], self.resolutions[-1]
         table = _int_keys(table, name)
         for key in table:
-            if not (key >= start and key % start == 0 and (key // start) & (key // start - 1) == 0):
+            if not _doubles_of(self.resolutions[0], key):
                 raise GenzooError(f"train.growth.{name} given for resolution {key}, which is not a level "
                                   f"({', '.join(map(str, self.resolutions))}, ...)", "fix the resolution keys")
-        return {key: value for key, value in table.items() if key <= top}
+        return {key: value for key, value in table.items() if key <= self.resolutions[-1]}
 
     def level_at(self, step: int) -> Level:
         for level in self.levels:
@@ -96,6 +95,11 @@ class GrowthSchedule:
                 break
             total += (stop - level.first_step) * level.batch_size
         return total
+
+
+def _doubles_of(start: int, resolution: int) -> bool:
+    """Whether `resolution` is `start` doubled zero or more times."""
+    return resolution >= start and resolution % start == 0 and (resolution // start) & (resolution // start - 1) == 0
 
 
 def _int_keys(mapping: dict, what: str) -> dict[int, object]:
