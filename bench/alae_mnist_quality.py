@@ -3,11 +3,14 @@ bandwidth of the pooled 2000) and reconstruction MSE on 2000 test images (BENCHM
 
     python bench/alae_mnist_quality.py RUN [RUN ...]      # from the repository root; MNIST in ../shared/data/mnist
 """
+
 import sys
+
 import torch
+
 import genzoo
+from genzoo.core.registry import DATASETS
 from genzoo.datasets.base import to_unit_float
-from genzoo.registry import DATASETS
 
 
 def mmd2(x, y):
@@ -25,5 +28,5 @@ for run in sys.argv[1:]:
     m = genzoo.load(run).eval()
     with torch.no_grad():
         s = m.sample(1000, generator=torch.Generator().manual_seed(0))
-        rec = torch.cat([m.reconstruct(real[i:i + 500]) for i in range(0, 2000, 500)])
+        rec = torch.cat([m.reconstruct(real[i : i + 500]) for i in range(0, 2000, 500)])
     print(run, "mmd2", round(mmd2(s, real[:1000]), 4), "mse", round((rec - real).pow(2).mean().item(), 4))

@@ -81,7 +81,7 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
     for step in range(warmup + steps):
         if step == warmup:
             start = time.perf_counter()
-        idx = order[(step * batch) % (len(images) - batch):][:batch]
+        idx = order[(step * batch) % (len(images) - batch) :][:batch]
         x = images[idx].float().div_(255).flatten(1).mul_(2).sub_(1).requires_grad_(True)
         # step 1: E and D (+ E's reciprocity share unless three-step)
         train((mapping, gen), False), train((enc, disc), True)
@@ -91,7 +91,7 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
             fake = gen(w)
         real_logits = disc(enc(x))
         fake_codes = enc(fake)
-        grad, = torch.autograd.grad(real_logits.sum(), x, create_graph=True)
+        (grad,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)
         r1 = 5.0 * grad.pow(2).sum(1).mean()
         d_loss = (F.softplus(disc(fake_codes)) + F.softplus(-real_logits)).mean() + r1
         rec_e = (fake_codes - w).pow(2).mean() if not reference else torch.zeros(())
@@ -121,17 +121,28 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
 
 
 def genzoo_loop(mnist: Path, steps: int, warmup: int, batch: int, seed: int, out: Path, schedule: str) -> float:
-    from genzoo.recipe import load_recipe
+    from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
     if steps % warmup:
         raise SystemExit("--steps must be a multiple of --warmup (genzoo logs every --warmup steps)")
-    recipe = load_recipe(ROOT / "recipes" / "alae_mnist.yaml", [
-        f"data.root={mnist}", "data.download=false", f"output_dir={out}", f"name=bench-{seed}-{time.time_ns()}",
-        f"train.batch_size={batch}", "train.epochs=null", f"train.steps={warmup + steps}", f"train.log_every={warmup}",
-        f"seed={seed}", "train.sample_every=1000000", "train.checkpoint_every=1000000",
-        f"model.reciprocity_step={schedule}",
-    ])
+    recipe = load_recipe(
+        ROOT / "recipes" / "alae_mnist.yaml",
+        [
+            f"data.root={mnist}",
+            "data.download=false",
+            f"output_dir={out}",
+            f"name=bench-{seed}-{time.time_ns()}",
+            f"train.batch_size={batch}",
+            "train.epochs=null",
+            f"train.steps={warmup + steps}",
+            f"train.log_every={warmup}",
+            f"seed={seed}",
+            "train.sample_every=1000000",
+            "train.checkpoint_every=1000000",
+            f"model.reciprocity_step={schedule}",
+        ],
+    )
     run = Trainer(recipe).fit()
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     timed = [r for r in log if r["step"] > warmup]  # intervals after the warm-up one
@@ -145,11 +156,15 @@ def main():
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--schedule", choices=["separate", "folded"], default="separate",
-                        help="ALAE's three steps (separate) or the reciprocity folded into steps 1 and 2")
+    parser.add_argument(
+        "--schedule",
+        choices=["separate", "folded"],
+        default="separate",
+        help="ALAE's three steps (separate) or the reciprocity folded into steps 1 and 2",
+    )
     args = parser.parse_args()
 
-    from genzoo.registry import DATASETS
+    from genzoo.core.registry import DATASETS
 
     images = DATASETS.get("mnist")("train", root=str(args.mnist), download=False).images
     plain, ours = [], []
@@ -157,14 +172,22 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             plain.append(plain_loop(images, args.steps, args.warmup, args.batch, seed=r, reference=three_step))
-            ours.append(genzoo_loop(args.mnist, args.steps, args.warmup, args.batch, seed=r, out=Path(tmp),
-                                    schedule=args.schedule))
+            ours.append(
+                genzoo_loop(
+                    args.mnist, args.steps, args.warmup, args.batch, seed=r, out=Path(tmp), schedule=args.schedule
+                )
+            )
             print(f"round {r}: plain {plain[-1]:.0f} img/s, genzoo {ours[-1]:.0f} img/s", file=sys.stderr)
     p, o = statistics.median(plain), statistics.median(ours)
-    print(f"| MLP ALAE ({args.schedule}), MNIST, batch {args.batch}, {args.steps} steps x {args.rounds} rounds "
-          f"| {p:.0f} | {o:.0f} | {o / p:.3f} |")
-    print(f"\nrounds plain: {[round(v) for v in plain]}, genzoo: {[round(v) for v in ours]}"
-          + f"; torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(
+        f"| MLP ALAE ({args.schedule}), MNIST, batch {args.batch}, {args.steps} steps x {args.rounds} rounds "
+        f"| {p:.0f} | {o:.0f} | {o / p:.3f} |"
+    )
+    print(
+        f"\nrounds plain: {[round(v) for v in plain]}, genzoo: {[round(v) for v in ours]}"
+        + f"; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        + f"{platform.processor() or platform.machine()}"
+    )
 
 
 if __name__ == "__main__":

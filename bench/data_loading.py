@@ -69,8 +69,14 @@ def rate_store(ds, seconds, rng, to_float=True):
 
 
 def rate_loader(ds, seconds, seed):
-    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=2, drop_last=True,
-                                         generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=2,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     it = iter(loader)
     next(it)  # warm-up: workers started
     n, t0 = 0, time.perf_counter()
@@ -118,7 +124,7 @@ def main():
         jpeg_mb = sum(p.stat().st_size for p in paths) / 1e6
 
         prep = {"1 process": [], "pool of 2": []}
-        for r in range(args.rounds if args.rounds > 1 else 1):
+        for _ in range(args.rounds if args.rounds > 1 else 1):
             for label, workers in (("1 process", 1), ("pool of 2", 2)):
                 out = tmp / f"store-{workers}"
                 if out.exists():
@@ -135,34 +141,50 @@ def main():
             folder.mkdir()
             level = PreparedDataset(store, "train", size).array
             for i in range(n):
-                Image.fromarray(np.ascontiguousarray(level[i].transpose(1, 2, 0))).save(folder / f"{i}.jpg", quality=95)
+                Image.fromarray(np.ascontiguousarray(level[i].transpose(1, 2, 0))).save(
+                    folder / f"{i}.jpg", quality=95
+                )
 
         rates = {}
         rng = np.random.default_rng(0)
         for r in range(args.rounds):
             for size in (64, 256):
                 level_paths = sorted((tmp / f"level-{size}").iterdir())
-                for label, fn in (("store", lambda: rate_store(PreparedDataset(store, "train", size), args.seconds, rng)),
-                                  ("store uint8", lambda: rate_store(PreparedDataset(store, "train", size), args.seconds,
-                                                                     rng, to_float=False)),
-                                  ("JPEG folder", lambda: rate_loader(JpegFolder(paths, size), args.seconds, r)),
-                                  ("level JPEGs", lambda: rate_loader(JpegFolder(level_paths, size), args.seconds, r))):
+                for label, fn in (
+                    ("store", lambda: rate_store(PreparedDataset(store, "train", size), args.seconds, rng)),
+                    (
+                        "store uint8",
+                        lambda: rate_store(PreparedDataset(store, "train", size), args.seconds, rng, to_float=False),
+                    ),
+                    ("JPEG folder", lambda: rate_loader(JpegFolder(paths, size), args.seconds, r)),
+                    ("level JPEGs", lambda: rate_loader(JpegFolder(level_paths, size), args.seconds, r)),
+                ):
                     rates.setdefault((size, label), []).append(fn())
 
     med = {k: statistics.median(v) for k, v in rates.items()}
-    lines += [f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}, "
-              f"{n} CelebA JPEGs (89x109, {jpeg_mb:.0f} MB), medians of {args.rounds} rounds of {args.seconds:g} s.", "",
-              "| level | store (memmap) img/s | store, uint8 batches only | JPEG folder, decode + resize, 2 workers img/s "
-              "| level JPEGs, 2 workers img/s | store vs JPEG folder |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}, "
+        f"{n} CelebA JPEGs (89x109, {jpeg_mb:.0f} MB), medians of {args.rounds} rounds of {args.seconds:g} s.",
+        "",
+        "| level | store (memmap) img/s | store, uint8 batches only | JPEG folder, decode + resize, 2 workers img/s "
+        "| level JPEGs, 2 workers img/s | store vs JPEG folder |",
+        "|---|---|---|---|---|---|",
+    ]
     for size in (64, 256):
-        s, u, j, l = (med[(size, k)] for k in ("store", "store uint8", "JPEG folder", "level JPEGs"))
-        lines.append(f"| {size}x{size} | {s:,.0f} | {u:,.0f} | {j:,.0f} | {l:,.0f} | {s / j:.0f}x |")
+        s, u, j, lv = (med[(size, k)] for k in ("store", "store uint8", "JPEG folder", "level JPEGs"))
+        lines.append(f"| {size}x{size} | {s:,.0f} | {u:,.0f} | {j:,.0f} | {lv:,.0f} | {s / j:.0f}x |")
     lines += ["", "| `genzoo prepare`, 4..256 (7 levels) | img/s |", "|---|---|"]
     lines += [f"| {label} | {statistics.median(v):,.0f} |" for label, v in prep.items()]
-    lines += ["", f"Store size: {sum(store_mb.values()):,.0f} MB for {n} images (256: {store_mb[256]:,.0f} MB, "
-              f"64: {store_mb[64]:,.1f} MB); the JPEGs: {jpeg_mb:.0f} MB.", "",
-              "Rounds: " + "; ".join(f"{k[1]} {k[0]}: {[round(x) for x in v]}" for k, v in rates.items())
-              + "; prepare: " + "; ".join(f"{k}: {[round(x) for x in v]}" for k, v in prep.items())]
+    lines += [
+        "",
+        f"Store size: {sum(store_mb.values()):,.0f} MB for {n} images (256: {store_mb[256]:,.0f} MB, "
+        f"64: {store_mb[64]:,.1f} MB); the JPEGs: {jpeg_mb:.0f} MB.",
+        "",
+        "Rounds: "
+        + "; ".join(f"{k[1]} {k[0]}: {[round(x) for x in v]}" for k, v in rates.items())
+        + "; prepare: "
+        + "; ".join(f"{k}: {[round(x) for x in v]}" for k, v in prep.items()),
+    ]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("# Data loading: prepared store vs JPEG folder\n\n`python bench/data_loading.py`\n\n" + text)

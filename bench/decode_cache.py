@@ -34,11 +34,13 @@ def main():
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
 
+    from genzoo.core.registry import DATASETS
     from genzoo.datasets import images as module
-    from genzoo.registry import DATASETS
 
-    cases = [("CIFAR-10 JPEG tarball, 60k images 32x32", "cifar10", dict(root=str(args.cifar), download=False)),
-             ("CelebA 10k tarball, 89x109 -> 64x64", "celeba", dict(root=str(args.celeba), size=64))]
+    cases = [
+        ("CIFAR-10 JPEG tarball, 60k images 32x32", "cifar10", dict(root=str(args.cifar), download=False)),
+        ("CelebA 10k tarball, 89x109 -> 64x64", "celeba", dict(root=str(args.celeba), size=64)),
+    ]
     print(f"| data set | decode, 1 process | decode, pool of {min(8, os.cpu_count())} | cached | cached vs pool |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

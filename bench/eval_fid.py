@@ -33,17 +33,19 @@ def main():
 
     from cleanfid_ref import cleanfid_fid  # clean-fid's own code (torchvision stand-in where it does not import)
 
-    from genzoo.images import save_images
+    from genzoo.core.grids import save_images
+    from genzoo.core.registry import DATASETS, build
     from genzoo.metrics.fid import extractor, fid_from_features
-    from genzoo.registry import DATASETS, build
 
     cf = cleanfid_fid()
     data, _ = build(DATASETS, {"name": "mnist", "root": args.mnist, "download": False}, "data", split="test")
     images = data.images[: args.count]
     fx = extractor("clean", None, "cpu", args.batch_size)
     theirs_fx = lambda x: fx.layers((x - 128) / 128).reshape(x.shape[0], 2048)  # noqa: E731  (InceptionV3W, clean)
-    print(f"{args.count} MNIST test images, Inception {fx.source} (layers sha256 {fx.layers_sha256[:12]}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"{args.count} MNIST test images, Inception {fx.source} (layers sha256 {fx.layers_sha256[:12]}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "png"
         save_images(images.float() / 255, folder)
@@ -53,10 +55,20 @@ def main():
             ours = fx(images)
             ours_t.append(time.perf_counter() - t)
             t = time.perf_counter()
-            theirs = cf.get_folder_features(str(folder), theirs_fx, num_workers=0, batch_size=args.batch_size,
-                                            device=torch.device("cpu"), mode="clean", verbose=False)
+            theirs = cf.get_folder_features(
+                str(folder),
+                theirs_fx,
+                num_workers=0,
+                batch_size=args.batch_size,
+                device=torch.device("cpu"),
+                mode="clean",
+                verbose=False,
+            )
             theirs_t.append(time.perf_counter() - t)
-            print(f"round {r}: genzoo {args.count / ours_t[-1]:.2f} img/s, clean-fid folder {args.count / theirs_t[-1]:.2f} img/s")
+            print(
+                f"round {r}: genzoo {args.count / ours_t[-1]:.2f} img/s, "
+                f"clean-fid folder {args.count / theirs_t[-1]:.2f} img/s"
+            )
         print(f"max |feature difference| {np.abs(ours - theirs).max():.2e}")
         half = args.count // 2
         t = time.perf_counter()
@@ -67,8 +79,10 @@ def main():
         sqrtm_t = time.perf_counter() - t
     o, c = statistics.median(ours_t), statistics.median(theirs_t)
     print(f"features: genzoo {args.count / o:.2f} img/s, clean-fid {args.count / c:.2f} img/s, ratio {c / o:.3f}")
-    print(f"Frechet distance of {half} vs {args.count - half}: genzoo {a:.6f} in {exact_t:.3f} s, "
-          f"clean-fid {b:.6f} in {sqrtm_t:.1f} s, difference {abs(a - b):.2e}")
+    print(
+        f"Frechet distance of {half} vs {args.count - half}: genzoo {a:.6f} in {exact_t:.3f} s, "
+        f"clean-fid {b:.6f} in {sqrtm_t:.1f} s, difference {abs(a - b):.2e}"
+    )
 
 
 if __name__ == "__main__":

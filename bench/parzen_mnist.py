@@ -20,7 +20,8 @@ def main():
     args = parser.parse_args()
 
     import genzoo
-    from genzoo.evaluate import evaluate
+    from genzoo.metrics.evaluate import evaluate
+    from genzoo.modelfile.folder import model_revision
 
     run = Path(args.run)
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -30,11 +31,19 @@ def main():
             print(f"| {r['step']} | {r['eval/log_likelihood']:.1f} |")
     model = genzoo.load(run)
     for seed in args.seeds:
-        result = evaluate(model, ["parzen"], {"parzen": {"seed": seed}}, data_root=args.data_root, source=run)["parzen"]
+        result = evaluate(
+            model,
+            ["parzen"],
+            {"parzen": {"seed": seed}},
+            data_root=args.data_root,
+            revision=model_revision(model, run),
+        )["parzen"]
         p = result["protocol"]
-        print(f"test Parzen, sample seed {seed}: {result['log_likelihood']:.1f} ± {result['standard_error']:.1f} nats "
-              f"(sigma {result['sigma']:.3f} chosen on {p['validation']['split']} x{p['validation']['images']}; "
-              f"{p['images']} test images, {p['samples']} samples; model step {p['model_step']})")
+        print(
+            f"test Parzen, sample seed {seed}: {result['log_likelihood']:.1f} ± {result['standard_error']:.1f} nats "
+            f"(sigma {result['sigma']:.3f} chosen on {p['validation']['split']} x{p['validation']['images']}; "
+            f"{p['images']} test images, {p['samples']} samples; model step {p['model_step']})"
+        )
 
 
 if __name__ == "__main__":

@@ -120,7 +120,9 @@ def main(argv=None):
     ap.add_argument("--sizes", default="64,128,256,512,1024")
     ap.add_argument("--dims", default="64,512")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--ref-budget", type=float, default=240.0, help="skip a reference call predicted to take longer (s)")
+    ap.add_argument(
+        "--ref-budget", type=float, default=240.0, help="skip a reference call predicted to take longer (s)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
@@ -148,15 +150,17 @@ def main(argv=None):
                     z = torch.cat([x.detach(), y][:f]).double()
                     a = R.gram_matrix(z, sigma="median") / z.shape[0]
                     row[f"floor_{f}"] = timed(lambda: torch.linalg.eigh(a), reps)[:2]
-            for key, label, measure, alpha, mix, f in CASES:
+            for key, _label, measure, alpha, mix, _f in CASES:
                 wall, cpu, val = timed(ours_case(measure, alpha, mix, x, y), reps)
                 row[key] = (wall, cpu, val)
                 # reference: once per n (first d), forward only
                 if (key, n) not in ref:
                     xs, ys = x.detach().double().numpy(), y.double().numpy()
                     s = float(R.median_bandwidth(torch.from_numpy(xs), torch.from_numpy(ys)))
-                    fn = (lambda: ref_pooled(xs, ys, alpha, mix, s)) if measure == "pooled" else (
-                        lambda: ref_bipartite(xs, ys, alpha, s)
+                    fn = (
+                        (lambda: ref_pooled(xs, ys, alpha, mix, s))
+                        if measure == "pooled"
+                        else (lambda: ref_bipartite(xs, ys, alpha, s))
                     )
                     last = ref_last.get(key)
                     predicted = last[1] * (n / last[0]) ** 3 if last else 0.0
@@ -171,8 +175,8 @@ def main(argv=None):
             rows.append(row)
             print(
                 f"d={d:4d} n={n:5d}  "
-                + "  ".join(f"{k}={row[k][0]*1e3:9.1f}ms" for k, *_ in CASES)
-                + f"  eigh(n)={row['floor_1'][0]*1e3:8.1f}ms eigh(2n)={row['floor_2'][0]*1e3:8.1f}ms"
+                + "  ".join(f"{k}={row[k][0] * 1e3:9.1f}ms" for k, *_ in CASES)
+                + f"  eigh(n)={row['floor_1'][0] * 1e3:8.1f}ms eigh(2n)={row['floor_2'][0] * 1e3:8.1f}ms"
                 + "  ref: "
                 + " ".join(f"{k}={fmt_s(row['ref_' + k][0])}" for k, *_ in CASES),
                 flush=True,
@@ -217,12 +221,14 @@ def write_markdown(path, rows, args, argv, total, load_start, load_end):
         "(the machine is shared, so absolute times carry noise; the columns of one row ran back to back).",
         "",
         "All times in ms, median of "
-        f"{3 * args.repeats} (n ≤ 256) or {args.repeats} runs after a warm-up.  **ours**: forward + backward, float32 codes x (n×d) vs y = N(0.5, I), "
+        f"{3 * args.repeats} (n ≤ 256) or {args.repeats} runs after a warm-up.  "
+        "**ours**: forward + backward, float32 codes x (n×d) vs y = N(0.5, I), "
         "Gaussian kernel, σ = median of the pooled sample (included).  **floor**: one float64 `torch.linalg.eigh` "
         "of the size the measure's definition needs (2n×2n pooled, n×n bipartite).  **ref**: forward only, the "
         "notebook's approach in numpy float64 (cdist + `scipy.linalg.fractional_matrix_power` for every matrix "
         "power, including K^½ for the pooled measure), timed once per n at the first d (its cost does not "
-        "depend on d) with capped repeats (3 runs, or 1 where a run is predicted to take over 10 s); sizes predicted to "
+        "depend on d) with capped repeats (3 runs, or 1 where a run is predicted to take over 10 s); "
+        "sizes predicted to "
         f"exceed {args.ref_budget:.0f} s are skipped.  ×floor = ours / floor; ×ref = ref / ours (speed-up).  "
         "y carries no gradient (a prior sample), as in training, so only x's branch of the backward runs.  "
         "The bipartite definition needs two n×n eigendecompositions (κ1^α and κ2^(1-α) do not commute; one "
@@ -318,7 +324,10 @@ def plot(path, rows, dims):
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("seconds (median)")
     axes[0][-1].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Matrix-based Rényi divergences: forward+backward vs eigh floor and scipy reference ({torch.get_num_threads()} threads)")
+    fig.suptitle(
+        "Matrix-based Rényi divergences: forward+backward vs eigh floor and scipy reference "
+        f"({torch.get_num_threads()} threads)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

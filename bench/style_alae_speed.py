@@ -34,22 +34,37 @@ def main():
     parser.add_argument("--override", action="append", default=[], help="extra recipe overrides (key=value)")
     args = parser.parse_args()
 
-    from genzoo.recipe import load_recipe
+    from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         probe = load_recipe(args.recipe, [f"data.root={args.data_root}", *args.override])
         top = probe.data.get("resolution") or probe.data.get("size")
-        levels = [probe.train.growth.start_resolution << i
-                  for i in range((top // probe.train.growth.start_resolution).bit_length())]
+        levels = [
+            probe.train.growth.start_resolution << i
+            for i in range((top // probe.train.growth.start_resolution).bit_length())
+        ]
         # one batch size for every level (--batch), so each level runs exactly --steps-per-level steps
-        recipe = load_recipe(args.recipe, [
-            f"data.root={args.data_root}", f"output_dir={tmp}", f"name=speed-{time.time_ns()}", "train.epochs=null",
-            f"train.steps={args.steps_per_level * len(levels)}", "train.log_every=1", "train.eval=null",
-            "train.sample_every=1000000", "train.checkpoint_every=1000000", f"train.batch_size={args.batch}",
-            "train.growth.batch_size={}", "train.growth.batch_size_by_processes={}",
-            "train.growth.epochs_per_level=null", f"train.growth.images_per_level={args.steps_per_level * args.batch}",
-            *args.override])
+        recipe = load_recipe(
+            args.recipe,
+            [
+                f"data.root={args.data_root}",
+                f"output_dir={tmp}",
+                f"name=speed-{time.time_ns()}",
+                "train.epochs=null",
+                f"train.steps={args.steps_per_level * len(levels)}",
+                "train.log_every=1",
+                "train.eval=null",
+                "train.sample_every=1000000",
+                "train.checkpoint_every=1000000",
+                f"train.batch_size={args.batch}",
+                "train.growth.batch_size={}",
+                "train.growth.batch_size_by_processes={}",
+                "train.growth.epochs_per_level=null",
+                f"train.growth.images_per_level={args.steps_per_level * args.batch}",
+                *args.override,
+            ],
+        )
         start = time.perf_counter()
         run = Trainer(recipe).fit()
         total = time.perf_counter() - start
@@ -59,12 +74,16 @@ def main():
     print("|---|---|---|---|---|")
     for i, res in enumerate(levels):
         timed = [r for r in log if r.get("resolution") == res and r["step"] > i * args.steps_per_level + args.warmup]
-        print(f"| {res}x{res} | {args.batch} | {median([r['images_per_s'] for r in timed])} "
-              f"| {median([r['images_per_s'] for r in timed if r['blend'] < 1.0])} "
-              f"| {median([r['images_per_s'] for r in timed if r['blend'] == 1.0])} |")
-    print(f"\n{args.steps_per_level} steps per level ({args.warmup} untimed), {total:.0f} s in all; "
-          f"overrides {args.override}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}")
+        print(
+            f"| {res}x{res} | {args.batch} | {median([r['images_per_s'] for r in timed])} "
+            f"| {median([r['images_per_s'] for r in timed if r['blend'] < 1.0])} "
+            f"| {median([r['images_per_s'] for r in timed if r['blend'] == 1.0])} |"
+        )
+    print(
+        f"\n{args.steps_per_level} steps per level ({args.warmup} untimed), {total:.0f} s in all; "
+        f"overrides {args.override}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
+    )
 
 
 if __name__ == "__main__":

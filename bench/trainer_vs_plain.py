@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: int) -> float:
-    """The loop a researcher would write by hand (seed 002's AAE, 1200 units, dropout 0.2, Gaussian posterior)."""
+    """The loop a researcher would write by hand (the AAE paper's AAE, 1200 units, dropout 0.2, Gaussian posterior)."""
     torch.manual_seed(seed)
 
     def net(sizes):
@@ -53,7 +53,7 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
     for step in range(warmup + steps):
         if step == warmup:
             start = time.perf_counter()
-        idx = order[(step * batch) % (len(images) - batch):][:batch]
+        idx = order[(step * batch) % (len(images) - batch) :][:batch]
         x = images[idx].float().div_(255)
         opt_r.zero_grad()
         loss = F.binary_cross_entropy_with_logits(dec(encode(x)).view_as(x), x)
@@ -61,8 +61,9 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
         opt_r.step()
         opt_d.zero_grad()
         real, fake = disc(torch.randn(batch, 8) * 5), disc(encode(x).detach())
-        d_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
-            F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        d_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+            fake, torch.zeros_like(fake)
+        )
         d_loss.backward()
         opt_d.step()
         opt_g.zero_grad()
@@ -75,14 +76,24 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
 
 
 def genzoo_loop(mnist: Path, steps: int, warmup: int, batch: int, seed: int, out: Path) -> float:
-    from genzoo.recipe import load_recipe
+    from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
-    recipe = load_recipe(ROOT / "recipes" / "aae_mnist.yaml", [
-        f"data.root={mnist}", "data.download=false", f"output_dir={out}", f"name=bench-{seed}-{time.time_ns()}",
-        f"train.batch_size={batch}", f"train.steps={warmup + steps}", f"train.log_every={warmup}",
-        f"seed={seed}", "train.sample_every=1000000", "train.checkpoint_every=1000000",
-    ])
+    recipe = load_recipe(
+        ROOT / "recipes" / "aae_mnist.yaml",
+        [
+            f"data.root={mnist}",
+            "data.download=false",
+            f"output_dir={out}",
+            f"name=bench-{seed}-{time.time_ns()}",
+            f"train.batch_size={batch}",
+            f"train.steps={warmup + steps}",
+            f"train.log_every={warmup}",
+            f"seed={seed}",
+            "train.sample_every=1000000",
+            "train.checkpoint_every=1000000",
+        ],
+    )
     if steps % warmup:
         raise SystemExit("--steps must be a multiple of --warmup (genzoo logs every --warmup steps)")
     run = Trainer(recipe).fit()
@@ -100,7 +111,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from genzoo.registry import DATASETS
+    from genzoo.core.registry import DATASETS
 
     images = DATASETS.get("mnist")("train", root=str(args.mnist), download=False).images
     plain, ours = [], []
@@ -110,10 +121,14 @@ def main():
             ours.append(genzoo_loop(args.mnist, args.steps, args.warmup, args.batch, seed=r, out=Path(tmp)))
             print(f"round {r}: plain {plain[-1]:.0f} img/s, genzoo {ours[-1]:.0f} img/s", file=sys.stderr)
     p, o = statistics.median(plain), statistics.median(ours)
-    print(f"| MLP AAE, MNIST, batch {args.batch}, {args.steps} steps x {args.rounds} rounds | "
-          f"{p:.0f} | {o:.0f} | {o / p:.3f} |")
-    print(f"\nrounds plain: {[round(v) for v in plain]}, genzoo: {[round(v) for v in ours]}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(
+        f"| MLP AAE, MNIST, batch {args.batch}, {args.steps} steps x {args.rounds} rounds | "
+        f"{p:.0f} | {o:.0f} | {o / p:.3f} |"
+    )
+    print(
+        f"\nrounds plain: {[round(v) for v in plain]}, genzoo: {[round(v) for v in ours]}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""genzoo's Trainer against a plain hand-written PyTorch loop for the zoo's conv models: VAE (seed 003), LBAE (seed 001).
+"""genzoo's Trainer against a plain hand-written PyTorch loop for the zoo's conv models: VAE (torch-vae), LBAE (the
+LBAE paper).
 
     python bench/zoo_vs_plain.py --cifar ../shared/data/cifar10-jpeg [--models vae,lbae --steps 40 --rounds 3]
 
@@ -28,16 +29,20 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 
 SETUPS = {
-    # seed 003's network: 3 conv layers up to 128 filters, 64 latent dims, summed MSE + KL, lr 3e-4
-    "vae": dict(recipe="vae_cifar10.yaml", overrides=["data.size=null"], label="conv VAE (seed 003), CIFAR-10 32x32"),
-    # seed 001's CIFAR-10 network: 600-bit codes, residual nets with 2 levels, summed MSE, lr 1e-3
-    "lbae": dict(recipe="lbae_cifar10.yaml", overrides=["model.fit_images=1000"], label="LBAE (seed 001), CIFAR-10 32x32, z=600"),
+    # torch-vae's network: 3 conv layers up to 128 filters, 64 latent dims, summed MSE + KL, lr 3e-4
+    "vae": dict(recipe="vae_cifar10.yaml", overrides=["data.size=null"], label="conv VAE (torch-vae), CIFAR-10 32x32"),
+    # the LBAE paper's CIFAR-10 network: 600-bit codes, residual nets with 2 levels, summed MSE, lr 1e-3
+    "lbae": dict(
+        recipe="lbae_cifar10.yaml",
+        overrides=["model.fit_images=1000"],
+        label="LBAE (the LBAE paper), CIFAR-10 32x32, z=600",
+    ),
 }
 
 
 def build(name: str, image_shape, seed: int):
-    from genzoo.hub import create_model
-    from genzoo.recipe import load_recipe
+    from genzoo.core.recipe import load_recipe
+    from genzoo.modelfile.folder import create_model
 
     recipe = load_recipe(ROOT / "recipes" / SETUPS[name]["recipe"], SETUPS[name]["overrides"])
     torch.manual_seed(seed)
@@ -47,8 +52,12 @@ def build(name: str, image_shape, seed: int):
 def plain_loop(name: str, images: torch.Tensor, steps: int, warmup: int, batch: int, seed: int) -> tuple[float, float]:
     """The loop a researcher writes by hand for the same network."""
     model = build(name, tuple(images.shape[1:]), seed).train()
-    params = [p for m in ("encoder", "to_mean", "to_log_var", "to_code", "decoder") if hasattr(model, m)
-              for p in getattr(model, m).parameters()]
+    params = [
+        p
+        for m in ("encoder", "to_mean", "to_log_var", "to_code", "decoder")
+        if hasattr(model, m)
+        for p in getattr(model, m).parameters()
+    ]
     opt = torch.optim.Adam(params, lr=model.lr)
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(images), generator=g)
@@ -56,7 +65,7 @@ def plain_loop(name: str, images: torch.Tensor, steps: int, warmup: int, batch: 
     for step in range(warmup + steps):
         if step == warmup:
             start, cpu = time.perf_counter(), time.process_time()
-        idx = order[(step * batch) % (len(images) - batch):][:batch]
+        idx = order[(step * batch) % (len(images) - batch) :][:batch]
         x = images[idx].float().div_(255)
         if name == "vae":
             h = model.encoder(x)
@@ -76,8 +85,10 @@ def plain_loop(name: str, images: torch.Tensor, steps: int, warmup: int, batch: 
     return steps * batch / (time.perf_counter() - start), steps * batch / (time.process_time() - cpu)
 
 
-def genzoo_loop(name: str, cifar: Path, steps: int, warmup: int, batch: int, seed: int, out: Path) -> tuple[float, float]:
-    from genzoo.recipe import load_recipe
+def genzoo_loop(
+    name: str, cifar: Path, steps: int, warmup: int, batch: int, seed: int, out: Path
+) -> tuple[float, float]:
+    from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
     stamps = []
@@ -87,11 +98,22 @@ def genzoo_loop(name: str, cifar: Path, steps: int, warmup: int, batch: int, see
             super()._log(*args, **kwargs)
             stamps.append((self.step, time.perf_counter(), time.process_time()))
 
-    recipe = load_recipe(ROOT / "recipes" / SETUPS[name]["recipe"], [
-        *SETUPS[name]["overrides"], f"data.root={cifar}", "data.download=false", f"output_dir={out}",
-        f"name=bench-{name}-{seed}-{time.time_ns()}", f"train.batch_size={batch}", f"train.steps={warmup + steps}",
-        f"train.log_every={warmup}", f"seed={seed}", "train.sample_every=1000000", "train.checkpoint_every=1000000",
-    ])
+    recipe = load_recipe(
+        ROOT / "recipes" / SETUPS[name]["recipe"],
+        [
+            *SETUPS[name]["overrides"],
+            f"data.root={cifar}",
+            "data.download=false",
+            f"output_dir={out}",
+            f"name=bench-{name}-{seed}-{time.time_ns()}",
+            f"train.batch_size={batch}",
+            f"train.steps={warmup + steps}",
+            f"train.log_every={warmup}",
+            f"seed={seed}",
+            "train.sample_every=1000000",
+            "train.checkpoint_every=1000000",
+        ],
+    )
     Timed(recipe).fit()
     (s0, w0, c0), (s1, w1, c1) = stamps[0], stamps[-1]
     assert s0 == warmup and s1 == warmup + steps, stamps
@@ -113,7 +135,7 @@ def main():
     if args.steps % args.warmup:
         raise SystemExit("--steps must be a multiple of --warmup (genzoo logs every --warmup steps)")
 
-    from genzoo.registry import DATASETS
+    from genzoo.core.registry import DATASETS
 
     images = DATASETS.get("cifar10")("train", root=str(args.cifar), download=False).images  # decoded once, cached
     rows = []
@@ -123,21 +145,34 @@ def main():
             for r in range(args.rounds):
                 plain.append(plain_loop(name, images, args.steps, args.warmup, args.batch, seed=r))
                 ours.append(genzoo_loop(name, args.cifar, args.steps, args.warmup, args.batch, seed=r, out=Path(tmp)))
-                print(f"{name} round {r}: plain {plain[-1][0]:.1f} img/s ({plain[-1][1]:.1f} per CPU-s), "
-                      f"genzoo {ours[-1][0]:.1f} img/s ({ours[-1][1]:.1f} per CPU-s)", file=sys.stderr)
+                print(
+                    f"{name} round {r}: plain {plain[-1][0]:.1f} img/s ({plain[-1][1]:.1f} per CPU-s), "
+                    f"genzoo {ours[-1][0]:.1f} img/s ({ours[-1][1]:.1f} per CPU-s)",
+                    file=sys.stderr,
+                )
             rows.append((name, plain, ours))
     print("| setup | plain img/s | genzoo img/s | ratio | plain img per CPU-s | genzoo img per CPU-s | ratio |")
     print("|---|---|---|---|---|---|---|")
     for name, plain, ours in rows:
         pw, ow = statistics.median(v[0] for v in plain), statistics.median(v[0] for v in ours)
         pc, oc = statistics.median(v[1] for v in plain), statistics.median(v[1] for v in ours)
-        print(f"| {SETUPS[name]['label']}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds | "
-              f"{pw:.1f} | {ow:.1f} | {ow / pw:.3f} | {pc:.1f} | {oc:.1f} | {oc / pc:.3f} |")
+        print(
+            f"| {SETUPS[name]['label']}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds | "
+            f"{pw:.1f} | {ow:.1f} | {ow / pw:.3f} | {pc:.1f} | {oc:.1f} | {oc / pc:.3f} |"
+        )
     print()
     for name, plain, ours in rows:
-        print(f"{name} rounds (wall img/s) plain: {[round(v[0], 1) for v in plain]}, genzoo: {[round(v[0], 1) for v in ours]}")
-        print(f"{name} rounds (img per CPU-s) plain: {[round(v[1], 1) for v in plain]}, genzoo: {[round(v[1], 1) for v in ours]}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+        print(
+            f"{name} rounds (wall img/s) plain: {[round(v[0], 1) for v in plain]}, "
+            f"genzoo: {[round(v[0], 1) for v in ours]}"
+        )
+        print(
+            f"{name} rounds (img per CPU-s) plain: {[round(v[1], 1) for v in plain]}, "
+            f"genzoo: {[round(v[1], 1) for v in ours]}"
+        )
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from genzoo.errors import GenzooError
+        from genzoo.core.errors import GenzooError
 
         try:
             return fn(*args, **kwargs)
@@ -42,10 +42,10 @@ def friendly(fn):
             if _state["debug"]:
                 raise
             _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             _console(stderr=True).print("stopped; run the same command again to resume from the last checkpoint")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -63,7 +63,7 @@ def train(
     overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides: train.batch_size=64 prior.std=5"),
 ):
     """Train the model a recipe describes; starting the same run again resumes it from its last checkpoint."""
-    from genzoo.recipe import load_recipe
+    from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
     console = _console()
@@ -82,9 +82,13 @@ def _is_main() -> bool:
 @app.command()
 @friendly
 def sample(
-    source: str = typer.Argument(..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."),
+    source: str = typer.Argument(
+        ..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."
+    ),
     count: int = typer.Option(64, "--count", "-n", help="How many images."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Grid PNG (default: <source>/samples.png; ./samples.png for a Hub model)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Grid PNG (default: <source>/samples.png; ./samples.png for a Hub model)."
+    ),
     images_dir: Optional[Path] = typer.Option(None, "--images-dir", help="Also write each image as a PNG here."),
     seed: int = typer.Option(0, help="Seed for the codes."),
     nrow: Optional[int] = typer.Option(None, help="Images per grid row."),
@@ -95,14 +99,16 @@ def sample(
     import torch
 
     import genzoo
-    from genzoo.errors import GenzooError
-    from genzoo.images import save_grid, save_images
+    from genzoo.core.errors import GenzooError
+    from genzoo.core.grids import save_grid, save_images
 
     if count < 1:
         raise GenzooError(f"--count must be at least 1, got {count}", "pass a positive count")
     model = genzoo.load(source, device=_device(device))
     g = torch.Generator().manual_seed(seed)
-    images = torch.cat([model.sample(min(batch_size, count - i), generator=g).cpu() for i in range(0, count, batch_size)])
+    images = torch.cat(
+        [model.sample(min(batch_size, count - i), generator=g).cpu() for i in range(0, count, batch_size)]
+    )
     out = out or _default_out(source, "samples.png")
     save_grid(images[: min(count, 256)], out, nrow=nrow)
     written = [str(out)]
@@ -114,13 +120,13 @@ def sample(
 
 def _default_out(source: str, name: str) -> Path:
     """Next to a local source; in the current folder for a Hub source (the Hugging Face cache is never written)."""
-    from genzoo.hub import parse_hub_source
+    from genzoo.modelfile.hub import parse_hub_source
 
     return Path(name) if parse_hub_source(source) else Path(source) / name
 
 
 def _dataset_for(model, split: str, data_root: Optional[str]):
-    from genzoo.evaluate import dataset_for
+    from genzoo.metrics.evaluate import dataset_for
 
     return dataset_for(model, split, data_root)
 
@@ -138,41 +144,51 @@ def _print_report(console, report: dict, wrote: str) -> None:
 @app.command()
 @friendly
 def reconstruct(
-    source: str = typer.Argument(..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."),
+    source: str = typer.Argument(
+        ..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."
+    ),
     split: str = typer.Option("test", help="Dataset split to reconstruct."),
     count: int = typer.Option(16, "--count", "-n", help="How many images."),
-    out: Optional[Path] = typer.Option(None, "--out", help="PNG (default: <source>/reconstructions.png; ./ for a Hub model)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="PNG (default: <source>/reconstructions.png; ./ for a Hub model)."
+    ),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda."),
 ):
     """Originals (top row of each pair) above their reconstructions."""
-    import torch
-
     import genzoo
-    from genzoo.datasets.base import to_unit_float
-    from genzoo.images import save_grid
+    from genzoo.analysis.report import reconstruction_grid
 
     model = genzoo.load(source, device=_device(device))
-    data = _dataset_for(model, split, data_root)
-    x = to_unit_float(data.__getitems__(list(range(min(count, len(data))))).to(next(model.parameters()).device))
-    r = model.reconstruct(x)
-    nrow = min(len(x), 16)
-    pairs = torch.cat([torch.cat([x[i:i + nrow], r[i:i + nrow]]) for i in range(0, len(x), nrow)])
     out = out or _default_out(source, "reconstructions.png")
-    save_grid(pairs.cpu(), out, nrow=nrow)
+    reconstruction_grid(model, _dataset_for(model, split, data_root), out, count=count, row=16)
     _console().print(f"wrote {out}")
 
 
 @app.command()
 @friendly
 def interpolate(
-    source: str = typer.Argument(..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."),
-    inputs: Optional[List[str]] = typer.Argument(None, help="End points: image files, or dataset indices with --split; 2 for a line, 4 for --corners (top-left, top-right, bottom-left, bottom-right). None: random codes from the prior."),
-    corners: bool = typer.Option(False, "--corners", help="N x N grid, bilinear in code space between four corners (the MBRCE-AAE README's figure)."),
+    source: str = typer.Argument(
+        ..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."
+    ),
+    inputs: Optional[List[str]] = typer.Argument(
+        None,
+        help="End points: image files, or dataset indices with --split; 2 for a line, 4 for --corners (top-left, "
+        "top-right, bottom-left, bottom-right). None: random codes from the prior.",
+    ),
+    corners: bool = typer.Option(
+        False,
+        "--corners",
+        help="N x N grid, bilinear in code space between four corners (the MBRCE-AAE README's figure).",
+    ),
     steps: int = typer.Option(8, "--steps", help="Images along the line, or the side N of the --corners grid."),
-    split: Optional[str] = typer.Option(None, "--split", help="Read the inputs as indices into this dataset split (train or test)."),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="Read the inputs as indices into this dataset split (train or test)."
+    ),
     seed: int = typer.Option(0, help="Seed for random end points."),
-    out: Optional[Path] = typer.Option(None, "--out", help="PNG (default: <source>/interpolation.png; ./ for a Hub model)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="PNG (default: <source>/interpolation.png; ./ for a Hub model)."
+    ),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda."),
 ):
@@ -180,25 +196,31 @@ def interpolate(
     import torch
 
     import genzoo
+    from genzoo.analysis.interpolate import interpolate as run_interpolation
+    from genzoo.analysis.interpolate import load_images
+    from genzoo.core.errors import GenzooError
+    from genzoo.core.grids import save_grid
     from genzoo.datasets.base import to_unit_float
-    from genzoo.errors import GenzooError
-    from genzoo.images import save_grid
-    from genzoo.interpolate import interpolate as run_interpolation, load_images, prior_codes
+    from genzoo.models.base import prior_codes
 
     model = genzoo.load(source, device=_device(device))
     dev = next(model.parameters()).device
     inputs, need = inputs or [], 4 if corners else 2
     if inputs and len(inputs) != need:
-        raise GenzooError(f"{'--corners needs' if corners else 'a line needs'} {need} inputs, got {len(inputs)}",
-                          f"give {need} images or indices, or none for random codes")
+        raise GenzooError(
+            f"{'--corners needs' if corners else 'a line needs'} {need} inputs, got {len(inputs)}",
+            f"give {need} images or indices, or none for random codes",
+        )
     if not inputs:
         codes = prior_codes(model, need, seed).to(dev)
     else:
         if split is not None:
             data = _dataset_for(model, split, data_root)
             if not all(i.isdigit() and int(i) < len(data) for i in inputs):
-                raise GenzooError(f"with --split the inputs are indices from 0 to {len(data) - 1}, got {' '.join(inputs)}",
-                                  "give image indices, or drop --split to give image files")
+                raise GenzooError(
+                    f"with --split the inputs are indices from 0 to {len(data) - 1}, got {' '.join(inputs)}",
+                    "give image indices, or drop --split to give image files",
+                )
             x = to_unit_float(data.__getitems__([int(i) for i in inputs]))
         else:
             x = load_images(inputs, model.image_shape)
@@ -213,28 +235,37 @@ def interpolate(
 @app.command()
 @friendly
 def stylemix(
-    source: str = typer.Argument(..., help="A run or model folder, or a Hub model, of a style-based model (style_alae)."),
+    source: str = typer.Argument(
+        ..., help="A run or model folder, or a Hub model, of a style-based model (style_alae)."
+    ),
     split: str = typer.Option("test", help="Dataset split of the source and target images."),
     sources: int = typer.Option(5, "--sources", help="Source images (top row): the split's first ones."),
     targets: int = typer.Option(5, "--targets", help="Target images (left column): the ones after the sources."),
     kinds: str = typer.Option("coarse,middle,fine", help="Comma-separated: coarse (4-8), middle (16-32), fine (64+)."),
     seed: int = typer.Option(0, help="Seed for the generator's noise inputs."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for stylemix-<kind>.png (default: <source>/stylemix; ./stylemix for a Hub model)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Folder for stylemix-<kind>.png (default: <source>/stylemix; ./stylemix for a Hub model)."
+    ),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda."),
 ):
     """Style mixing grids (the MBRCE-AAE README's figure): each target image with a source image's coarse, middle
     or fine styles, one PNG per kind."""
     import genzoo
-    from genzoo.stylemix import check_style_model, write_style_mixes
+    from genzoo.analysis.stylemix import check_style_model, write_style_mixes
 
     model = genzoo.load(source, device=_device(device))
     check_style_model(model)
     data = _dataset_for(model, split, data_root)
     out = out or _default_out(source, "stylemix")
-    written, skipped = write_style_mixes(model, data, out, sources, targets,
-                                         [k.strip() for k in kinds.split(",") if k.strip()], seed)
-    note = f" (skipped {', '.join(skipped)}: no such levels at {model.image_shape[-1]}x{model.image_shape[-1]})" if skipped else ""
+    written, skipped = write_style_mixes(
+        model, data, out, sources, targets, [k.strip() for k in kinds.split(",") if k.strip()], seed
+    )
+    note = (
+        f" (skipped {', '.join(skipped)}: no such levels at {model.image_shape[-1]}x{model.image_shape[-1]})"
+        if skipped
+        else ""
+    )
     _console().print(f"wrote {', '.join(map(str, written))}{note}")
 
 
@@ -242,7 +273,9 @@ def stylemix(
 @friendly
 def attribute(
     source: str = typer.Argument(..., help="A run or model folder of a model with attribute change (lbae)."),
-    name: str = typer.Argument(..., help="Attribute: a column name or index of the labels (CelebA: Eyeglasses, 15), or a class."),
+    name: str = typer.Argument(
+        ..., help="Attribute: a column name or index of the labels (CelebA: Eyeglasses, 15), or a class."
+    ),
     remove: bool = typer.Option(False, "--remove", help="Remove the attribute instead of adding it."),
     threshold: float = typer.Option(0.25, help="Change the code bits whose mean-code difference exceeds this."),
     steps: int = typer.Option(6, help="Images between each original and its changed version (0: none)."),
@@ -257,9 +290,9 @@ def attribute(
     """Add or remove a labelled attribute (the LBAE paper's attribute change): one row per image, from its
     reconstruction to the changed image, the code bits most tied to the attribute flipped first."""
     import genzoo
+    from genzoo.core.errors import GenzooError, did_you_mean
+    from genzoo.core.grids import save_grid
     from genzoo.datasets.base import to_unit_float
-    from genzoo.errors import GenzooError, did_you_mean
-    from genzoo.images import save_grid
 
     model = genzoo.load(source, device=_device(device))
     if not hasattr(model, "attribute_direction"):
@@ -271,8 +304,10 @@ def attribute(
     elif name in names:
         index = names.index(name)
     else:
-        raise GenzooError(f"no attribute '{name}' in the labels of {fit.name}{did_you_mean(name, names)}",
-                          f"give an index or one of: {', '.join(names) or '(the labels have no names)'}")
+        raise GenzooError(
+            f"no attribute '{name}' in the labels of {fit.name}{did_you_mean(name, names)}",
+            f"give an index or one of: {', '.join(names) or '(the labels have no names)'}",
+        )
     direction = model.attribute_direction(fit, attribute=index, limit=limit)
     data = _dataset_for(model, split, data_root)
     x = to_unit_float(data.__getitems__(list(range(min(count, len(data))))).to(next(model.parameters()).device))
@@ -282,7 +317,9 @@ def attribute(
     out = out or _default_out(source, f"attribute-{name}.png")
     save_grid(images.flatten(0, 1).cpu(), out, nrow=images.shape[1])
     bits = int((direction.abs() > threshold).sum())
-    _console().print(f"wrote {out} ({'removed' if remove else 'added'} '{name}': {bits} of {len(direction)} code bits set)")
+    _console().print(
+        f"wrote {out} ({'removed' if remove else 'added'} '{name}': {bits} of {len(direction)} code bits set)"
+    )
 
 
 def torch_stack_pairs(a, b):
@@ -295,22 +332,30 @@ def torch_stack_pairs(a, b):
 @app.command("eval")
 @friendly
 def evaluate(
-    source: str = typer.Argument(..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."),
+    source: str = typer.Argument(
+        ..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."
+    ),
     metrics: str = typer.Option("reconstruction", help="Comma-separated metric names (`genzoo list metrics`)."),
     split: str = typer.Option("test", help="Dataset split to evaluate on."),
     limit: Optional[int] = typer.Option(None, help="Evaluate on at most this many images."),
-    out: Optional[Path] = typer.Option(None, "--out", help="JSON file (default: <source>/eval.json; ./eval.json for a Hub model)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="JSON file (default: <source>/eval.json; ./eval.json for a Hub model)."
+    ),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda."),
-    options: Optional[List[str]] = typer.Argument(None, help="Metric options: fid.mode=legacy_tensorflow fid.source=reconstructions parzen.samples=1000"),
+    options: Optional[List[str]] = typer.Argument(
+        None, help="Metric options: fid.mode=legacy_tensorflow fid.source=reconstructions parzen.samples=1000"
+    ),
 ):
     """Compute metrics of a trained model; writes JSON (each result with its protocol) and prints a table.
 
     Metrics: reconstruction, prior_match, fid, kid, precision_recall, prd, parzen, ppl (`genzoo list metrics`).
     """
     import genzoo
-    from genzoo.evaluate import evaluate as run_metrics, parse_metric_options, protocol_lines, resolve_metrics, results_table
-    from genzoo.io import write_json
+    from genzoo.core.io import write_json
+    from genzoo.metrics.evaluate import evaluate as run_metrics
+    from genzoo.metrics.evaluate import parse_metric_options, protocol_lines, resolve_metrics, results_table
+    from genzoo.modelfile.folder import model_revision
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     opts = parse_metric_options(options, names)
@@ -318,8 +363,16 @@ def evaluate(
     model = genzoo.load(source, device=_device(device))
     console = _console()
     with console.status("evaluating") as status:
-        results = run_metrics(model, names, opts, split=split, limit=limit, data_root=data_root, source=source,
-                              progress=lambda name: status.update(f"evaluating {name}"))
+        results = run_metrics(
+            model,
+            names,
+            opts,
+            split=split,
+            limit=limit,
+            data_root=data_root,
+            revision=model_revision(model, source),
+            progress=lambda name: status.update(f"evaluating {name}"),
+        )
     out = out or _default_out(source, "eval.json")
     write_json(out, results)
     console.print(results_table(results))
@@ -331,11 +384,16 @@ def evaluate(
 @app.command()
 @friendly
 def compare(
-    sources: List[str] = typer.Argument(..., help="Run or model folders (or Hub models) to compare, then any metric options: runs/a runs/b fid.count=1000"),
+    sources: List[str] = typer.Argument(
+        ...,
+        help="Run or model folders (or Hub models) to compare, then any metric options: runs/a runs/b fid.count=1000",
+    ),
     metrics: str = typer.Option("reconstruction", help="Comma-separated metric names, the same for every model."),
     split: str = typer.Option("test", help="Dataset split to evaluate on."),
     limit: Optional[int] = typer.Option(None, help="Evaluate on at most this many images."),
-    out: Path = typer.Option(Path("compare"), "--out", help="Report folder: report.md, report.html, results.json, plots/, grids/."),
+    out: Path = typer.Option(
+        Path("compare"), "--out", help="Report folder: report.md, report.html, results.json, plots/, grids/."
+    ),
     samples: int = typer.Option(64, help="Samples in each model's grid."),
     title: str = typer.Option("genzoo compare", help="Report title."),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
@@ -344,91 +402,125 @@ def compare(
     """Evaluate several models the same way; write a Markdown + static HTML report with the metrics table,
     metric-over-training plots from metrics.jsonl, and sample / reconstruction grids side by side."""
     import genzoo
-    from genzoo.evaluate import parse_metric_options
-    from genzoo.report import compare as write_comparison
+    from genzoo.analysis.report import compare as write_comparison
+    from genzoo.metrics.evaluate import parse_metric_options
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     option_items = [s for s in sources if "=" in s and not Path(s).exists()]
     models = [s for s in sources if s not in option_items]
     if not models:
-        from genzoo.errors import GenzooError
+        from genzoo.core.errors import GenzooError
 
         raise GenzooError("no models to compare", "name run or model folders: genzoo compare runs/a runs/b")
     opts = parse_metric_options(option_items, names)
     console = _console()
     with console.status("comparing") as status:
-        report = write_comparison(models, names, opts, out, split=split, limit=limit, data_root=data_root,
-                                  device=_device(device), samples=samples, title=title, load=genzoo.load,
-                                  progress=lambda what: status.update(f"evaluating {what}"))
-    _print_report(console, report, f"wrote {report['markdown']}, {report['html']}, {report['json']}, "
-                                   f"{len(report['plots'])} plots")
+        report = write_comparison(
+            models,
+            names,
+            opts,
+            out,
+            split=split,
+            limit=limit,
+            data_root=data_root,
+            device=_device(device),
+            samples=samples,
+            title=title,
+            load=genzoo.load,
+            progress=lambda what: status.update(f"evaluating {what}"),
+        )
+    _print_report(
+        console,
+        report,
+        f"wrote {report['markdown']}, {report['html']}, {report['json']}, {len(report['plots'])} plots",
+    )
 
 
 @app.command()
 @friendly
 def study(
     spec: Path = typer.Argument(..., help="A study YAML, e.g. recipes/studies/mbrce_vs_baselines_mnist.yaml."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides for every recipe: data.root=/path/to/mnist"),
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="Dotted overrides for every recipe: data.root=/path/to/mnist"
+    ),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (evaluation)."),
 ):
     """Train every model of a study over its seeds with one budget, evaluate them alike, and write the compare
     report with mean ± std over the seeds; finished runs are reused, interrupted ones resume."""
-    from genzoo.study import run_study
+    from genzoo.analysis.study import run_study
 
     console = _console()
-    report = run_study(spec, overrides or [], device=_device(device), console=console,
-                       progress=lambda what: console.print(what))
+    report = run_study(
+        spec, overrides or [], device=_device(device), console=console, progress=lambda what: console.print(what)
+    )
     _print_report(console, report, f"wrote {report['markdown']}, {report['html']}, {report['json']}")
 
 
 @app.command()
 @friendly
 def prepare(
-    source: Path = typer.Argument(..., help="A folder or archive of images, or a recipe YAML whose data block is {name: prepared, root, source, ...}."),
-    rest: Optional[List[str]] = typer.Argument(None, help="OUT, the store folder (after images); dotted overrides (after a recipe)."),
+    source: Path = typer.Argument(
+        ...,
+        help="A folder or archive of images, or a recipe YAML whose data block is "
+        "{name: prepared, root, source, ...}.",
+    ),
+    rest: Optional[List[str]] = typer.Argument(
+        None, help="OUT, the store folder (after images); dotted overrides (after a recipe)."
+    ),
     max_resolution: Optional[int] = typer.Option(None, help="Top level, e.g. 256 (a recipe: data.resolution)."),
-    min_resolution: Optional[int] = typer.Option(None, help="Lowest level (default 4; a recipe: its train.growth.start_resolution)."),
-    test_count: Optional[int] = typer.Option(None, help="The LAST this many images (natural name order) are the test split (default 1000)."),
-    train_count: Optional[int] = typer.Option(None, help="The first this many are the training split (default: all the others)."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave undecodable files out (listed in the manifest) instead of stopping."),
-    verify: bool = typer.Option(False, "--verify", help="Then check every level file against its sha256 in the manifest."),
+    min_resolution: Optional[int] = typer.Option(
+        None, help="Lowest level (default 4; a recipe: its train.growth.start_resolution)."
+    ),
+    test_count: Optional[int] = typer.Option(
+        None, help="The LAST this many images (natural name order) are the test split (default 1000)."
+    ),
+    train_count: Optional[int] = typer.Option(
+        None, help="The first this many are the training split (default: all the others)."
+    ),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Leave undecodable files out (listed in the manifest) instead of stopping."
+    ),
+    verify: bool = typer.Option(
+        False, "--verify", help="Then check every level file against its sha256 in the manifest."
+    ),
     workers: Optional[int] = typer.Option(None, help="Decoding processes (default: up to 8 for 2048 images or more)."),
 ):
     """Turn a folder of images into a multi-resolution store (one uint8 array per level) for progressive growing.
     Resumable (run it again after a stop), reused when already made, checked with --verify."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from genzoo.core.errors import GenzooError
     from genzoo.datasets.prepared import prepare_store, verify_store
-    from genzoo.errors import GenzooError
 
     rest = rest or []
     if source.suffix in (".yaml", ".yml"):
-        given = [f"--{k.replace('_', '-')}" for k, v in (("max_resolution", max_resolution), ("test_count", test_count),
-                                                          ("train_count", train_count)) if v is not None]
+        given = [
+            f"--{k.replace('_', '-')}"
+            for k, v in (("max_resolution", max_resolution), ("test_count", test_count), ("train_count", train_count))
+            if v is not None
+        ]
         if given:
-            raise GenzooError(f"{', '.join(given)} with a recipe: the recipe's data block sets these",
-                              "set data.resolution / data.test_count / data.train_count in it, or override: data.test_count=500")
-        from genzoo.datasets.base import data_root
-        from genzoo.recipe import load_recipe
+            raise GenzooError(
+                f"{', '.join(given)} with a recipe: the recipe's data block sets these",
+                "set data.resolution / data.test_count / data.train_count in it, or override: data.test_count=500",
+            )
+        from genzoo.datasets.prepared import store_options_from_recipe
 
-        recipe = load_recipe(source, rest)
-        data = recipe.data
-        if data["name"] != "prepared" or not data.get("source"):
-            raise GenzooError(f"recipe '{source}' does not read a prepared store from images (data.name is "
-                              f"'{data['name']}', data.source is {data.get('source')!r})",
-                              "use data: {name: prepared, root: STORE, source: IMAGES, resolution: 256}")
-        growth = recipe.train.growth
-        args = dict(source=data["source"], out=data_root(data["root"], "prepared"), max_resolution=data["resolution"],
-                    min_resolution=min_resolution or (growth.start_resolution if growth else 4),
-                    test_count=1000 if data["test_count"] is None else data["test_count"], train_count=data["train_count"])
-        if args["max_resolution"] is None:
-            raise GenzooError(f"recipe '{source}' sets no data.resolution", "set it to the top level, e.g. 256")
+        args = store_options_from_recipe(source, rest, min_resolution)
     else:
         if len(rest) != 1 or max_resolution is None:
-            raise GenzooError("genzoo prepare needs the images, the store folder and --max-resolution",
-                              "genzoo prepare IMAGES OUT --max-resolution 256 (or genzoo prepare RECIPE.yaml)")
-        args = dict(source=source, out=Path(rest[0]), max_resolution=max_resolution, min_resolution=min_resolution or 4,
-                    test_count=1000 if test_count is None else test_count, train_count=train_count)
+            raise GenzooError(
+                "genzoo prepare needs the images, the store folder and --max-resolution",
+                "genzoo prepare IMAGES OUT --max-resolution 256 (or genzoo prepare RECIPE.yaml)",
+            )
+        args = dict(
+            source=source,
+            out=Path(rest[0]),
+            max_resolution=max_resolution,
+            min_resolution=min_resolution or 4,
+            test_count=1000 if test_count is None else test_count,
+            train_count=train_count,
+        )
     import time
 
     console = _console()
@@ -443,16 +535,26 @@ def prepare(
 
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("prepare", total=None)
-        result = prepare_store(**args, skip_bad=skip_bad, workers=workers, progress=report,
-                               say=lambda message: console.print(message, markup=False))
+        result = prepare_store(
+            **args,
+            skip_bad=skip_bad,
+            workers=workers,
+            progress=report,
+            say=lambda message: console.print(message, markup=False),
+        )
     split, out = result["split"], args["out"]
     if not result["reused"]:
         rate = f", {result['decoded'] / result['seconds']:.0f} images/s" if result["decoded"] else ""
-        console.print(f"prepared {out}: {split['train']['count']} train + {split['test']['count']} test images at "
-                      f"{', '.join(map(str, result['resolutions']))} in {result['seconds']:.1f} s{rate}")
+        console.print(
+            f"prepared {out}: {split['train']['count']} train + {split['test']['count']} test images at "
+            f"{', '.join(map(str, result['resolutions']))} in {result['seconds']:.1f} s{rate}"
+        )
     if result["skipped"]:
-        console.print(f"skipped {len(result['skipped'])} undecodable files (listed in {out / 'manifest.json'}): "
-                      + ", ".join(result["skipped"][:5]) + (" ..." if len(result["skipped"]) > 5 else ""))
+        console.print(
+            f"skipped {len(result['skipped'])} undecodable files (listed in {out / 'manifest.json'}): "
+            + ", ".join(result["skipped"][:5])
+            + (" ..." if len(result["skipped"]) > 5 else "")
+        )
     if verify:
         verify_store(out)
         console.print(f"verified: every level of {out} matches its sha256")
@@ -463,13 +565,19 @@ def prepare(
 def push(
     source: Path = typer.Argument(..., help="A run folder (runs/<name>) or a model folder."),
     repo: str = typer.Option(..., "--repo", help="Hub repo id org/name; created when missing."),
-    private: bool = typer.Option(False, "--private", help="Create the repo private (an existing repo keeps its visibility)."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Branch to push to (created from main when missing)."),
+    private: bool = typer.Option(
+        False, "--private", help="Create the repo private (an existing repo keeps its visibility)."
+    ),
+    revision: Optional[str] = typer.Option(
+        None, "--revision", help="Branch to push to (created from main when missing)."
+    ),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Commit message."),
-    dry_run: Optional[Path] = typer.Option(None, "--dry-run", help="Write the upload (model card included) into this folder; send nothing."),
+    dry_run: Optional[Path] = typer.Option(
+        None, "--dry-run", help="Write the upload (model card included) into this folder; send nothing."
+    ),
 ):
     """Upload a trained model to the Hugging Face Hub: weights, config, recipe, samples, metrics and a model card."""
-    from genzoo.hub import push as push_to_hub
+    from genzoo.modelfile.hub import push as push_to_hub
 
     console = _console()
     with console.status(f"pushing {source} to {repo}"):
@@ -480,20 +588,26 @@ def push(
     if dry_run is not None:
         console.print(f"dry run: wrote {files} to {dry_run} (nothing uploaded)")
         return
-    console.print(f"pushed {source} to {result['url']} (branch {revision or 'main'}, commit {result['commit'][:10]}): {files}")
+    console.print(
+        f"pushed {source} to {result['url']} (branch {revision or 'main'}, commit {result['commit'][:10]}): {files}"
+    )
     at = f"@{revision}" if revision else ""
-    console.print(f"use it: genzoo sample hf://{repo}{at}   or in Python: genzoo.load(\"{repo}{at}\")")
+    console.print(f'use it: genzoo sample hf://{repo}{at}   or in Python: genzoo.load("{repo}{at}")')
 
 
 @app.command()
 @friendly
 def pull(
     source: str = typer.Argument(..., help="org/name, org/name@revision or hf://org/name@revision."),
-    local_files_only: bool = typer.Option(False, "--local-files-only", help="Use only the local Hugging Face cache (as HF_HUB_OFFLINE=1)."),
-    to: Optional[Path] = typer.Option(None, "--to", help="Also copy the model into this folder (a plain model folder)."),
+    local_files_only: bool = typer.Option(
+        False, "--local-files-only", help="Use only the local Hugging Face cache (as HF_HUB_OFFLINE=1)."
+    ),
+    to: Optional[Path] = typer.Option(
+        None, "--to", help="Also copy the model into this folder (a plain model folder)."
+    ),
 ):
     """Download a model from the Hugging Face Hub into its cache and check it (safetensors only, never pickle)."""
-    from genzoo.hub import pull as pull_from_hub
+    from genzoo.modelfile.hub import pull as pull_from_hub
 
     console = _console()
     with console.status(f"pulling {source}"):
@@ -509,21 +623,29 @@ def pull(
 def _list_pretrained():
     from rich.table import Table
 
-    from genzoo.hub import PRETRAINED_FILE, pretrained
+    from genzoo.modelfile.published import PRETRAINED_FILE, pretrained
 
     rows = pretrained()
     console = _console()
     if not rows:
-        console.print(f"No weights are published yet ({PRETRAINED_FILE.name} is empty). Maintainers: push a run with "
-                      "`genzoo push runs/<recipe> --repo org/name`, then add a row under \"weights\" in "
-                      f"{PRETRAINED_FILE}: \"<recipe>\": {{\"repo\": \"org/name\", \"revision\": \"<commit>\", "
-                      "\"notes\": \"...\"}.", markup=False)
+        console.print(
+            f"No weights are published yet ({PRETRAINED_FILE.name} is empty). Maintainers: push a run with "
+            '`genzoo push runs/<recipe> --repo org/name`, then add a row under "weights" in '
+            f'{PRETRAINED_FILE}: "<recipe>": {{"repo": "org/name", "revision": "<commit>", '
+            '"notes": "..."}.',
+            markup=False,
+        )
         return
     table = Table("recipe", "hub id", "revision", "use", "notes")
     for recipe, row in sorted(rows.items()):
         at = f"@{row['revision']}" if row.get("revision") else ""
-        table.add_row(recipe, row["repo"], row.get("revision") or "main", f"genzoo sample hf://{row['repo']}{at}",
-                      row.get("notes", ""))
+        table.add_row(
+            recipe,
+            row["repo"],
+            row.get("revision") or "main",
+            f"genzoo sample hf://{row['repo']}{at}",
+            row.get("notes", ""),
+        )
     console.print(table)
 
 
@@ -531,7 +653,9 @@ def _list_pretrained():
 @friendly
 def list_components(
     kind: Optional[str] = typer.Argument(None, help="priors, models, datasets or metrics."),
-    pretrained: bool = typer.Option(False, "--pretrained", help="Show the published weights instead (recipe -> Hub id)."),
+    pretrained: bool = typer.Option(
+        False, "--pretrained", help="Show the published weights instead (recipe -> Hub id)."
+    ),
 ):
     """Everything registered: built-ins and plugins, with where each came from (--pretrained: published weights)."""
     from rich.table import Table
@@ -539,11 +663,13 @@ def list_components(
     if pretrained:
         return _list_pretrained()
 
-    from genzoo.errors import GenzooError, did_you_mean
-    from genzoo.registry import REGISTRIES
+    from genzoo.core.errors import GenzooError, did_you_mean
+    from genzoo.core.registry import REGISTRIES
 
     if kind is not None and kind not in REGISTRIES:
-        raise GenzooError(f"unknown kind '{kind}'{did_you_mean(kind, REGISTRIES)}", f"use one of: {', '.join(REGISTRIES)}")
+        raise GenzooError(
+            f"unknown kind '{kind}'{did_you_mean(kind, REGISTRIES)}", f"use one of: {', '.join(REGISTRIES)}"
+        )
     table = Table("kind", "name", "source", "description")
     for k, registry in REGISTRIES.items():
         if kind in (None, k):

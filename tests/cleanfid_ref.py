@@ -35,13 +35,21 @@ def _stub_torchvision():
         setattr(inception, name, type(name, (torch.nn.Module,), {}))
     models.inception = inception
     tv.transforms, tv.models = transforms, models
-    sys.modules.update({"torchvision": tv, "torchvision.transforms": transforms, "torchvision.models": models,
-                        "torchvision.models.inception": inception})
+    sys.modules.update(
+        {
+            "torchvision": tv,
+            "torchvision.transforms": transforms,
+            "torchvision.models": models,
+            "torchvision.models.inception": inception,
+        }
+    )
 
 
 def cleanfid_fid():
     """The module cleanfid.fid, or skip with the reason."""
-    pytest.importorskip("cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)")
+    pytest.importorskip(
+        "cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)"
+    )
     pytest.importorskip("requests", reason="clean-fid's downloader needs requests")
     if "cleanfid.fid" in sys.modules:
         return sys.modules["cleanfid.fid"]

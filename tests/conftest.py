@@ -38,7 +38,9 @@ def one_torch_thread():
 def write_recipe(folder: Path, name: str = "tiny", base: dict | None = None, **sections) -> Path:
     recipe = {k: dict(v) for k, v in (base or TINY).items()}
     for key, value in sections.items():
-        same = isinstance(value, dict) and value.get("name", recipe.get(key, {}).get("name")) == recipe.get(key, {}).get("name")
+        same = isinstance(value, dict) and value.get("name", recipe.get(key, {}).get("name")) == recipe.get(
+            key, {}
+        ).get("name")
         recipe[key] = {**recipe.get(key, {}), **value} if same else value
     recipe.setdefault("output_dir", str(folder / "runs"))
     path = folder / f"{name}.yaml"
@@ -49,10 +51,18 @@ def write_recipe(folder: Path, name: str = "tiny", base: dict | None = None, **s
 def run_cli(*args, cwd=None, env=None, timeout=300, check=True):
     """Run `genzoo ...` as a real subprocess; returns CompletedProcess."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "genzoo", *map(str, args)], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "genzoo", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"genzoo {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"genzoo {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

@@ -24,7 +24,9 @@ def git_blob_id(data: bytes) -> str:
 class FakeHub:
     def __init__(self, token: str = "hf_fakeTOKENforTESTS0123456789"):
         self.token = token
-        self.repos: dict[str, dict] = {}  # repo_id -> {"private": bool, "branches": {name: sha}, "commits": {sha: files}}
+        self.repos: dict[
+            str, dict
+        ] = {}  # repo_id -> {"private": bool, "branches": {name: sha}, "commits": {sha: files}}
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, lower-cased headers)
         self.commit_payloads: list[list[dict]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -129,8 +131,16 @@ class FakeHub:
                     sha = self._resolve(repo, m.group(2) or "main", head)
                     if sha:
                         files = repo["commits"][sha]
-                        self._send(200, {"id": m.group(1), "sha": sha, "private": repo["private"],
-                                         "siblings": [{"rfilename": p} for p in sorted(files)]}, head=head)
+                        self._send(
+                            200,
+                            {
+                                "id": m.group(1),
+                                "sha": sha,
+                                "private": repo["private"],
+                                "siblings": [{"rfilename": p} for p in sorted(files)],
+                            },
+                            head=head,
+                        )
                     return
                 m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)", path)
                 if m:
@@ -140,8 +150,14 @@ class FakeHub:
                     sha = self._resolve(repo, m.group(2), head)
                     if sha:
                         files = repo["commits"][sha]
-                        self._send(200, [{"type": "file", "path": p, "size": len(d), "oid": git_blob_id(d)}
-                                         for p, d in sorted(files.items())], head=head)
+                        self._send(
+                            200,
+                            [
+                                {"type": "file", "path": p, "size": len(d), "oid": git_blob_id(d)}
+                                for p, d in sorted(files.items())
+                            ],
+                            head=head,
+                        )
                     return
                 m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
                 if m:
@@ -153,11 +169,23 @@ class FakeHub:
                         return
                     data = repo["commits"][sha].get(m.group(3))
                     if data is None:
-                        self._send(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound",
-                                                                       "X-Repo-Commit": sha}, head=head)
+                        self._send(
+                            404,
+                            {"error": "Entry not found"},
+                            {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": sha},
+                            head=head,
+                        )
                         return
-                    self._send(200, data, {"X-Repo-Commit": sha, "ETag": f'"{git_blob_id(data)}"',
-                                           "Content-Type": "application/octet-stream"}, head=head)
+                    self._send(
+                        200,
+                        data,
+                        {
+                            "X-Repo-Commit": sha,
+                            "ETag": f'"{git_blob_id(data)}"',
+                            "Content-Type": "application/octet-stream",
+                        },
+                        head=head,
+                    )
                     return
                 self._error(404, None, f"fake hub: no route GET {path}", head=head)
 
@@ -173,14 +201,23 @@ class FakeHub:
                     payload = json.loads(body)
                     repo_id = f"{payload['organization']}/{payload['name']}"
                     if payload["organization"] == "not-yours":
-                        return self._error(403, None, "You don't have the rights to create a model under this namespace")
+                        return self._error(
+                            403, None, "You don't have the rights to create a model under this namespace"
+                        )
                     if repo_id in hub.repos:  # the Hub's 409 also carries the url, which create_repo(exist_ok) reads
-                        return self._send(409, {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"},
-                                          {"X-Error-Message": "You already created this model repo"})
+                        return self._send(
+                            409,
+                            {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"},
+                            {"X-Error-Message": "You already created this model repo"},
+                        )
                     private = payload.get("private", payload.get("visibility") == "private")
                     hub.repos[repo_id] = {"private": bool(private), "branches": {}, "commits": {}}
-                    hub._commit(repo_id, "main", {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
-                                "initial commit")
+                    hub._commit(
+                        repo_id,
+                        "main",
+                        {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
+                        "initial commit",
+                    )
                     return self._send(200, {"url": f"{hub.url}/{repo_id}"})
                 m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/branch/(.+)", path)
                 if m:
@@ -196,8 +233,14 @@ class FakeHub:
                     if self._repo(m.group(1)) is None:
                         return
                     files = json.loads(body)["files"]
-                    return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                      for f in files]})
+                    return self._send(
+                        200,
+                        {
+                            "files": [
+                                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                            ]
+                        },
+                    )
                 m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/commit/(.+)", path)
                 if m:
                     repo = self._repo(m.group(1))
@@ -219,8 +262,14 @@ class FakeHub:
                         else:
                             return self._error(400, None, f"fake hub: unsupported commit op {line['key']}")
                     sha = hub._commit(m.group(1), branch, files, header.get("summary", ""))
-                    return self._send(200, {"commitUrl": f"{hub.url}/{m.group(1)}/commit/{sha}", "commitOid": sha,
-                                            "pullRequestUrl": None})
+                    return self._send(
+                        200,
+                        {
+                            "commitUrl": f"{hub.url}/{m.group(1)}/commit/{sha}",
+                            "commitOid": sha,
+                            "pullRequestUrl": None,
+                        },
+                    )
                 self._error(404, None, f"fake hub: no route POST {path}")
 
         return Handler

@@ -5,10 +5,10 @@ import math
 
 import pytest
 import torch
+from conftest import ROOT, shared, write_recipe
 
 import genzoo
-from conftest import ROOT, shared, write_recipe
-from genzoo.recipe import load_recipe
+from genzoo.core.recipe import load_recipe
 from genzoo.train.trainer import Trainer
 
 TINY_ALAE = {
@@ -33,18 +33,26 @@ def log_of(run):
 
 PHASES = {
     ("gaussian", "folded"): [("discriminator", {"encoder", "discriminator"}), ("generator", {"mapping", "generator"})],
-    ("gaussian", "separate"): [("discriminator", {"encoder", "discriminator"}), ("generator", {"mapping", "generator"}),
-                               ("reciprocity", {"encoder", "generator"})],
+    ("gaussian", "separate"): [
+        ("discriminator", {"encoder", "discriminator"}),
+        ("generator", {"mapping", "generator"}),
+        ("reciprocity", {"encoder", "generator"}),
+    ],
     ("mbrce", "folded"): [("push", {"encoder"}), ("pull", {"mapping", "generator"})],
-    ("mbrce", "separate"): [("push", {"encoder"}), ("pull", {"mapping", "generator"}),
-                            ("reciprocity", {"encoder", "generator"})],
+    ("mbrce", "separate"): [
+        ("push", {"encoder"}),
+        ("pull", {"mapping", "generator"}),
+        ("reciprocity", {"encoder", "generator"}),
+    ],
 }
 
 
 @pytest.mark.parametrize("prior,step", list(PHASES))
 def test_phases_change_only_their_own_parameters(tmp_path, prior, step):
     model = {"name": "mlp_alae", "reciprocity_step": step, "reciprocity_updates_mapping": step == "folded"}
-    trainer = Trainer(load_recipe(tiny(tmp_path, model=model, prior=MBRCE if prior == "mbrce" else {"name": "gaussian"})))
+    trainer = Trainer(
+        load_recipe(tiny(tmp_path, model=model, prior=MBRCE if prior == "mbrce" else {"name": "gaussian"}))
+    )
     trainer._setup()
     assert [(p.name, set(p.modules)) for p in trainer.phases] == PHASES[prior, step]
     x = torch.rand(64, 1, 8, 8)
@@ -61,15 +69,27 @@ def test_reciprocity_reaches_the_mapping_only_when_asked():
     x = torch.rand(16, 1, 8, 8)
     for updates_mapping in (True, False):
         torch.manual_seed(0)
-        model = genzoo.create_model({"name": "mlp_alae", "latent_dim": 4, "hidden": 16, "reciprocity_step": "folded",
-                                     "reciprocity_updates_mapping": updates_mapping}, {"name": "gaussian"}, (1, 8, 8))
+        model = genzoo.create_model(
+            {
+                "name": "mlp_alae",
+                "latent_dim": 4,
+                "hidden": 16,
+                "reciprocity_step": "folded",
+                "reciprocity_updates_mapping": updates_mapping,
+            },
+            {"name": "gaussian"},
+            (1, 8, 8),
+        )
         _, extra = model._generated_codes(16, x)
         extra["reciprocity"].backward()
         mapping_grad = sum(p.grad.abs().sum() for p in model.mapping.parameters() if p.grad is not None)
         assert (mapping_grad > 0) == updates_mapping
         assert model.generator[0].weight.grad.abs().sum() > 0
-    separate = genzoo.create_model({"name": "mlp_alae", "latent_dim": 4, "hidden": 16, "reciprocity_step": "separate"},
-                                   {"name": "gaussian"}, (1, 8, 8))
+    separate = genzoo.create_model(
+        {"name": "mlp_alae", "latent_dim": 4, "hidden": 16, "reciprocity_step": "separate"},
+        {"name": "gaussian"},
+        (1, 8, 8),
+    )
     assert separate.phases()[-1].modules == ("encoder", "generator", "mapping")
 
 
@@ -82,8 +102,10 @@ def test_alae_phases_share_adam_state_as_alae_two_optimisers(tmp_path):
     assert list(trainer.optimizers) == ["alae"]
     state = trainer.optimizers["alae"].state
     model = trainer.model
-    steps = {name: {float(state[p]["step"]) for p in getattr(model, name).parameters()}
-             for name in ("encoder", "discriminator", "mapping", "generator")}
+    steps = {
+        name: {float(state[p]["step"]) for p in getattr(model, name).parameters()}
+        for name in ("encoder", "discriminator", "mapping", "generator")
+    }
     assert steps == {"encoder": {10.0}, "discriminator": {5.0}, "mapping": {10.0}, "generator": {10.0}}, steps
     resumed = Trainer(load_recipe(tiny(tmp_path, train={"steps": 6, "log_every": 5})))
     resumed.fit()
@@ -112,9 +134,18 @@ def hand_r1(model, x, gamma):
 
 def test_r1_penalty_matches_a_hand_computation():
     torch.manual_seed(0)
-    model = genzoo.create_model({"name": "mlp_alae", "latent_dim": 5, "hidden": 12, "mapping_layers": 2, "r1_gamma": 7.0,
-                                 "reciprocity_step": "folded"},
-                                {"name": "gaussian"}, (1, 4, 4))
+    model = genzoo.create_model(
+        {
+            "name": "mlp_alae",
+            "latent_dim": 5,
+            "hidden": 12,
+            "mapping_layers": 2,
+            "r1_gamma": 7.0,
+            "reciprocity_step": "folded",
+        },
+        {"name": "gaussian"},
+        (1, 4, 4),
+    )
     x = torch.rand(9, 1, 4, 4)
     inputs = model.to_network(x).requires_grad_(True)
     r1 = model.r1_penalty(model.discriminator(model.encoder(inputs)), inputs)
@@ -132,13 +163,14 @@ def test_r1_penalty_matches_a_hand_computation():
 
 def test_prior_match_compares_codes_with_mapped_prior_draws():
     """ALAE's codes live in w-space: the metric compares E(x) with F(z), not with z (they differ by far here)."""
+    from genzoo.core.registry import DATASETS
     from genzoo.metrics.prior_match import mmd, prior_match
     from genzoo.metrics.renyi import median_bandwidth, pooled_divergence
-    from genzoo.registry import DATASETS
 
     torch.manual_seed(0)
-    model = genzoo.create_model({"name": "mlp_alae", "latent_dim": 5, "hidden": 12, "mapping_layers": 2},
-                                {"name": "gaussian"}, (1, 8, 8)).eval()
+    model = genzoo.create_model(
+        {"name": "mlp_alae", "latent_dim": 5, "hidden": 12, "mapping_layers": 2}, {"name": "gaussian"}, (1, 8, 8)
+    ).eval()
     with torch.no_grad():
         last = [m for m in model.mapping if getattr(m, "bias", None) is not None][-1]
         last.bias.fill_(30.0)  # F(z) far from z, so comparing with z would give another number
@@ -149,11 +181,18 @@ def test_prior_match_compares_codes_with_mapped_prior_draws():
         codes = model.encode(data.images[idx].float() / 255).double()
         w = model.mapping(model.prior.sample(200, generator=torch.Generator().manual_seed(5))).double()
     sigma = median_bandwidth(codes, w)
-    assert result["renyi_divergence"] == pytest.approx(pooled_divergence(codes, w, 0.5, "gaussian", sigma).item(), rel=1e-6)
+    assert result["renyi_divergence"] == pytest.approx(
+        pooled_divergence(codes, w, 0.5, "gaussian", sigma).item(), rel=1e-6
+    )
     assert result["mmd"] == pytest.approx(mmd(codes, w, sigma).item(), rel=1e-6, abs=1e-12)
     z = model.prior.sample(200, generator=torch.Generator().manual_seed(5)).double()
-    assert abs(pooled_divergence(codes, z, 0.5, "gaussian", median_bandwidth(codes, z)).item()
-               - result["renyi_divergence"]) > 0.1
+    assert (
+        abs(
+            pooled_divergence(codes, z, 0.5, "gaussian", median_bandwidth(codes, z)).item()
+            - result["renyi_divergence"]
+        )
+        > 0.1
+    )
 
 
 @torch.no_grad()
@@ -174,9 +213,9 @@ def pixel_mmd(a, b):
 
 def test_alae_learns_on_digits(tmp_path):
     """A short run: R1 and the latent reciprocity error fall, and samples move towards the data (pixel MMD)."""
+    from genzoo.core.registry import DATASETS
     from genzoo.datasets.base import to_unit_float
     from genzoo.metrics.reconstruction import reconstruction
-    from genzoo.registry import DATASETS
 
     recipe = load_recipe(tiny(tmp_path, train={"steps": 600, "log_every": 50}))
     torch.manual_seed(recipe.seed)
@@ -205,8 +244,9 @@ def test_mbrce_scale_control_removes_the_inflating_gradient():
     fake, real = torch.randn(64, 6), torch.randn(64, 6) * 0.7 + 0.8
     radial = {}
     for control in ("normalize", "none"):
-        model = genzoo.create_model({"name": "mlp_alae", "latent_dim": 6, "hidden": 8, "scale_control": control},
-                                    MBRCE, (1, 4, 4))
+        model = genzoo.create_model(
+            {"name": "mlp_alae", "latent_dim": 6, "hidden": 8, "scale_control": control}, MBRCE, (1, 4, 4)
+        )
         f, r = fake.clone().requires_grad_(True), real.clone().requires_grad_(True)
         model.code_divergence(f, r).backward()
         grad_norm = torch.cat([f.grad, r.grad]).norm() * torch.cat([fake, real]).norm()
@@ -214,8 +254,11 @@ def test_mbrce_scale_control_removes_the_inflating_gradient():
         # the divergence itself: same for scaled codes under normalize
         if control == "normalize":
             with torch.no_grad():
-                assert math.isclose(model.code_divergence(3 * fake, 3 * real).item(),
-                                    model.code_divergence(fake, real).item(), rel_tol=1e-5)
+                assert math.isclose(
+                    model.code_divergence(3 * fake, 3 * real).item(),
+                    model.code_divergence(fake, real).item(),
+                    rel_tol=1e-5,
+                )
     assert abs(radial["normalize"]) < 1e-5, radial
     assert radial["none"] > 0.05, radial  # pushing (maximising) at fixed sigma moves the clouds outwards
 
@@ -237,9 +280,22 @@ def test_mbrce_alae_trains_without_a_discriminator(tmp_path):
 def test_mnist_recipes_run(tmp_path, recipe):
     """The shipped recipes on real MNIST, narrowed and short: they build, train and export, with finite losses."""
     mnist = shared("mnist")
-    run = Trainer(load_recipe(ROOT / "recipes" / f"{recipe}.yaml", [
-        f"data.root={mnist}", "data.download=false", f"output_dir={tmp_path}", "model.hidden=128", "train.epochs=null",
-        "train.steps=20", "train.log_every=10", "train.checkpoint_every=20", "train.sample_every=20"])).fit()
+    run = Trainer(
+        load_recipe(
+            ROOT / "recipes" / f"{recipe}.yaml",
+            [
+                f"data.root={mnist}",
+                "data.download=false",
+                f"output_dir={tmp_path}",
+                "model.hidden=128",
+                "train.epochs=null",
+                "train.steps=20",
+                "train.log_every=10",
+                "train.checkpoint_every=20",
+                "train.sample_every=20",
+            ],
+        )
+    ).fit()
     log = log_of(run)
     assert log[-1]["step"] == 20 and all(math.isfinite(v) for r in log for k, v in r.items() if k.startswith("loss/"))
     assert genzoo.load(run).sample(2).shape == (2, 1, 28, 28)
@@ -250,13 +306,24 @@ def test_mbrce_alae_on_mnist_keeps_its_code_scale_and_learns(tmp_path):
     """MBRCE-ALAE on real MNIST (hidden 256, 800 steps, ~1-2 min): losses stay finite, the real codes' RMS stays
     bounded under scale_control=normalize (with `none` it grew 1.5 -> 9.2 in this setting), and samples move towards
     the test images (pixel MMD; measured 0.13 after 800 steps)."""
+    from genzoo.core.registry import DATASETS
     from genzoo.datasets.base import to_unit_float
-    from genzoo.registry import DATASETS
 
     mnist = shared("mnist")
-    recipe = load_recipe(ROOT / "recipes" / "mbrce_alae_mnist.yaml", [
-        f"data.root={mnist}", "data.download=false", f"output_dir={tmp_path}", "model.hidden=256", "train.epochs=null",
-        "train.steps=800", "train.log_every=50", "train.checkpoint_every=800", "train.sample_every=800"])
+    recipe = load_recipe(
+        ROOT / "recipes" / "mbrce_alae_mnist.yaml",
+        [
+            f"data.root={mnist}",
+            "data.download=false",
+            f"output_dir={tmp_path}",
+            "model.hidden=256",
+            "train.epochs=null",
+            "train.steps=800",
+            "train.log_every=50",
+            "train.checkpoint_every=800",
+            "train.sample_every=800",
+        ],
+    )
     torch.manual_seed(recipe.seed)
     untrained = genzoo.create_model(recipe.model, recipe.prior, (1, 28, 28)).eval()
     run = Trainer(recipe).fit()

@@ -4,9 +4,8 @@ import json
 import time
 
 import pytest
-from PIL import Image
-
 from conftest import run_cli, write_recipe
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +30,34 @@ def test_help_is_instant_and_does_not_import_torch():
 
 def test_sample_writes_grid_and_images(trained, tmp_path):
     _, _, run = trained
-    run_cli("sample", run, "--count", "10", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs", "--seed", "3")
+    run_cli(
+        "sample",
+        run,
+        "--count",
+        "10",
+        "--out",
+        tmp_path / "grid.png",
+        "--images-dir",
+        tmp_path / "imgs",
+        "--seed",
+        "3",
+    )
     files = sorted((tmp_path / "imgs").glob("*.png"))
     assert len(files) == 10 and Image.open(files[0]).size == (8, 8)
     assert Image.open(tmp_path / "grid.png").size[0] > 8 * 4
     # same seed, same images; model folder works as well as run folder
-    run_cli("sample", run / "model", "-n", "10", "--out", tmp_path / "g2.png", "--images-dir", tmp_path / "imgs2", "--seed", "3")
+    run_cli(
+        "sample",
+        run / "model",
+        "-n",
+        "10",
+        "--out",
+        tmp_path / "g2.png",
+        "--images-dir",
+        tmp_path / "imgs2",
+        "--seed",
+        "3",
+    )
     assert (tmp_path / "imgs2" / "000004.png").read_bytes() == files[4].read_bytes()
 
 

@@ -10,9 +10,8 @@ import shutil
 import subprocess
 
 import pytest
-from PIL import Image
-
 from conftest import run_cli, write_recipe
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +29,17 @@ def two_runs(tmp_path_factory):
 def report(two_runs):
     folder, runs = two_runs
     out = folder / "report"
-    proc = run_cli("compare", *runs, "--metrics", "reconstruction,prior_match", "--out", out, "--samples", 16,
-                   "prior_match.samples=100")
+    proc = run_cli(
+        "compare",
+        *runs,
+        "--metrics",
+        "reconstruction,prior_match",
+        "--out",
+        out,
+        "--samples",
+        16,
+        "prior_match.samples=100",
+    )
     return out, proc
 
 
@@ -62,22 +70,38 @@ def test_report_opens_in_headless_chromium(report, tmp_path):
         pytest.skip("no Chromium here (apt-get install -y chromium): the page's screenshot check is skipped")
     out, _ = report
     shot = tmp_path / "page.png"
-    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--window-size=1200,1600", f"--screenshot={shot}", (out / "report.html").as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,1600",
+            f"--screenshot={shot}",
+            (out / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     assert "CONSOLE" not in proc.stderr and "Uncaught" not in proc.stderr
     image = Image.open(shot).convert("L")
     assert image.size == (1200, 1600)
     lo, hi = image.getextrema()
     assert hi - lo > 100  # rendered content, not a blank page
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                          (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", (out / "report.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "<table" in dom and dom.count("<img") >= 6
 
 
 def test_grouped_table_gives_mean_and_spread():
-    from genzoo.report import table_rows
+    from genzoo.analysis.report import table_rows
 
     def entry(label, mse):
         return {"label": label, "results": {"reconstruction": {"mse": mse, "images": 10, "protocol": {}}}}
@@ -97,13 +121,26 @@ def test_study_trains_seeds_and_reports_mean_and_spread(tmp_path):
     import yaml
 
     base = write_recipe(tmp_path, "aae", train={"steps": 10, "checkpoint_every": 10, "log_every": 5})
-    mbrce = write_recipe(tmp_path, "mbrce", prior={"name": "mbrce", "target": "gaussian"},
-                         train={"steps": 10, "checkpoint_every": 10, "log_every": 5})
+    mbrce = write_recipe(
+        tmp_path,
+        "mbrce",
+        prior={"name": "mbrce", "target": "gaussian"},
+        train={"steps": 10, "checkpoint_every": 10, "log_every": 5},
+    )
     study = tmp_path / "study.yaml"
-    study.write_text(yaml.safe_dump({
-        "name": "s", "output_dir": str(tmp_path / "studies"), "seeds": [0, 1], "overrides": ["train.steps=12"],
-        "models": {"aae": str(base), "mbrce": {"recipe": str(mbrce), "overrides": ["model.prior_weight=2.0"]}},
-        "metrics": ["reconstruction"], "samples": 4}))
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "name": "s",
+                "output_dir": str(tmp_path / "studies"),
+                "seeds": [0, 1],
+                "overrides": ["train.steps=12"],
+                "models": {"aae": str(base), "mbrce": {"recipe": str(mbrce), "overrides": ["model.prior_weight=2.0"]}},
+                "metrics": ["reconstruction"],
+                "samples": 4,
+            }
+        )
+    )
     proc = run_cli("study", study, "train.batch_size=40")
     report = tmp_path / "studies" / "s" / "report"
     results = json.loads((report / "results.json").read_text())

@@ -4,12 +4,12 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-
 from conftest import shared
+
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import DATASETS
 from genzoo.datasets.download import download
 from genzoo.datasets.mnist import read_idx
-from genzoo.errors import GenzooError
-from genzoo.registry import DATASETS
 
 
 def test_digits_split_and_scale():
@@ -69,7 +69,8 @@ def test_mnist_downloads_into_the_torchvision_layout(tmp_path, monkeypatch):
 
 
 def test_validation_holds_out_the_last_training_images(tmp_path):
-    """data.validation=N: split 'validation' is the last N training images and 'train' the rest (seed 002's 59k/1k)."""
+    """data.validation=N: split 'validation' is the last N training images and 'train' the rest (the AAE paper's
+    59k/1k)."""
     for prefix, n in (("train", 10), ("t10k", 4)):
         write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", np.arange(n)[:, None, None] * np.ones((1, 28, 28)))
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n))

@@ -5,10 +5,10 @@ import sys
 
 import pytest
 import torch
-
 from conftest import run_cli, write_recipe
-from genzoo.io import load_tensors
 from test_registry import make_plugin
+
+from genzoo.core.io import load_tensors
 
 # A deterministic autoencoder (no dropout, no sampling), so that 2 processes x 25 images must give the same
 # update as 1 process x 50 images, up to float summation order.
@@ -44,9 +44,25 @@ DETERMINISTIC_AE = """
 def launch(recipe, processes, env, *overrides):
     # accelerate 1.x: `--cpu` always starts one process; `--multi_gpu` starts N, and genzoo picks gloo on a
     # machine without GPUs.
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genzoo", "train",
-           str(recipe), *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "genzoo",
+        "train",
+        str(recipe),
+        *overrides,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -63,8 +79,11 @@ def env(tmp_path):
 
 
 def test_two_processes_agree_with_one(tmp_path, env):
-    base = {"data": {"name": "digits"}, "model": {"name": "plain_ae"},
-            "train": {"batch_size": 50, "steps": 60, "log_every": 20, "checkpoint_every": 30, "sample_every": 1000}}
+    base = {
+        "data": {"name": "digits"},
+        "model": {"name": "plain_ae"},
+        "train": {"batch_size": 50, "steps": 60, "log_every": 20, "checkpoint_every": 30, "sample_every": 1000},
+    }
     one = write_recipe(tmp_path, "one", base=base)
     two = write_recipe(tmp_path, "two", base=base)
     run_cli("train", one, env=env)
@@ -102,9 +121,24 @@ def test_a_signal_to_one_process_stops_all_of_them_at_the_same_step(tmp_path):
 
     recipe = write_recipe(tmp_path, train={"steps": 100_000, "log_every": 10, "checkpoint_every": 100_000})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genzoo", "train",
-           str(recipe)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "genzoo",
+        "train",
+        str(recipe),
+    ]
     launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     metrics = tmp_path / "runs" / "tiny" / "metrics.jsonl"
     try:
@@ -115,7 +149,10 @@ def test_a_signal_to_one_process_stops_all_of_them_at_the_same_step(tmp_path):
         workers = {}
         for proc in Path("/proc").iterdir():  # the two genzoo workers, by their LOCAL_RANK
             try:
-                if str(recipe) in (proc / "cmdline").read_text() and "accelerate" not in (proc / "cmdline").read_text():
+                if (
+                    str(recipe) in (proc / "cmdline").read_text()
+                    and "accelerate" not in (proc / "cmdline").read_text()
+                ):
                     environ = dict(kv.split("=", 1) for kv in (proc / "environ").read_text().split("\0") if "=" in kv)
                     workers[environ.get("LOCAL_RANK")] = int(proc.name)
             except (OSError, ValueError):

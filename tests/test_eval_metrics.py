@@ -12,7 +12,6 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from cleanfid_ref import cleanfid_fid
 from conftest import run_cli, write_recipe
 
@@ -34,8 +33,10 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fx():
-    pytest.importorskip("cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)")
-    from genzoo.errors import GenzooError
+    pytest.importorskip(
+        "cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)"
+    )
+    from genzoo.core.errors import GenzooError
     from genzoo.metrics.fid import extractor
 
     try:
@@ -62,7 +63,7 @@ def model(trained):
 
 @pytest.fixture(scope="module")
 def digit_sets():
-    from genzoo.registry import DATASETS, build
+    from genzoo.core.registry import DATASETS, build
 
     test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
     train, _ = build(DATASETS, {"name": "digits"}, "data", split="train")
@@ -73,8 +74,8 @@ def digit_sets():
 def features(fx, digit_sets):
     """Features of the first N test digits (through the reference cache, which the later tests then hit) and of
     N train digits."""
+    from genzoo.core.registry import DATASETS, build
     from genzoo.metrics.fid import reference_features
-    from genzoo.registry import DATASETS, build
 
     test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
     real, _ = reference_features(test, N, fx)
@@ -82,7 +83,7 @@ def features(fx, digit_sets):
 
 
 def _write_pngs(images: torch.Tensor, folder):
-    from genzoo.images import save_images
+    from genzoo.core.grids import save_images
 
     save_images(images.float() / 255, folder)
     return str(folder)
@@ -98,15 +99,23 @@ def test_features_equal_cleanfid_folder_features(fx, digit_sets, features, tmp_p
     """Our features of in-memory uint8 images == clean-fid's reading, resizing and batching of their PNGs."""
     cf = cleanfid_fid()
     folder = _write_pngs(digit_sets[0], tmp_path / "real")
-    theirs = cf.get_folder_features(folder, _cleanfid_extractor(fx), num_workers=0, batch_size=64,
-                                    device=torch.device("cpu"), mode="clean", verbose=False)
+    theirs = cf.get_folder_features(
+        folder,
+        _cleanfid_extractor(fx),
+        num_workers=0,
+        batch_size=64,
+        device=torch.device("cpu"),
+        mode="clean",
+        verbose=False,
+    )
     np.testing.assert_allclose(features[0], theirs, rtol=0, atol=1e-5)
 
 
 def test_fid_formula_equals_cleanfid():
     """fid_from_features (exact, no sqrtm) == clean-fid's fid_from_feats, with fewer images than dimensions
     (singular covariances: the SVD route) and with more (the eigen route). Low dimensions keep scipy's sqrtm,
-    which clean-fid uses, quick; the full 2048 dimensions are compared in test_model_fid_equals_cleanfid_on_saved_pngs."""
+    which clean-fid uses, quick; the full 2048 dimensions are compared in
+    test_model_fid_equals_cleanfid_on_saved_pngs."""
     cf = cleanfid_fid()
     from genzoo.metrics.fid import fid_from_features
 
@@ -140,8 +149,11 @@ def test_kid_equals_cleanfid_and_direct_mmd():
     x, y = fake.astype(np.float64), real[:50].astype(np.float64)
     k = lambda a, b: (a @ b.T / 16 + 1) ** 3  # noqa: E731
     m = len(x)
-    mmd = ((k(x, x).sum() - np.trace(k(x, x))) / (m * (m - 1)) + (k(y, y).sum() - np.trace(k(y, y))) / (m * (m - 1))
-           - 2 * k(x, y).mean())
+    mmd = (
+        (k(x, x).sum() - np.trace(k(x, x))) / (m * (m - 1))
+        + (k(y, y).sum() - np.trace(k(y, y))) / (m * (m - 1))
+        - 2 * k(x, y).mean()
+    )
     assert math.isclose(full, mmd, rel_tol=1e-9)
 
 
@@ -171,7 +183,7 @@ def test_prd():
     p_ref, p_eval = np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.25, 0.5])
     precision, recall = prd_curve(p_eval, p_ref, num_angles=11)
     lambdas = np.tan(np.linspace(1e-10, math.pi / 2 - 1e-10, 11))
-    expected = [sum(min(l * r, e) for r, e in zip(p_ref, p_eval)) for l in lambdas]  # alpha(l) = sum min(l P, Q)
+    expected = [sum(min(lam * r, e) for r, e in zip(p_ref, p_eval)) for lam in lambdas]  # alpha(l) = sum min(l P, Q)
     np.testing.assert_allclose(precision, np.clip(expected, 0, 1))
     np.testing.assert_allclose(recall, np.clip(np.array(expected) / lambdas, 0, 1))
     assert precision.max() == pytest.approx(0.5) and recall.max() == pytest.approx(1.0)  # half of Q is off P
@@ -199,17 +211,18 @@ def test_parzen_log_likelihood_matches_direct_formula():
 
 
 def test_parzen_metric_cross_validates_sigma(model, trained):
-    from genzoo.evaluate import evaluate
+    from genzoo.metrics.evaluate import evaluate
     from genzoo.metrics.parzen import generate_flat, parzen_log_likelihood
+    from genzoo.modelfile.folder import model_revision
 
     opts = {"parzen": {"samples": 300, "count": 100, "validation_count": 50, "sigma_steps": 8}}
-    result = evaluate(model, ["parzen"], opts, source=trained)["parzen"]
+    result = evaluate(model, ["parzen"], opts, revision=model_revision(model, trained))["parzen"]
     p = result["protocol"]
     assert p["samples"] == 300 and p["images"] == 100 and p["validation"]["images"] == 50
     assert p["validation"]["split"] == "digits/train" and p["validation"]["indices"] == "1450..1499"
     assert result["sigma"] == p["sigma_grid"][int(np.argmax(p["validation_ll"]))]
     # independently: the test log-likelihood at that sigma, mean and standard error
-    from genzoo.registry import DATASETS, build
+    from genzoo.core.registry import DATASETS, build
 
     test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
     x = test.images[:100].flatten(1).double() / 255
@@ -220,9 +233,9 @@ def test_parzen_metric_cross_validates_sigma(model, trained):
 
 def test_parzen_chooses_sigma_on_the_validation_split_when_the_data_has_one(model):
     """Held-out images (MNIST with data.validation=1000) are preferred to the end of the train split."""
-    from genzoo.errors import GenzooError
+    from genzoo.core.errors import GenzooError
+    from genzoo.core.registry import DATASETS, build
     from genzoo.metrics.parzen import parzen
-    from genzoo.registry import DATASETS, build
 
     train, _ = build(DATASETS, {"name": "digits"}, "data", split="train")
     test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
@@ -254,28 +267,42 @@ def test_parzen_chooses_sigma_on_the_validation_split_when_the_data_has_one(mode
 def test_model_fid_equals_cleanfid_on_saved_pngs(fx, model, trained, tmp_path):
     """`fid` on samples == clean-fid's compute_fid on the PNGs `genzoo sample --images-dir` writes."""
     cf = cleanfid_fid()
-    from genzoo.evaluate import evaluate
-    from genzoo.registry import DATASETS, build
+    from genzoo.core.registry import DATASETS, build
+    from genzoo.metrics.evaluate import evaluate
+    from genzoo.modelfile.folder import model_revision
 
-    result = evaluate(model, ["fid"], {"fid": {"count": N}}, limit=N, source=trained)["fid"]
+    result = evaluate(model, ["fid"], {"fid": {"count": N}}, limit=N, revision=model_revision(model, trained))["fid"]
     run_cli("sample", trained, "-n", N, "--seed", 0, "--out", tmp_path / "g.png", "--images-dir", tmp_path / "gen")
     test, _ = build(DATASETS, {"name": "digits"}, "data", split="test")
     ref_dir = _write_pngs(test.images[:N], tmp_path / "ref")
-    score = cf.compute_fid(str(tmp_path / "gen"), ref_dir, mode="clean", custom_feat_extractor=_cleanfid_extractor(fx),
-                           num_workers=0, batch_size=64, device=torch.device("cpu"), verbose=False)
+    score = cf.compute_fid(
+        str(tmp_path / "gen"),
+        ref_dir,
+        mode="clean",
+        custom_feat_extractor=_cleanfid_extractor(fx),
+        num_workers=0,
+        batch_size=64,
+        device=torch.device("cpu"),
+        verbose=False,
+    )
     # clean-fid's scipy sqrtm is inexact on singular covariances (~1e-5 relative here); ours is exact
     assert result["fid"] == pytest.approx(score, rel=1e-4), (result["fid"], score)
 
 
 def test_every_result_records_its_protocol(fx, model, trained, cache):
-    from genzoo.evaluate import evaluate
+    from genzoo.metrics.evaluate import evaluate
+    from genzoo.modelfile.folder import model_revision
 
     names = ["reconstruction", "prior_match", "fid", "kid", "precision_recall", "prd", "parzen"]
-    opts = {"prd": {"num_clusters": 4, "num_runs": 2}, "parzen": {"samples": 100, "validation_count": 20},
-            "fid": {"source": "reconstructions"}, "kid": {"source": "interpolations", "subsets": 5}}
-    results = evaluate(model, names, opts, limit=N, source=trained)
-    weights = (trained / "model" / "model.safetensors")
-    from genzoo.io import file_sha256
+    opts = {
+        "prd": {"num_clusters": 4, "num_runs": 2},
+        "parzen": {"samples": 100, "validation_count": 20},
+        "fid": {"source": "reconstructions"},
+        "kid": {"source": "interpolations", "subsets": 5},
+    }
+    results = evaluate(model, names, opts, limit=N, revision=model_revision(model, trained))
+    weights = trained / "model" / "model.safetensors"
+    from genzoo.core.io import file_sha256
 
     for name in names:
         p = results[name]["protocol"]
@@ -284,7 +311,9 @@ def test_every_result_records_its_protocol(fx, model, trained, cache):
         assert "options" in p
     for name in ("fid", "kid", "precision_recall", "prd"):
         p = results[name]["protocol"]
-        assert p["mode"] == "clean" and len(p["inception"]["sha256"]) == 64 and len(p["inception"]["layers_sha256"]) == 64
+        assert (
+            p["mode"] == "clean" and len(p["inception"]["sha256"]) == 64 and len(p["inception"]["layers_sha256"]) == 64
+        )
         assert p["reference"]["dataset"] == "digits/test" and p["reference"]["images"] == N and p["images"] == N
         assert p["seed"] == 0
     assert results["fid"]["protocol"]["source"] == "reconstructions"
@@ -299,20 +328,38 @@ def test_every_result_records_its_protocol(fx, model, trained, cache):
     from genzoo.metrics import fid as fid_module
 
     fid_module._REFERENCE_FEATURES.clear()
-    again = evaluate(model, ["fid"], {"fid": {"source": "reconstructions"}}, limit=N, source=trained)["fid"]
+    again = evaluate(
+        model, ["fid"], {"fid": {"source": "reconstructions"}}, limit=N, revision=model_revision(model, trained)
+    )["fid"]
     assert again["protocol"]["reference"]["cached"] is True and again["fid"] == pytest.approx(results["fid"]["fid"])
 
 
 def test_reference_split_by_name(fx, model, trained):
-    from genzoo.evaluate import evaluate
+    from genzoo.metrics.evaluate import evaluate
+    from genzoo.modelfile.folder import model_revision
 
-    r = evaluate(model, ["fid"], {"fid": {"reference": "train", "count": N, "reference_count": 6}}, source=trained)["fid"]
+    r = evaluate(
+        model,
+        ["fid"],
+        {"fid": {"reference": "train", "count": N, "reference_count": 6}},
+        revision=model_revision(model, trained),
+    )["fid"]
     assert r["protocol"]["reference"]["dataset"] == "digits/train" and r["images"] == N and r["reference_images"] == 6
 
 
 def test_eval_cli_subprocess(fx, trained, tmp_path, cache):
-    proc = run_cli("eval", trained, "--metrics", "reconstruction,fid,kid,precision_recall", "--limit", N,
-                   "--out", tmp_path / "e.json", "kid.subsets=10", env={"GENZOO_CACHE": str(cache)})
+    proc = run_cli(
+        "eval",
+        trained,
+        "--metrics",
+        "reconstruction,fid,kid,precision_recall",
+        "--limit",
+        N,
+        "--out",
+        tmp_path / "e.json",
+        "kid.subsets=10",
+        env={"GENZOO_CACHE": str(cache)},
+    )
     result = json.loads((tmp_path / "e.json").read_text())
     assert set(result) == {"reconstruction", "fid", "kid", "precision_recall"}
     assert result["fid"]["images"] == N and result["kid"]["protocol"]["subsets"] == 10
@@ -349,7 +396,7 @@ def test_same_weights_in_an_nvlabs_style_file_give_the_same_features(fx, digit_s
 
 def test_weights_messages(tmp_path, monkeypatch):
     pytest.importorskip("cleanfid", reason="clean-fid is not installed")
-    from genzoo.errors import GenzooError
+    from genzoo.core.errors import GenzooError
     from genzoo.metrics import inception
 
     monkeypatch.setenv("GENZOO_INCEPTION", str(tmp_path / "nowhere.pt"))
@@ -383,8 +430,15 @@ def test_bad_metric_options_fail_before_work(trained):
 
 # -- PPL ---------------------------------------------------------------------------------------------------------
 def test_ppl_without_lpips_weights_says_how_to_get_them(trained, tmp_path):
-    proc = run_cli("eval", trained, "--metrics", "ppl", "ppl.download=false", check=False,
-                   env={"GENZOO_CACHE": str(tmp_path), "GENZOO_LPIPS": ""})
+    proc = run_cli(
+        "eval",
+        trained,
+        "--metrics",
+        "ppl",
+        "ppl.download=false",
+        check=False,
+        env={"GENZOO_CACHE": str(tmp_path), "GENZOO_LPIPS": ""},
+    )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr
     assert "PPL needs LPIPS weights" in lines[0] and "vgg16.pt" in lines[0] and "GENZOO_LPIPS" in lines[0]

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import run_cli, write_recipe
 
-from genzoo.errors import GenzooError
-from genzoo.recipe import GrowthSpec, load_recipe
+from genzoo.core.errors import GenzooError
+from genzoo.core.recipe import GrowthSpec, load_recipe
 from genzoo.train.growth import GrowthSchedule
 
 
@@ -29,8 +29,12 @@ def test_levels_double_to_the_data_resolution_with_per_level_batches():
 
 def test_tables_for_a_larger_top_resolution_serve_a_smaller_run():
     """A recipe's 4..256 tables work on smaller data (data.size=16): keys above the top level are dropped."""
-    s = schedule(max_res=16, images_per_level=100, batch_size={"4": 20, "8": 16, "16": 12, "32": 6, "256": 2},
-                 lr={"16": 0.002, "64": 0.003})
+    s = schedule(
+        max_res=16,
+        images_per_level=100,
+        batch_size={"4": 20, "8": 16, "16": 12, "32": 6, "256": 2},
+        lr={"16": 0.002, "64": 0.003},
+    )
     assert [lv.batch_size for lv in s.levels] == [20, 16, 12] and s.lr == {16: 0.002}
     with pytest.raises(GenzooError, match=r"train.growth.lr given for resolution 24"):
         schedule(images_per_level=10, lr={"24": 0.1})
@@ -59,13 +63,16 @@ def test_epochs_per_level_and_total_images():
     assert s.images_before(45) == 450
 
 
-@pytest.mark.parametrize("spec,message", [
-    (dict(start_resolution=3, images_per_level=10), "does not reach"),
-    (dict(), "exactly one of"),
-    (dict(images_per_level=10, epochs_per_level=1), "exactly one of"),
-    (dict(images_per_level=10, batch_size={"12": 4}), "not a level"),
-    (dict(images_per_level=10, transition=1.5), "transition"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        (dict(start_resolution=3, images_per_level=10), "does not reach"),
+        (dict(), "exactly one of"),
+        (dict(images_per_level=10, epochs_per_level=1), "exactly one of"),
+        (dict(images_per_level=10, batch_size={"12": 4}), "not a level"),
+        (dict(images_per_level=10, transition=1.5), "transition"),
+    ],
+)
 def test_bad_growth_settings_are_named(spec, message):
     with pytest.raises(GenzooError, match=message):
         schedule(**spec)
@@ -81,11 +88,18 @@ def test_growth_on_a_model_that_cannot_grow_is_one_clear_error(tmp_path):
 def test_eval_during_training_keeps_the_best_model(tmp_path):
     """train.eval measures the recipe's metric every few steps on the held-out split and keeps the best model."""
     import genzoo
-    from genzoo.evaluate import evaluate
+    from genzoo.metrics.evaluate import evaluate
     from genzoo.train.trainer import Trainer
 
-    path = write_recipe(tmp_path, train={"steps": 60, "checkpoint_every": 60, "sample_every": 60,
-                                         "eval": {"metric": "reconstruction", "value": "mse", "every_steps": 20}})
+    path = write_recipe(
+        tmp_path,
+        train={
+            "steps": 60,
+            "checkpoint_every": 60,
+            "sample_every": 60,
+            "eval": {"metric": "reconstruction", "value": "mse", "every_steps": 20},
+        },
+    )
     run = Trainer(load_recipe(path)).fit()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if "eval/mse" in r]
@@ -110,9 +124,15 @@ GROWING = {
     "data": {"name": "digits", "size": 16},
     "model": STYLE,
     "prior": {"name": "gaussian"},
-    "train": {"batch_size": 16, "steps": 26, "log_every": 1, "sample_every": 1000, "checkpoint_every": 1000,
-              # 160 images = 10 steps of 16 per level; the first 5 steps of a level blend its new block in
-              "growth": {"start_resolution": 4, "images_per_level": 160, "transition": 0.5}},
+    "train": {
+        "batch_size": 16,
+        "steps": 26,
+        "log_every": 1,
+        "sample_every": 1000,
+        "checkpoint_every": 1000,
+        # 160 images = 10 steps of 16 per level; the first 5 steps of a level blend its new block in
+        "growth": {"start_resolution": 4, "images_per_level": 160, "transition": 0.5},
+    },
 }
 
 
@@ -131,8 +151,9 @@ def test_style_alae_grows_4_8_16_with_the_blend_as_scheduled(tmp_path):
     from genzoo.train.trainer import Trainer
 
     growth = {**GROWING["train"]["growth"], "lr": {"8": 0.001, "16": 0.0005}}  # learning rate per level
-    trainer = Trainer(load_recipe(write_recipe(tmp_path, "grow", base=GROWING, train={**GROWING["train"],
-                                                                                       "growth": growth})))
+    trainer = Trainer(
+        load_recipe(write_recipe(tmp_path, "grow", base=GROWING, train={**GROWING["train"], "growth": growth}))
+    )
     run = trainer.fit()
     assert [g["lr"] for g in trainer.optimizers["alae"].param_groups] == [0.0005]
     log = [r for r in log_of(run) if "resolution" in r]
@@ -151,7 +172,7 @@ def test_style_alae_grows_4_8_16_with_the_blend_as_scheduled(tmp_path):
 
 def test_a_run_stopped_mid_transition_resumes_at_the_same_level_and_blend(tmp_path):
     """Stop at step 13 (level 8, blend 0.35), resume to 26: same log and bit-identical weights as one run."""
-    from genzoo.io import load_tensors
+    from genzoo.core.io import load_tensors
     from genzoo.train.trainer import Trainer
 
     whole = write_recipe(tmp_path, "whole", base=GROWING)
@@ -163,8 +184,9 @@ def test_a_run_stopped_mid_transition_resumes_at_the_same_level_and_blend(tmp_pa
     assert resumed.level.resolution == 16
     a, b = (log_of(tmp_path / "runs" / n) for n in ("whole", "cut"))
     drop = ("images_per_s",)
-    assert [{k: v for k, v in r.items() if k not in drop} for r in a] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in b]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a] == [
+        {k: v for k, v in r.items() if k not in drop} for r in b
+    ]
     wa = load_tensors(tmp_path / "runs" / "whole" / "model" / "model.safetensors")
     wb = load_tensors(tmp_path / "runs" / "cut" / "model" / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -177,11 +199,31 @@ def test_two_processes_grow_across_a_resolution_switch(tmp_path):
     import subprocess
     import sys
 
-    recipe = write_recipe(tmp_path, "two", base=GROWING, data={"name": "digits", "size": 8},
-                          train={**GROWING["train"], "steps": 14, "checkpoint_every": 5, "log_every": 1})
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "genzoo", "train",
-           str(recipe)]
+    recipe = write_recipe(
+        tmp_path,
+        "two",
+        base=GROWING,
+        data={"name": "digits", "size": 8},
+        train={**GROWING["train"], "steps": 14, "checkpoint_every": 5, "log_every": 1},
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "genzoo",
+        "train",
+        str(recipe),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = [r for r in log_of(tmp_path / "runs" / "two") if "resolution" in r]
@@ -195,27 +237,48 @@ def test_mbrce_celeba256_recipe_prepares_and_trains_on_a_tiny_folder(tmp_path):
     """The flagship recipe as shipped, shrunk by overrides only: `genzoo prepare` builds the store from a folder of
     odd images, then `genzoo train` grows 4 -> 8 -> 16 with the MBRCE prior and measures FID at the top level on
     the held-out split, keeping model-best/."""
-    pytest.importorskip("cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)")
+    pytest.importorskip(
+        "cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)"
+    )
     import numpy as np
     from PIL import Image
 
     source = tmp_path / "faces"
     source.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(24):  # numbered, non-square, as seed 000's layout; a few grey and PNG ones
+    for i in range(24):  # numbered, non-square, as the MBRCE-AAE project's layout; a few grey and PNG ones
         array = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
         image = Image.fromarray(array).convert("L") if i % 7 == 0 else Image.fromarray(array)
         image.save(source / (f"{i + 1:05d}.png" if i % 5 == 0 else f"{i + 1:05d}.jpg"))
     store = tmp_path / "store"
-    data = [f"data.root={store}", f"data.source={source}", "data.resolution=16", "data.train_count=16",
-            "data.test_count=8"]
+    data = [
+        f"data.root={store}",
+        f"data.source={source}",
+        "data.resolution=16",
+        "data.train_count=16",
+        "data.test_count=8",
+    ]
     run_cli("prepare", "recipes/mbrce_celeba256.yaml", *data)
-    small = ["model.latent_dim=16", "model.mapping_layers=2", "model.start_filters=8", "model.max_filters=16",
-             "train.batch_size=8", "train.growth.batch_size={}", "train.growth.batch_size_by_processes={}",
-             "train.growth.epochs_per_level=null", "train.growth.images_per_level=16", "train.epochs=null",
-             "train.steps=8", "train.log_every=1", "train.sample_every=8", "train.checkpoint_every=8",
-             "train.eval.every_epochs=null", "train.eval.every_steps=4",
-             "train.eval.options={count: 8, reference_count: 8}", f"output_dir={tmp_path / 'runs'}"]
+    small = [
+        "model.latent_dim=16",
+        "model.mapping_layers=2",
+        "model.start_filters=8",
+        "model.max_filters=16",
+        "train.batch_size=8",
+        "train.growth.batch_size={}",
+        "train.growth.batch_size_by_processes={}",
+        "train.growth.epochs_per_level=null",
+        "train.growth.images_per_level=16",
+        "train.epochs=null",
+        "train.steps=8",
+        "train.log_every=1",
+        "train.sample_every=8",
+        "train.checkpoint_every=8",
+        "train.eval.every_epochs=null",
+        "train.eval.every_steps=4",
+        "train.eval.options={count: 8, reference_count: 8}",
+        f"output_dir={tmp_path / 'runs'}",
+    ]
     run_cli("train", "recipes/mbrce_celeba256.yaml", *data, *small, timeout=600)
     run = tmp_path / "runs" / "mbrce_celeba256"
     log = log_of(run)

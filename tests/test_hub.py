@@ -13,15 +13,16 @@ import tempfile
 import pytest
 import torch
 import yaml
+from conftest import run_cli, write_recipe
+from fake_hub import FakeHub, git_blob_id
 from typer.testing import CliRunner
 
 import genzoo
-from conftest import run_cli, write_recipe
-from fake_hub import FakeHub, git_blob_id
-from genzoo.errors import GenzooError
-from genzoo.hub import load, parse_hub_source, push, save_pretrained
-from genzoo.io import load_tensors
-from genzoo.recipe import load_recipe
+from genzoo.core.errors import GenzooError
+from genzoo.core.io import load_tensors
+from genzoo.core.recipe import load_recipe
+from genzoo.modelfile.folder import save_pretrained
+from genzoo.modelfile.hub import load, parse_hub_source, push
 from genzoo.train.trainer import Trainer
 
 UPLOADED = {"README.md", "config.json", "model.safetensors", "recipe.yaml", "samples.png", "eval.json"}
@@ -33,7 +34,9 @@ def run(tmp_path_factory):
     from genzoo.cli import app
 
     folder = tmp_path_factory.mktemp("hub")
-    run_dir = Trainer(load_recipe(write_recipe(folder, train={"steps": 10, "checkpoint_every": 10, "sample_every": 10}))).fit()
+    run_dir = Trainer(
+        load_recipe(write_recipe(folder, train={"steps": 10, "checkpoint_every": 10, "sample_every": 10}))
+    ).fit()
     result = CliRunner().invoke(app, ["eval", str(run_dir), "--limit", "64"])
     assert result.exit_code == 0, result.output
     return run_dir
@@ -76,8 +79,9 @@ def tree_state(folder):
 
 def test_save_load_round_trip_is_bit_exact(tmp_path):
     torch.manual_seed(0)
-    model = genzoo.create_model({"name": "mlp_aae", "latent_dim": 4, "hidden": 32}, {"name": "gaussian", "std": 2.0},
-                                image_shape=(1, 8, 8))
+    model = genzoo.create_model(
+        {"name": "mlp_aae", "latent_dim": 4, "hidden": 32}, {"name": "gaussian", "std": 2.0}, image_shape=(1, 8, 8)
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))  # not the init: every bit must survive
@@ -90,7 +94,9 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(model.sample(6, generator=g1), back.sample(6, generator=g2))
     save_pretrained(back, tmp_path / "again")
-    assert (tmp_path / "m" / "model.safetensors").read_bytes() == (tmp_path / "again" / "model.safetensors").read_bytes()
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == (
+        tmp_path / "again" / "model.safetensors"
+    ).read_bytes()
 
 
 def test_model_sources_are_parsed_once(tmp_path, monkeypatch):
@@ -177,8 +183,16 @@ def test_push_then_pull_through_a_fake_hub(run, tmp_path):
         # output goes to the current folder and the cache is left exactly as it was
         cache = tmp_path / "hf-home" / "hub"
         before = tree_state(cache)
-        sampled = run_cli("sample", "hf://me/tiny-aae", "-n", "4", "--images-dir", "imgs", cwd=work,
-                          env={**env, "HF_HUB_OFFLINE": "1"})
+        sampled = run_cli(
+            "sample",
+            "hf://me/tiny-aae",
+            "-n",
+            "4",
+            "--images-dir",
+            "imgs",
+            cwd=work,
+            env={**env, "HF_HUB_OFFLINE": "1"},
+        )
         assert "wrote samples.png" in sampled.stdout and (work / "samples.png").is_file()
         assert len(list((work / "imgs").glob("*.png"))) == 4
         assert tree_state(cache) == before and len(hub.requests) == asked
@@ -194,8 +208,9 @@ def test_pull_from_a_prepopulated_cache_offline(run, tmp_path, monkeypatch):
     env = hub_env(tmp_path, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
     proc = run_cli("pull", "zoo/tiny", env=env)
     assert "pulled zoo/tiny (commit 0123456789)" in proc.stdout and str(storage / "snapshots") in proc.stdout
-    one_line_error(run_cli("pull", "zoo/other", env=env, check=False), "not in the local Hugging Face cache",
-                   "HF_HUB_OFFLINE=1")
+    one_line_error(
+        run_cli("pull", "zoo/other", env=env, check=False), "not in the local Hugging Face cache", "HF_HUB_OFFLINE=1"
+    )
     # in Python: genzoo.load("org/name") through the same resolver, weights bit for bit
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
@@ -206,7 +221,9 @@ def test_pull_from_a_prepopulated_cache_offline(run, tmp_path, monkeypatch):
         assert all(torch.equal(model.state_dict()[k], v) for k, v in reference.items())
     with pytest.raises(GenzooError, match="'zoo/tiny@v2' is not in the local Hugging Face cache"):
         genzoo.load("hf://zoo/tiny@v2")
-    with pytest.raises(GenzooError, match="'runs/tyop' is not a local folder, and as a Hub id: 'runs/tyop' is not in the local"):
+    with pytest.raises(
+        GenzooError, match="'runs/tyop' is not a local folder, and as a Hub id: 'runs/tyop' is not in the local"
+    ):
         genzoo.load("runs/tyop")
     assert tree_state(storage) == before
 
@@ -218,11 +235,16 @@ def test_pickle_only_and_truncated_repos_are_refused(run, tmp_path):
         hub.seed("evil/pickled", {"config.json": config, "pytorch_model.bin": b"\x80\x04\x95" + b"\0" * 64})
         hub.seed("me/truncated", {"config.json": config, "model.safetensors": weights[: len(weights) // 2]})
         env = hub_env(tmp_path, hub)
-        one_line_error(run_cli("pull", "evil/pickled", env=env, check=False), "only pickle weights",
-                       "pytorch_model.bin", "never loads pickle")
+        one_line_error(
+            run_cli("pull", "evil/pickled", env=env, check=False),
+            "only pickle weights",
+            "pytorch_model.bin",
+            "never loads pickle",
+        )
         assert not list((tmp_path / "hf-home").rglob("*.bin"))  # never even downloaded
-        one_line_error(run_cli("pull", "hf://me/truncated", env=env, check=False), "broken model.safetensors",
-                       "truncated")
+        one_line_error(
+            run_cli("pull", "hf://me/truncated", env=env, check=False), "broken model.safetensors", "truncated"
+        )
 
 
 def test_hub_failures_are_one_line_without_the_token(run, tmp_path, monkeypatch):
@@ -271,13 +293,16 @@ def test_hub_failures_are_one_line_without_the_token(run, tmp_path, monkeypatch)
 
 
 def test_list_pretrained(tmp_path):
-    from genzoo.hub import pretrained
+    from genzoo.modelfile.published import pretrained
 
     proc = run_cli("list", "--pretrained")
     assert "No weights are published yet" in proc.stdout and "genzoo push runs/<recipe> --repo org/name" in proc.stdout
     table = tmp_path / "pretrained.json"
-    table.write_text(json.dumps({"weights": {"quickstart": {"repo": "genzoo/quickstart-aae", "revision": "abc",
-                                                             "notes": "digits"}}}))
+    table.write_text(
+        json.dumps(
+            {"weights": {"quickstart": {"repo": "genzoo/quickstart-aae", "revision": "abc", "notes": "digits"}}}
+        )
+    )
     assert pretrained(table)["quickstart"]["repo"] == "genzoo/quickstart-aae"
     table.write_text(json.dumps({"weights": {"quickstart": {"repo": "not an id"}}}))
     with pytest.raises(GenzooError, match="not a Hub repo id"):
@@ -289,4 +314,7 @@ def test_cli_help_loads_neither_torch_nor_huggingface_hub():
     import sys
 
     code = "import sys; from genzoo.cli import app; print('torch' in sys.modules, 'huggingface_hub' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False", "False"]
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == [
+        "False",
+        "False",
+    ]

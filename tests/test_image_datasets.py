@@ -12,12 +12,12 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from conftest import shared
 from PIL import Image
 
-from conftest import shared
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import DATASETS
 from genzoo.datasets import images as module
-from genzoo.errors import GenzooError
-from genzoo.registry import DATASETS
 
 PER_CLASS = 2  # CIFAR images per class and split in the slice
 
@@ -127,7 +127,9 @@ def test_cifar10_official_archives_folders_and_download(tmp_path, monkeypatch, p
     n_train = sum(len(c) for c in np.array_split(np.arange(24), 6)[:5])
     train = DATASETS.get("cifar10")("train", root=str(archive), download=False)
     test = DATASETS.get("cifar10")("test", root=str(archive), download=False, cache=False)
-    assert np.array_equal(train.images.numpy(), images[:n_train]) and np.array_equal(test.images.numpy(), images[n_train:])
+    assert np.array_equal(train.images.numpy(), images[:n_train]) and np.array_equal(
+        test.images.numpy(), images[n_train:]
+    )
     assert train.labels.tolist() == labels[:n_train].tolist()
     extracted = tmp_path / "extracted"
     with tarfile.open(archive) as tar:
@@ -205,7 +207,8 @@ def test_celeba_reads_the_shared_tarball_without_extracting(celeba_slice):
 
 
 def make_odd_images(folder):
-    """Grey, RGBA (half transparent), palette with a transparent index, 16-bit grey, CMYK JPEG, 1-bit, in subfolders."""
+    """Grey, RGBA (half transparent), palette with a transparent index, 16-bit grey, CMYK JPEG, 1-bit, in
+    subfolders."""
     (folder / "a").mkdir(parents=True)
     (folder / "b" / "deep").mkdir(parents=True)
     Image.new("L", (12, 12), 100).save(folder / "a" / "grey.png")
@@ -233,8 +236,9 @@ def test_image_folder_converts_odd_images(tmp_path):
     assert (px["b/palette.png"][6:] == [0, 255, 0]).all()
     assert (px["b/deep/sixteen.png"] == 255).all() and (px["b/bits.bmp"] == 255).all()
     assert px["b/deep/cmyk.jpg"][0, 0] > 200 and px["b/deep/cmyk.jpg"][0, 1] < 60  # red, through JPEG
-    grey = DATASETS.get("image_folder")("train", root=str(tmp_path / "imgs"), channels=1, size=8, test_fraction=0.0,
-                                         cache=False)
+    grey = DATASETS.get("image_folder")(
+        "train", root=str(tmp_path / "imgs"), channels=1, size=8, test_fraction=0.0, cache=False
+    )
     assert grey.image_shape == (1, 8, 8)
     # a label per first-level folder; a fixed random test split
     labelled = DATASETS.get("image_folder")("test", root=str(tmp_path / "imgs"), labels="folders", test_fraction=0.34)
@@ -249,7 +253,9 @@ def test_image_folder_splits_label_files_and_sizes(tmp_path):
             Image.new("RGB", (10 + i, 8), (i * 20, 0, 0)).save(root / split / f"{i}.png")
     with pytest.raises(GenzooError, match="differ in size.*data.size"):
         DATASETS.get("image_folder")("train", root=str(root))
-    (root / "labels.csv").write_text("file,smile\n" + "".join(f"{s}/{i}.png,{i % 2}\n" for s in ("train", "test") for i in range(5)))
+    (root / "labels.csv").write_text(
+        "file,smile\n" + "".join(f"{s}/{i}.png,{i % 2}\n" for s in ("train", "test") for i in range(5))
+    )
     train = DATASETS.get("image_folder")("train", root=str(root), size=6, labels="labels.csv")
     test = DATASETS.get("image_folder")("test", root=str(root), size=6, labels="labels.csv")
     assert len(train) == 5 and len(test) == 2 and train.image_shape == (3, 6, 6)

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import ONE_THREAD, run_cli, write_recipe
 from PIL import Image
 
 import genzoo
-from conftest import ONE_THREAD, run_cli, write_recipe
-from genzoo.images import save_image, to_uint8
-from genzoo.interpolate import corner_grid, line_codes, load_images
+from genzoo.analysis.interpolate import corner_grid, line_codes, load_images
+from genzoo.core.grids import save_image, to_uint8
 
 TINY_ALAE = {
     "data": {"name": "digits"},
@@ -33,7 +33,7 @@ def tile(png, row, col, size=8, padding=2):
     image = torch.from_numpy(np.asarray(Image.open(png).convert("L")).copy())
     up = max(1, 64 // size)
     top, left = (padding + row * (size + padding)) * up, (padding + col * (size + padding)) * up
-    return image[top:top + size * up:up, left:left + size * up:up]
+    return image[top : top + size * up : up, left : left + size * up : up]
 
 
 def grid_size(rows, cols, size=8, padding=2):
@@ -50,7 +50,9 @@ def test_grid_and_line_math():
     a, b, c, d = torch.randn(4, 5, dtype=torch.float64)
     grid = corner_grid(a, b, c, d, 5)
     assert grid.shape == (25, 5)
-    assert torch.equal(grid[0], a) and torch.equal(grid[4], b) and torch.equal(grid[20], c) and torch.equal(grid[24], d)
+    assert (
+        torch.equal(grid[0], a) and torch.equal(grid[4], b) and torch.equal(grid[20], c) and torch.equal(grid[24], d)
+    )
     assert torch.allclose(grid[12], (a + b + c + d) / 4)  # the centre is the mean of the corners
     assert torch.allclose(grid[2], (a + b) / 2) and torch.allclose(grid[10], (a + c) / 2)  # edges interpolate pairs
     line = line_codes(a, b, 4)
@@ -66,14 +68,16 @@ def test_load_images_converts_crops_and_resizes(tmp_path):
 
 
 def test_line_from_image_files(trained, tmp_path):
-    from genzoo.registry import DATASETS
+    from genzoo.core.registry import DATASETS
 
     digits = DATASETS.get("digits")("test")
     x = digits.__getitems__([0, 1]).float() / 255
     save_image(x[0], tmp_path / "a.png")
     save_image(x[1], tmp_path / "b.png", upscale=4)  # 32x32: resized back to the model's 8x8
     out = tmp_path / "line.png"
-    proc = run_cli("interpolate", trained, tmp_path / "a.png", tmp_path / "b.png", "--steps", "6", "--out", out, env=ONE_THREAD)
+    proc = run_cli(
+        "interpolate", trained, tmp_path / "a.png", tmp_path / "b.png", "--steps", "6", "--out", out, env=ONE_THREAD
+    )
     assert "6 images" in proc.stdout
     assert Image.open(out).size == grid_size(1, 6)
     model = genzoo.load(trained)
@@ -83,8 +87,8 @@ def test_line_from_image_files(trained, tmp_path):
 
 
 def test_corners_from_dataset_indices(trained):
+    from genzoo.core.registry import DATASETS
     from genzoo.datasets.base import to_unit_float
-    from genzoo.registry import DATASETS
 
     run_cli("interpolate", trained, "3", "1", "4", "1", "--split", "test", "--corners", "--steps", "5", env=ONE_THREAD)
     out = trained / "interpolation.png"  # next to the source, like `sample`

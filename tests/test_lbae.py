@@ -1,25 +1,31 @@
-"""Latent Bernoulli autoencoder (seed 001): binary codes, the arcsine-law sampler, learning, export, the CLI."""
+"""Latent Bernoulli autoencoder (the LBAE paper): binary codes, the arcsine-law sampler, learning, export, the CLI."""
 
 import json
 import math
 
 import pytest
 import torch
+from conftest import ONE_THREAD, run_cli, write_recipe
 from PIL import Image
 
 import genzoo
-from conftest import ONE_THREAD, run_cli, write_recipe
-from genzoo.errors import GenzooError
-from genzoo.hub import create_model
+from genzoo.core.errors import GenzooError
+from genzoo.core.recipe import load_recipe
+from genzoo.core.registry import DATASETS
+from genzoo.modelfile.folder import create_model
 from genzoo.models.lbae import BernoulliCodes, fit_arcsine_sampler, nearest_positive_definite
-from genzoo.recipe import load_recipe
-from genzoo.registry import DATASETS
 from genzoo.train.trainer import Trainer
 
 TINY_LBAE = {
     "data": {"name": "digits"},
-    "model": {"name": "lbae", "latent_dim": 24, "base_channels": 16, "max_channels": 32, "reconstruction": "bce",
-              "lr": 2e-3},
+    "model": {
+        "name": "lbae",
+        "latent_dim": 24,
+        "base_channels": 16,
+        "max_channels": 32,
+        "reconstruction": "bce",
+        "lr": 2e-3,
+    },
     "train": {"batch_size": 50, "steps": 90, "log_every": 15, "sample_every": 90, "checkpoint_every": 90},
 }
 
@@ -98,7 +104,9 @@ def test_too_few_codes_need_the_nearest_positive_definite_fix():
     ds, ms = moments(sampler.sample(SAMPLES))
     d, m = moments(train)
     # degenerate input: the fix shrinks the moments towards 0 but keeps them (means within 0.2, correlated)
-    assert (ms - m).abs().max() < 0.2 and (ds - d).abs().mean() < 0.1 and torch.corrcoef(torch.stack([ms, m]))[0, 1] > 0.9
+    assert (
+        (ms - m).abs().max() < 0.2 and (ds - d).abs().mean() < 0.1 and torch.corrcoef(torch.stack([ms, m]))[0, 1] > 0.9
+    )
 
 
 def test_lbae_learns_and_exports_its_fitted_sampler(trained_lbae):
@@ -160,8 +168,19 @@ def test_lbae_refuses_a_prior_section_and_odd_sizes(tmp_path):
 
 
 def test_sample_reconstruct_and_attribute_commands(trained_lbae, tmp_path):
-    run_cli("sample", trained_lbae, "-n", "10", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs",
-            "--seed", "2", env=ONE_THREAD)
+    run_cli(
+        "sample",
+        trained_lbae,
+        "-n",
+        "10",
+        "--out",
+        tmp_path / "grid.png",
+        "--images-dir",
+        tmp_path / "imgs",
+        "--seed",
+        "2",
+        env=ONE_THREAD,
+    )
     files = sorted((tmp_path / "imgs").glob("*.png"))
     assert len(files) == 10 and Image.open(files[0]).size == (8, 8)
     assert Image.open(tmp_path / "grid.png").size[0] > 8 * 3
@@ -173,8 +192,9 @@ def test_sample_reconstruct_and_attribute_commands(trained_lbae, tmp_path):
 
     from genzoo.cli import app
 
-    result = CliRunner().invoke(app, ["attribute", str(trained_lbae), "0", "-n", "3", "--steps", "4",
-                                      "--out", str(tmp_path / "attr.png")])
+    result = CliRunner().invoke(
+        app, ["attribute", str(trained_lbae), "0", "-n", "3", "--steps", "4", "--out", str(tmp_path / "attr.png")]
+    )
     assert result.exit_code == 0, result.output
     w, h = Image.open(tmp_path / "attr.png").size
     assert w > h and "added '0'" in result.output  # 3 rows of 6: reconstruction, 4 steps, changed
@@ -184,7 +204,7 @@ def test_sample_reconstruct_and_attribute_commands(trained_lbae, tmp_path):
 
 def test_resume_gives_the_same_weights_and_exported_sampler(tmp_path):
     """Stopped at a checkpoint and resumed: the same weights and the same exported (fitted) sampler as one run."""
-    from genzoo.io import load_tensors
+    from genzoo.core.io import load_tensors
     from genzoo.train.checkpoint import Checkpoints
 
     settings = {"steps": 8, "checkpoint_every": 4, "sample_every": 4, "log_every": 4}
@@ -206,7 +226,7 @@ def test_resume_gives_the_same_weights_and_exported_sampler(tmp_path):
 def test_interpolate_tool_keeps_binary_codes():
     """`genzoo interpolate` between two images of an LBAE decodes only +-1 codes (its own path between them), never
     the straight line's fractional codes the decoder was not trained on."""
-    from genzoo.interpolate import interpolate
+    from genzoo.analysis.interpolate import interpolate
 
     model = create_model(TINY_LBAE["model"], None, (1, 8, 8)).eval()
     seen = []

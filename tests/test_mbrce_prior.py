@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import ROOT, shared, write_recipe
 
 import genzoo
-from conftest import ROOT, shared, write_recipe
-from genzoo.errors import GenzooError
-from genzoo.recipe import load_recipe
-from genzoo.registry import DATASETS, PRIORS
+from genzoo.core.errors import GenzooError
+from genzoo.core.recipe import load_recipe
+from genzoo.core.registry import DATASETS, PRIORS
 from genzoo.train.trainer import Trainer
 
 
@@ -41,9 +41,17 @@ def test_bad_settings_are_recipe_errors(tmp_path):
 def test_mbrce_aae_has_no_discriminator_and_trains_on_mnist(tmp_path):
     """Small budget, real MNIST: codes match the mixture prior better than at the start, by the estimator and MMD."""
     mnist = shared("mnist")
-    recipe = load_recipe(ROOT / "recipes" / "mbrce_mnist.yaml", [
-        f"data.root={mnist}", f"output_dir={tmp_path}", "model.hidden=256", "train.epochs=null", "train.steps=600",
-        "train.checkpoint_every=600"])
+    recipe = load_recipe(
+        ROOT / "recipes" / "mbrce_mnist.yaml",
+        [
+            f"data.root={mnist}",
+            f"output_dir={tmp_path}",
+            "model.hidden=256",
+            "train.epochs=null",
+            "train.steps=600",
+            "train.checkpoint_every=600",
+        ],
+    )
     metric = __import__("genzoo.metrics.prior_match", fromlist=["prior_match"]).prior_match
     test_set = DATASETS.get("mnist")("test", root=str(mnist), download=False)
     torch.manual_seed(0)

@@ -17,7 +17,6 @@ import textwrap
 
 import pytest
 import torch
-
 from conftest import ROOT, write_recipe
 
 PLUGIN = ROOT / "plugins" / "genzoo-student-t"
@@ -29,9 +28,25 @@ def site(tmp_path_factory):
     source = tmp / "src"
     shutil.copytree(PLUGIN, source)  # pip builds in the source tree: keep the checkout clean
     target = tmp / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                           "--no-build-isolation", "--disable-pip-version-check", "--target", str(target), str(source)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (target / "genzoo_student_t" / "__init__.py").is_file()
     assert list(target.glob("genzoo_student_t-*.dist-info/entry_points.txt"))
@@ -50,20 +65,25 @@ def plugin_module():
 def test_student_t_prior_maths(plugin_module):
     from scipy import stats
 
-    from genzoo.errors import GenzooError
+    from genzoo.core.errors import GenzooError
 
     prior = plugin_module.StudentTPrior(3, df=4.0, scale=1.5, loc=0.5)
     z = torch.randn(20, 3) * 3
     expected = stats.multivariate_t(loc=[0.5] * 3, shape=1.5**2 * torch.eye(3).numpy(), df=4.0).logpdf(z.numpy())
     assert torch.allclose(prior.log_prob(z), torch.as_tensor(expected, dtype=torch.float32), atol=1e-4)
-    assert torch.equal(prior.sample(8, generator=torch.Generator().manual_seed(2)),
-                       prior.sample(8, generator=torch.Generator().manual_seed(2)))
+    assert torch.equal(
+        prior.sample(8, generator=torch.Generator().manual_seed(2)),
+        prior.sample(8, generator=torch.Generator().manual_seed(2)),
+    )
     light = plugin_module.StudentTPrior(3, df=8.0, scale=1.5, loc=0.5)  # df=8: a finite kurtosis, a stable variance
     a = light.sample(20_000, generator=torch.Generator().manual_seed(1))
     assert abs(a.mean().item() - 0.5) < 0.05
     assert abs(a.var().item() / (1.5**2 * 8 / (8 - 2)) - 1) < 0.1  # variance scale^2 df / (df - 2)
-    assert math.isclose(plugin_module._standard_gamma(torch.full((20_000,), 0.3), torch.Generator().manual_seed(0))
-                        .mean().item(), 0.3, rel_tol=0.05)  # the alpha < 1 branch
+    assert math.isclose(
+        plugin_module._standard_gamma(torch.full((20_000,), 0.3), torch.Generator().manual_seed(0)).mean().item(),
+        0.3,
+        rel_tol=0.05,
+    )  # the alpha < 1 branch
     with pytest.raises(GenzooError, match="prior.df"):
         plugin_module.StudentTPrior(3, df=0.0)
 
@@ -75,7 +95,7 @@ CHECK = textwrap.dedent("""
     import json, math, sys, torch
     import genzoo
     from genzoo.cli import app
-    from genzoo.registry import MODELS, PRIORS
+    from genzoo.core.registry import MODELS, PRIORS
 
     for command in (["list", "priors"], ["train", sys.argv[1]]):
         try:
@@ -124,10 +144,18 @@ CHECK = textwrap.dedent("""
 
 
 def test_installed_plugin_is_listed_and_trains_with_every_architecture(site, tmp_path):
-    recipe = write_recipe(tmp_path, prior={"name": "student_t", "df": 3.0, "scale": 2.0},
-                          train={"steps": 10, "checkpoint_every": 10, "log_every": 5, "sample_every": 10})
-    proc = subprocess.run([sys.executable, "-c", CHECK, str(recipe)], env={**os.environ, "PYTHONPATH": str(site)},
-                          capture_output=True, text=True, timeout=300)
+    recipe = write_recipe(
+        tmp_path,
+        prior={"name": "student_t", "df": 3.0, "scale": 2.0},
+        train={"steps": 10, "checkpoint_every": 10, "log_every": 5, "sample_every": 10},
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECK, str(recipe)],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "warning" not in proc.stderr
     # `genzoo list` shows the prior with the package it came from

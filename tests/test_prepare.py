@@ -9,15 +9,15 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli, write_recipe
 from PIL import Image
 
-from conftest import run_cli, write_recipe
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import DATASETS
 from genzoo.datasets import ImageDataset
 from genzoo.datasets import prepared as module
 from genzoo.datasets.base import halve
 from genzoo.datasets.images import _as_mode, centre_square
-from genzoo.errors import GenzooError
-from genzoo.registry import DATASETS
 
 TOP = 16
 
@@ -96,7 +96,13 @@ def test_natural_order_and_the_split(tmp_path, folder):
     for name in ("img10.png", "img9.png", "img1.png", "B.png", "a.png"):
         Image.new("RGB", (8, 8)).save(folder / name)
     manifest = prepare(folder, tmp_path / "store", test_count=3, train_count=5)
-    every = [f"{i}.{'png' if i % 3 else 'jpg'}" for i in range(12)] + ["a.png", "B.png", "img1.png", "img9.png", "img10.png"]
+    every = [f"{i}.{'png' if i % 3 else 'jpg'}" for i in range(12)] + [
+        "a.png",
+        "B.png",
+        "img1.png",
+        "img9.png",
+        "img10.png",
+    ]
     assert manifest["files"] == every[:5] + every[-3:]
     assert manifest["split"] == {"train": {"rows": [0, 5], "count": 5}, "test": {"rows": [5, 8], "count": 3}}
     with pytest.raises(GenzooError, match="has 17 images, fewer than 15 train \\+ 3 test"):
@@ -124,7 +130,9 @@ def test_resume_after_a_kill_decodes_only_the_rest_and_gives_the_same_bytes(fold
     assert not out.exists() and (tmp_path / ".resumed.partial" / "progress.json").is_file()
 
     decoded = []
-    monkeypatch.setattr(module, "decode_images", lambda items, *a, **kw: decoded.append(len(items)) or real(items, *a, **kw))
+    monkeypatch.setattr(
+        module, "decode_images", lambda items, *a, **kw: decoded.append(len(items)) or real(items, *a, **kw)
+    )
     said = []
     result = prepare(folder, out, chunk=5, say=said.append)
     assert decoded == [5, 2] and result["decoded"] == 7 and "5 of 12 images are done" in said[0]
@@ -201,7 +209,9 @@ def test_image_dataset_at_resolution_matches_avg_pool(tmp_path):
 def test_cli_prepares_verifies_and_names_a_broken_file(folder, tmp_path):
     out = tmp_path / "store"
     proc = run_cli("prepare", folder, out, "--max-resolution", 8, "--test-count", 2, "--verify")
-    assert "prepared" in proc.stdout and "10 train + 2 test images at 4, 8" in proc.stdout and "verified" in proc.stdout
+    assert (
+        "prepared" in proc.stdout and "10 train + 2 test images at 4, 8" in proc.stdout and "verified" in proc.stdout
+    )
     assert level(out, 8).shape == (12, 3, 8, 8)
     (folder / "7.png").write_bytes(b"\x89PNG broken")
     bad = run_cli("prepare", folder, tmp_path / "other", "--max-resolution", 8, "--test-count", 2, check=False)
@@ -216,8 +226,10 @@ def test_cli_prepares_from_a_recipe(folder, tmp_path):
     from genzoo.cli import app
 
     store = tmp_path / "store"
-    recipe = write_recipe(tmp_path, data={"name": "prepared", "root": str(store), "source": str(folder),
-                                          "resolution": 8, "test_count": 4})
+    recipe = write_recipe(
+        tmp_path,
+        data={"name": "prepared", "root": str(store), "source": str(folder), "resolution": 8, "test_count": 4},
+    )
     result = CliRunner().invoke(app, ["prepare", str(recipe)])
     assert result.exit_code == 0, result.output
     assert "8 train + 4 test images at 4, 8" in result.output

@@ -1,12 +1,10 @@
-import subprocess
-import sys
 import textwrap
 
 import pytest
-
 from conftest import run_cli, write_recipe
-from genzoo.errors import GenzooError
-from genzoo.registry import MODELS, PRIORS, Registry
+
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import MODELS, PRIORS, Registry
 
 
 def test_register_get_and_did_you_mean():
@@ -67,7 +65,9 @@ def test_plugins_register_and_broken_ones_only_warn(tmp_path):
     assert "uniform" in listed.stdout and "genzoo-uniform" in listed.stdout
     assert "genzoo-broken" in listed.stderr and "boom at import" in listed.stderr and "ignored" in listed.stderr
     # the plugin's prior trains with the built-in architecture, options validated like built-ins
-    recipe = write_recipe(tmp_path, prior={"name": "uniform", "width": 3.0}, train={"steps": 10, "checkpoint_every": 10})
+    recipe = write_recipe(
+        tmp_path, prior={"name": "uniform", "width": 3.0}, train={"steps": 10, "checkpoint_every": 10}
+    )
     run_cli("train", recipe, env=env)
     bad = run_cli("train", recipe, "prior.widht=2", env=env, check=False)
     assert bad.returncode == 1 and "prior.widht" in bad.stderr and "did you mean 'width'" in bad.stderr

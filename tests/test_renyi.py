@@ -1,6 +1,6 @@
 """Tests of genzoo.metrics.renyi against an independent numpy/scipy reference, plus properties.
 
-The reference below is written from the definitions in MBRCE.md with numpy/scipy (cdist, pdist, eigh,
+The reference below is written from the definitions in docs/mbrce.md with numpy/scipy (cdist, pdist, eigh,
 sqrtm; fractional_matrix_power, the notebook's routine, in test_match_notebook_fractional_matrix_power
 because it is slow) and shares no code with the module under test; for the pooled measure it uses the
 literal (n_x+n_y)² formula with K^½ = sqrtm(K) and pseudo-powers of the singular K^½ D K^½, not the
@@ -213,12 +213,17 @@ def test_match_notebook_fractional_matrix_power(alpha, monkeypatch):
     close(R.bipartite_divergence(t(X), t(Y), alpha, "gaussian", 1.5), ref_bipartite(X, Y, alpha, "gaussian", 1.5))
     close(R.mirrored_divergence(t(X), t(Y), alpha, "gaussian", 1.5), ref_mirrored(X, Y, alpha, "gaussian", 1.5))
     mix = 0.0 if alpha < 1 else 0.2
-    close(R.pooled_divergence(t(X), t(YP), alpha, "laplacian", 1.0, mix=mix), ref_pooled(X, YP, alpha, "laplacian", 1.0, mix))
+    close(
+        R.pooled_divergence(t(X), t(YP), alpha, "laplacian", 1.0, mix=mix),
+        ref_pooled(X, YP, alpha, "laplacian", 1.0, mix),
+    )
 
 
 def test_gram_median_and_normalisation_match_reference():
     for kernel in KERNELS:
-        np.testing.assert_allclose(R.gram_matrix(t(X), t(Y), kernel, 0.7).numpy(), ref_gram(X, Y, kernel, 0.7), atol=1e-13)
+        np.testing.assert_allclose(
+            R.gram_matrix(t(X), t(Y), kernel, 0.7).numpy(), ref_gram(X, Y, kernel, 0.7), atol=1e-13
+        )
         a = R.normalized_gram(t(X), kernel, 0.7)
         np.testing.assert_allclose(a.numpy(), ref_norm_gram(X, kernel, 0.7), atol=1e-13)
         close(torch.trace(a), 1.0, 1e-14)
@@ -295,7 +300,7 @@ def test_pooled_is_row_order_invariant_bipartite_is_not():
         close(R.pooled_divergence(x[px], yp, alpha, "gaussian", "median", mix=mix), base, 1e-11)
         close(R.pooled_divergence(x, yp[py], alpha, "gaussian", "median", mix=mix), base, 1e-11)
         close(R.pooled_divergence(x[px], yp[py], alpha, "gaussian", "median", mix=mix), base, 1e-11)
-    # MBRCE.md pitfall 4: the published bipartite form pairs rows of x and y, so permuting y alone
+    # docs/mbrce.md: the published bipartite form pairs rows of x and y, so permuting y alone
     # changes it (the mirrored form too); permuting both together does not.
     perm = torch.randperm(len(Y), generator=g)
     for alpha in (0.5, 0.99, 2.0):
@@ -346,7 +351,9 @@ def test_mix_is_finite_bounded_and_reduces_to_plain_estimator():
             assert 0.0 < v <= bound + 1e-9, (mix, alpha, v, bound)
     # mix -> 0 recovers the plain estimator for alpha < 1 (continuous, at rate ~ mix^(1-alpha))
     plain = float(R.pooled_divergence(x, y, 0.5, "gaussian", 1.5))
-    gaps = [abs(float(R.pooled_divergence(x, y, 0.5, "gaussian", 1.5, mix=mx)) - plain) for mx in (0.3, 1e-2, 1e-4, 1e-6)]
+    gaps = [
+        abs(float(R.pooled_divergence(x, y, 0.5, "gaussian", 1.5, mix=mx)) - plain) for mx in (0.3, 1e-2, 1e-4, 1e-6)
+    ]
     assert gaps[0] > 1e-2 and all(a > 3 * b for a, b in zip(gaps, gaps[1:])) and gaps[-1] < 1e-2, gaps
 
 
@@ -383,11 +390,11 @@ def _small(seed, n=5, d=2, shift=0.0):
 
 
 GRAD_FNS = {
-    "entropy": lambda a, k, f: (lambda x, y: R.renyi_entropy(x, a, k, 1.0, fast_path=f)),
-    "joint": lambda a, k, f: (lambda x, y: R.joint_entropy(x, y, a, k, 1.0, fast_path=f)),
-    "mi": lambda a, k, f: (lambda x, y: R.mutual_information(x, y, a, k, 1.0, fast_path=f)),
-    "bipartite": lambda a, k, f: (lambda x, y: R.bipartite_divergence(x, y, a, k, 1.0, fast_path=f)),
-    "mirrored": lambda a, k, f: (lambda x, y: R.mirrored_divergence(x, y, a, k, 1.0, fast_path=f)),
+    "entropy": lambda a, k, f: lambda x, y: R.renyi_entropy(x, a, k, 1.0, fast_path=f),
+    "joint": lambda a, k, f: lambda x, y: R.joint_entropy(x, y, a, k, 1.0, fast_path=f),
+    "mi": lambda a, k, f: lambda x, y: R.mutual_information(x, y, a, k, 1.0, fast_path=f),
+    "bipartite": lambda a, k, f: lambda x, y: R.bipartite_divergence(x, y, a, k, 1.0, fast_path=f),
+    "mirrored": lambda a, k, f: lambda x, y: R.mirrored_divergence(x, y, a, k, 1.0, fast_path=f),
     "pooled": lambda a, k, f: (
         lambda x, y: R.pooled_divergence(x, y[:-1], a, k, 1.0, mix=0.0 if a < 1 else 0.2, fast_path=f)
     ),

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ONE_THREAD, run_cli
 from PIL import Image
 
 import genzoo
-from conftest import ONE_THREAD, run_cli
-from genzoo.errors import GenzooError
-from genzoo.hub import save_pretrained
-from genzoo.images import save_image, to_uint8
+from genzoo.core.errors import GenzooError
+from genzoo.core.grids import save_image, to_uint8
+from genzoo.modelfile.folder import save_pretrained
 from genzoo.models.blocks import EqualConv2d, EqualLinear
 
 TINY = {"name": "style_alae", "latent_dim": 16, "mapping_layers": 2, "start_filters": 8, "max_filters": 16}
@@ -89,10 +89,16 @@ def test_blend_zero_is_the_previous_level_and_blend_interpolates():
 
 
 PHASES = {
-    "gaussian": [("discriminator", {"encoder", "discriminator"}), ("generator", {"mapping", "generator"}),
-                 ("reciprocity", {"encoder", "generator", "mapping"})],
-    "mbrce": [("push", {"encoder"}), ("pull", {"mapping", "generator"}),
-              ("reciprocity", {"encoder", "generator", "mapping"})],
+    "gaussian": [
+        ("discriminator", {"encoder", "discriminator"}),
+        ("generator", {"mapping", "generator"}),
+        ("reciprocity", {"encoder", "generator", "mapping"}),
+    ],
+    "mbrce": [
+        ("push", {"encoder"}),
+        ("pull", {"mapping", "generator"}),
+        ("reciprocity", {"encoder", "generator", "mapping"}),
+    ],
 }
 
 
@@ -194,17 +200,20 @@ def test_style_mix_takes_the_sources_slots():
 def test_a_short_training_run_lowers_its_losses():
     """A plain loop over the phases, one Adam per module shared across phases (the trainer's optimizer "alae"),
     on digits upscaled to 16x16: the latent reciprocity error and R1 fall (measured 5.1 -> 1.5 and 8.6 -> 1.4)."""
+    from genzoo.core.registry import DATASETS
     from genzoo.datasets.base import to_unit_float
-    from genzoo.registry import DATASETS
 
     digits = DATASETS.get("digits")("train")
     data = F.interpolate(to_unit_float(digits.__getitems__(list(range(512)))), size=16, mode="bilinear")
     model = tiny(shape=(1, 16, 16))
     phases = model.phases()
-    adam = {m: torch.optim.Adam(getattr(model, m).parameters(), lr=0.002, betas=(0.0, 0.99))
-            for p in phases for m in p.modules}
+    adam = {
+        m: torch.optim.Adam(getattr(model, m).parameters(), lr=0.002, betas=(0.0, 0.99))
+        for p in phases
+        for m in p.modules
+    }
     log = []
-    for step in range(50):
+    for _ in range(50):
         x = data[torch.randint(0, len(data), (16,))]
         logs = {}
         for phase in phases:
@@ -229,12 +238,20 @@ def test_trains_with_the_genzoo_trainer(tmp_path):
     import json
 
     from conftest import write_recipe
-    from genzoo.recipe import load_recipe
+
+    from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
-    recipe = write_recipe(tmp_path, "style", base={
-        "data": {"name": "digits"}, "model": TINY, "prior": {"name": "gaussian"},
-        "train": {"batch_size": 32, "steps": 12, "log_every": 6, "sample_every": 12, "checkpoint_every": 12}})
+    recipe = write_recipe(
+        tmp_path,
+        "style",
+        base={
+            "data": {"name": "digits"},
+            "model": TINY,
+            "prior": {"name": "gaussian"},
+            "train": {"batch_size": 32, "steps": 12, "log_every": 6, "sample_every": 12, "checkpoint_every": 12},
+        },
+    )
     run = Trainer(load_recipe(recipe)).fit()
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"loss/discriminator", "loss/r1", "loss/generator", "loss/reciprocity"} <= set(log[-1])
@@ -263,7 +280,7 @@ def tile(png, row, col, size=16, padding=2):
     image = torch.from_numpy(np.asarray(Image.open(png).convert("RGB")).copy())
     up = max(1, 64 // size)
     top, left = (padding + row * (size + padding)) * up, (padding + col * (size + padding)) * up
-    return image[top:top + size * up:up, left:left + size * up:up]
+    return image[top : top + size * up : up, left : left + size * up : up]
 
 
 @pytest.fixture(scope="module")
@@ -273,28 +290,36 @@ def saved_models(tmp_path_factory):
     g = torch.Generator().manual_seed(0)
     for split, count in (("train", 3), ("test", 6)):
         for i in range(count):
-            save_image(F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=16, mode="bilinear")[0],
-                       folder / "images" / split / f"{i}.png")
+            save_image(
+                F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=16, mode="bilinear")[0],
+                folder / "images" / split / f"{i}.png",
+            )
     style = tiny()
     style.config["data"] = {"name": "image_folder", "root": str(folder / "images"), "size": 16, "cache": False}
-    vae = genzoo.create_model({"name": "vae", "latent_dim": 4, "max_filters": 8, "layers": 2}, {"name": "gaussian"},
-                              (1, 8, 8))
+    vae = genzoo.create_model(
+        {"name": "vae", "latent_dim": 4, "max_filters": 8, "layers": 2}, {"name": "gaussian"}, (1, 8, 8)
+    )
     vae.config["data"] = {"name": "digits"}
     return save_pretrained(style, folder / "style"), save_pretrained(vae, folder / "vae"), folder
 
 
 def test_stylemix_command_writes_one_grid_per_kind(saved_models, tmp_path):
+    from genzoo.core.registry import DATASETS, build
     from genzoo.datasets.base import to_unit_float
-    from genzoo.registry import DATASETS, build
 
     style, _, folder = saved_models
     out = tmp_path / "mix"
-    proc = run_cli("stylemix", style, "--split", "test", "--sources", "2", "--targets", "3", "--out", out,
-                   env=ONE_THREAD)
+    proc = run_cli(
+        "stylemix", style, "--split", "test", "--sources", "2", "--targets", "3", "--out", out, env=ONE_THREAD
+    )
     assert sorted(p.name for p in out.iterdir()) == ["stylemix-coarse.png", "stylemix-middle.png"]
     assert "skipped fine" in proc.stdout
-    test_set, _ = build(DATASETS, {"name": "image_folder", "root": str(folder / "images"), "size": 16, "cache": False},
-                        "data", split="test")
+    test_set, _ = build(
+        DATASETS,
+        {"name": "image_folder", "root": str(folder / "images"), "size": 16, "cache": False},
+        "data",
+        split="test",
+    )
     images = to_uint8(to_unit_float(test_set.__getitems__(list(range(5)))))
     for kind in ("coarse", "middle"):
         png = out / f"stylemix-{kind}.png"
@@ -324,21 +349,40 @@ def test_stylemix_refuses_a_model_without_style_slots(saved_models):
 def test_four_corner_interpolation_grid_of_a_style_alae(saved_models, tmp_path):
     """`genzoo interpolate --corners` on a StyleALAE: an N x N grid whose corner cells reconstruct the four images
     (E then G) and whose other cells decode the bilinear mix of their w codes."""
+    from genzoo.core.registry import DATASETS, build
     from genzoo.datasets.base import to_unit_float
-    from genzoo.registry import DATASETS, build
 
     style, _, folder = saved_models
     out = tmp_path / "corners.png"
-    run_cli("interpolate", style, "0", "1", "2", "3", "--split", "test", "--corners", "--steps", "4", "--out", out,
-            env=ONE_THREAD)
-    test_set, _ = build(DATASETS, {"name": "image_folder", "root": str(folder / "images"), "size": 16, "cache": False},
-                        "data", split="test")
+    run_cli(
+        "interpolate",
+        style,
+        "0",
+        "1",
+        "2",
+        "3",
+        "--split",
+        "test",
+        "--corners",
+        "--steps",
+        "4",
+        "--out",
+        out,
+        env=ONE_THREAD,
+    )
+    test_set, _ = build(
+        DATASETS,
+        {"name": "image_folder", "root": str(folder / "images"), "size": 16, "cache": False},
+        "data",
+        split="test",
+    )
     model = genzoo.load(style)
     with torch.no_grad():
         w = model.encode(to_unit_float(test_set.__getitems__([0, 1, 2, 3])))
         corners = to_uint8(model.decode(w))
-        middle = to_uint8(model.decode(((2 / 3) * (2 / 3) * w[0] + (2 / 3) * (1 / 3) * (w[1] + w[2])
-                                        + (1 / 9) * w[3])[None]))[0]
+        middle = to_uint8(
+            model.decode(((2 / 3) * (2 / 3) * w[0] + (2 / 3) * (1 / 3) * (w[1] + w[2]) + (1 / 9) * w[3])[None])
+        )[0]
     assert Image.open(out).size == ((4 * 18 + 2) * 4,) * 2
     for (row, col), k in {(0, 0): 0, (0, 3): 1, (3, 0): 2, (3, 3): 3}.items():
         assert (tile(out, row, col).int() - corners[k].int()).abs().max() <= 1

@@ -8,12 +8,12 @@ import time
 
 import pytest
 import torch
+from conftest import ROOT, run_cli, write_recipe
 
 import genzoo
-from conftest import ROOT, run_cli, write_recipe
-from genzoo.errors import GenzooError
-from genzoo.io import load_tensors
-from genzoo.recipe import load_recipe
+from genzoo.core.errors import GenzooError
+from genzoo.core.io import load_tensors
+from genzoo.core.recipe import load_recipe
 from genzoo.train.checkpoint import Checkpoints
 from genzoo.train.trainer import Trainer
 
@@ -35,9 +35,9 @@ def checkpoint_tensors(run_dir):
 
 def test_quickstart_learns(tmp_path):
     """The shipped quickstart recipe, shortened: reconstruction error falls far below the untrained model's."""
-    from genzoo.hub import create_model
-    from genzoo.registry import DATASETS, build
+    from genzoo.core.registry import DATASETS, build
     from genzoo.metrics.reconstruction import reconstruction
+    from genzoo.modelfile.folder import create_model
 
     recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml", [f"output_dir={tmp_path}", "train.epochs=25"])
     run = Trainer(recipe).fit()
@@ -64,7 +64,9 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path):
     assert_same_tensors(a[0], b[0])
     assert_same_tensors(a[1], b[1])
     # metrics.jsonl reads as one run
-    steps = [json.loads(line)["step"] for line in (tmp_path / "runs" / "parts" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "runs" / "parts" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == [10, 20, 30, 40]
 
 
@@ -73,8 +75,9 @@ def test_ctrl_c_checkpoints_and_resumes_exactly(tmp_path):
     settings = {"steps": 600, "log_every": 5, "checkpoint_every": 10_000, "sample_every": 10_000}
     full = write_recipe(tmp_path, "full", train=settings)
     cut = write_recipe(tmp_path, "cut", train=settings)
-    proc = subprocess.Popen([sys.executable, "-m", "genzoo", "train", str(cut)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genzoo", "train", str(cut)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     log = tmp_path / "runs" / "cut" / "metrics.jsonl"
     deadline = time.time() + 120
     while not (log.is_file() and log.read_text().count("\n") >= 2) and time.time() < deadline:
@@ -127,7 +130,9 @@ def test_non_finite_loss_stops_cleanly(tmp_path):
     recipe = write_recipe(tmp_path, train={"steps": 200, "checkpoint_every": 20, "log_every": 10})
     train(recipe, "train.steps=20")
     before = checkpoint_tensors(tmp_path / "runs" / "tiny")[0]
-    proc = run_cli("train", recipe, "train.phases.reconstruction.lr=1e12", "train.phases.generator.lr=1e12", check=False)
+    proc = run_cli(
+        "train", recipe, "train.phases.reconstruction.lr=1e12", "train.phases.generator.lr=1e12", check=False
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "became NaN or infinite" in proc.stderr and "step-0000020" in proc.stderr and "train.phases" in proc.stderr

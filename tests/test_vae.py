@@ -1,19 +1,20 @@
-"""Convolutional VAE (seed 003): closed-form KL, learning on real digits, the MBRCE prior, the CLI on a trained one."""
+"""Convolutional VAE (torch-vae): closed-form KL, learning on real digits, the MBRCE prior, the CLI on a trained
+one."""
 
 import json
 import math
 
 import pytest
 import torch
+from conftest import ONE_THREAD, run_cli, write_recipe
 from PIL import Image
 
 import genzoo
-from conftest import ONE_THREAD, run_cli, write_recipe
-from genzoo.errors import GenzooError
-from genzoo.hub import create_model
+from genzoo.core.errors import GenzooError
+from genzoo.core.recipe import load_recipe
+from genzoo.modelfile.folder import create_model
 from genzoo.models.vae import gaussian_kl
 from genzoo.priors.base import Prior
-from genzoo.recipe import load_recipe
 from genzoo.train.trainer import Trainer
 
 TINY_VAE = {
@@ -22,8 +23,6 @@ TINY_VAE = {
     "prior": {"name": "gaussian", "std": 1.0},
     "train": {"batch_size": 50, "steps": 90, "log_every": 15, "sample_every": 90, "checkpoint_every": 90},
 }
-
-
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,8 +52,11 @@ def test_analytic_kl_agrees_with_monte_carlo():
     assert torch.all((exact - mc).abs() < 4 * se + 1e-4), (exact, mc, se)
     assert torch.allclose(exact, torch.distributions.kl_divergence(q, p).sum(-1), atol=1e-5)
     # the model uses exactly this term with the prior's own mean and std
-    model = create_model({"name": "vae", "latent_dim": 5, "max_filters": 8, "layers": 1},
-                         {"name": "gaussian", "std": prior_std, "mean": prior_mean}, (1, 8, 8))
+    model = create_model(
+        {"name": "vae", "latent_dim": 5, "max_filters": 8, "layers": 1},
+        {"name": "gaussian", "std": prior_std, "mean": prior_mean},
+        (1, 8, 8),
+    )
     assert torch.allclose(model.kl(mean, log_var), exact)
 
 
@@ -98,8 +100,8 @@ def test_any_image_size_round_trips(shape):
 def test_vae_learns_on_digits(trained_vae):
     records = log(trained_vae)
     assert records[-1]["loss/reconstruction"] < 0.75 * records[0]["loss/reconstruction"], records
+    from genzoo.core.registry import DATASETS
     from genzoo.metrics.reconstruction import reconstruction
-    from genzoo.registry import DATASETS
 
     test = DATASETS.get("digits")("test")
     torch.manual_seed(0)
@@ -108,8 +110,14 @@ def test_vae_learns_on_digits(trained_vae):
 
 
 def test_vae_with_the_mbrce_prior_trains_without_a_kl_term(tmp_path):
-    recipe = write_recipe(tmp_path, "vae_mbrce", base=TINY_VAE, prior={"name": "mbrce", "target": "mixture", "modes": 4},
-                          model={"prior_weight": 10.0}, train={"steps": 45, "checkpoint_every": 45, "sample_every": 45})
+    recipe = write_recipe(
+        tmp_path,
+        "vae_mbrce",
+        base=TINY_VAE,
+        prior={"name": "mbrce", "target": "mixture", "modes": 4},
+        model={"prior_weight": 10.0},
+        train={"steps": 45, "checkpoint_every": 45, "sample_every": 45},
+    )
     run = Trainer(load_recipe(recipe)).fit()
     records = log(run)
     assert all("loss/kl" not in r and math.isfinite(r["loss/prior"]) for r in records)
@@ -119,7 +127,17 @@ def test_vae_with_the_mbrce_prior_trains_without_a_kl_term(tmp_path):
 
 
 def test_sample_and_reconstruct_commands(trained_vae, tmp_path):
-    run_cli("sample", trained_vae, "-n", "12", "--out", tmp_path / "grid.png", "--images-dir", tmp_path / "imgs", env=ONE_THREAD)
+    run_cli(
+        "sample",
+        trained_vae,
+        "-n",
+        "12",
+        "--out",
+        tmp_path / "grid.png",
+        "--images-dir",
+        tmp_path / "imgs",
+        env=ONE_THREAD,
+    )
     files = sorted((tmp_path / "imgs").glob("*.png"))
     assert len(files) == 12 and Image.open(files[0]).size == (8, 8)
     assert Image.open(tmp_path / "grid.png").size[0] > 8 * 3
@@ -132,10 +150,16 @@ def test_mlp_network_matches_the_mlp_aae_in_size():
     """`network: mlp` gives the AAE's encoder and decoder sizes (the study's size-matched VAE baseline)."""
     import genzoo
 
-    vae = genzoo.create_model({"name": "vae", "network": "mlp", "latent_dim": 8, "hidden": 64, "layers": 2,
-                               "dropout": 0.2}, {"name": "gaussian"}, (1, 28, 28))
-    aae = genzoo.create_model({"name": "mlp_aae", "latent_dim": 8, "hidden": 64, "layers": 2, "dropout": 0.2},
-                              {"name": "gaussian"}, (1, 28, 28))
+    vae = genzoo.create_model(
+        {"name": "vae", "network": "mlp", "latent_dim": 8, "hidden": 64, "layers": 2, "dropout": 0.2},
+        {"name": "gaussian"},
+        (1, 28, 28),
+    )
+    aae = genzoo.create_model(
+        {"name": "mlp_aae", "latent_dim": 8, "hidden": 64, "layers": 2, "dropout": 0.2},
+        {"name": "gaussian"},
+        (1, 28, 28),
+    )
     count = lambda *mods: sum(p.numel() for m in mods for p in m.parameters())  # noqa: E731
     assert count(vae.encoder, vae.to_mean, vae.to_log_var) == count(aae.encoder)
     assert count(vae.decoder) == count(aae.decoder)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -42,12 +42,16 @@ class ImageDataset(torch.utils.data.Dataset):
             return self
         levels = [size >> k for k in range(1, size.bit_length()) if size % (1 << k) == 0]
         if h != size or resolution not in levels:
-            raise GenzooError(f"{self.name or 'dataset'}: {size}x{h} images cannot be box-averaged to "
-                              f"{resolution}x{resolution}", f"use one of {levels} (square images only)")
+            raise GenzooError(
+                f"{self.name or 'dataset'}: {size}x{h} images cannot be box-averaged to {resolution}x{resolution}",
+                f"use one of {levels} (square images only)",
+            )
         levels = self.__dict__.setdefault("_levels", {})
         if resolution not in levels:
             above = self.at_resolution(resolution * 2)
-            levels[resolution] = ImageDataset(torch.from_numpy(halve(above.images.numpy())), self.labels, name=self.name)
+            levels[resolution] = ImageDataset(
+                torch.from_numpy(halve(above.images.numpy())), self.labels, name=self.name
+            )
             levels[resolution].files = getattr(self, "files", None)
             levels[resolution].label_names = getattr(self, "label_names", None)
         return levels[resolution]
@@ -64,11 +68,11 @@ def halve(images: np.ndarray, chunk: int = 16) -> np.ndarray:
     n, c, h, w = images.shape
     out = np.empty((n, c, h // 2, w // 2), dtype=np.uint8)
     for i in range(0, n, chunk):
-        x = images[i:i + chunk]
+        x = images[i : i + chunk]
         s = np.add(x[..., 0::2, :], x[..., 1::2, :], dtype=np.uint16)  # row pairs first: contiguous adds
         s = s[..., 0::2] + s[..., 1::2]
         s += 1 + ((s >> 2) & 1)
-        np.right_shift(s, 2, out=out[i:i + chunk], casting="unsafe")
+        np.right_shift(s, 2, out=out[i : i + chunk], casting="unsafe")
     return out
 
 

@@ -1,21 +1,19 @@
 from __future__ import annotations
 
-
 import torch
 
+from genzoo.core.registry import DATASETS
 from genzoo.datasets.base import ImageDataset
-from genzoo.registry import DATASETS
 
 
 @DATASETS.register("digits")
 def digits(split: str, test_size: int = 297, size: int | None = None) -> ImageDataset:
     """scikit-learn's bundled 8x8 handwritten digits (1797 images): ships with the install, needs no download.
     `size` resizes them (bilinear), e.g. 16 or 32 for quick progressive-growing runs."""
-    from genzoo.datasets.images import pad_and_resize
-
     from sklearn.datasets import load_digits
 
-    from genzoo.errors import GenzooError
+    from genzoo.core.errors import GenzooError
+    from genzoo.datasets.images import pad_and_resize
 
     bunch = load_digits()
     # 0..16 grey levels -> 0..255, as (N, 1, 8, 8) uint8

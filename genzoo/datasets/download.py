@@ -8,7 +8,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
 
 
 def download(urls: list[str], dest: Path, md5: str | None, timeout: float = 60.0) -> Path:
@@ -32,5 +32,7 @@ def download(urls: list[str], dest: Path, md5: str | None, timeout: float = 60.0
             errors.append(f"{url}: {exc}")
         finally:
             Path(tmp).unlink(missing_ok=True)
-    raise GenzooError(f"could not download {dest.name} ({'; '.join(errors)})",
-                      f"download it by hand into {dest.parent}, or point data.root at a folder that holds it")
+    raise GenzooError(
+        f"could not download {dest.name} ({'; '.join(errors)})",
+        f"download it by hand into {dest.parent}, or point data.root at a folder that holds it",
+    )

@@ -27,9 +27,9 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import DATASETS
 from genzoo.datasets.base import ImageDataset, data_root
-from genzoo.errors import GenzooError
-from genzoo.registry import DATASETS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -93,8 +93,10 @@ def _decode_one(decode: Callable[[object], np.ndarray], name: str, source, where
     try:
         return decode(source)
     except Exception as exc:  # PIL raises many types for broken files
-        raise GenzooError(f"image '{name}' in '{where}' cannot be decoded ({type(exc).__name__}: {exc})",
-                          "delete or replace that file (and run again)") from None
+        raise GenzooError(
+            f"image '{name}' in '{where}' cannot be decoded ({type(exc).__name__}: {exc})",
+            "delete or replace that file (and run again)",
+        ) from None
 
 
 def _decode_chunk(decode, chunk, where) -> list[np.ndarray]:
@@ -104,8 +106,13 @@ def _decode_chunk(decode, chunk, where) -> list[np.ndarray]:
 POOL_MIN_IMAGES = 2048  # below this a pool costs more than it saves
 
 
-def decode_images(items: list[tuple[str, object]], decode: Callable[[object], np.ndarray], where: str,
-                  workers: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def decode_images(
+    items: list[tuple[str, object]],
+    decode: Callable[[object], np.ndarray],
+    where: str,
+    workers: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Decode [(name, path or bytes)] into one uint8 array (N, C, H, W), in chunks on a pool of processes.
 
     Processes, not threads: for small images (CIFAR's 32x32) Pillow's per-call Python work dominates and threads
@@ -129,8 +136,11 @@ def decode_images(items: list[tuple[str, object]], decode: Callable[[object], np
     def place(start, arrays):
         for k, a in enumerate(arrays):
             if a.shape != first.shape:
-                raise GenzooError(f"images in '{where}' differ in size: '{items[0][0]}' is {_hw(first)} but "
-                                  f"'{items[start + k][0]}' is {_hw(a)}", "set data.size to resize them all to one square size")
+                raise GenzooError(
+                    f"images in '{where}' differ in size: '{items[0][0]}' is {_hw(first)} but "
+                    f"'{items[start + k][0]}' is {_hw(a)}",
+                    "set data.size to resize them all to one square size",
+                )
             out[start + k] = a
 
     if workers is None:
@@ -141,7 +151,7 @@ def decode_images(items: list[tuple[str, object]], decode: Callable[[object], np
         return out
     size = max(64, -(-len(rest) // (4 * workers)))
     starts = list(range(0, len(rest), size))
-    chunks = [rest[i:i + size] for i in starts]
+    chunks = [rest[i : i + size] for i in starts]
     if sys.platform.startswith("linux"):
         from concurrent.futures import ProcessPoolExecutor
 
@@ -149,7 +159,9 @@ def decode_images(items: list[tuple[str, object]], decode: Callable[[object], np
     else:
         pool = ThreadPoolExecutor(workers)
     with pool:
-        for start, arrays in zip(starts, pool.map(_decode_chunk, [decode] * len(chunks), chunks, [where] * len(chunks))):
+        for start, arrays in zip(
+            starts, pool.map(_decode_chunk, [decode] * len(chunks), chunks, [where] * len(chunks))
+        ):
             place(1 + start, arrays)
     return out
 
@@ -192,8 +204,10 @@ def read_archive(path: Path, keep: Callable[[str], bool] = is_image_name) -> dic
                     if member.isfile() and keep(member.name):
                         out[member.name.removeprefix("./")] = tar.extractfile(member).read()
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise GenzooError(f"archive '{path}' cannot be read ({type(exc).__name__}: {exc})",
-                          "it is truncated or corrupt: fetch it again") from None
+        raise GenzooError(
+            f"archive '{path}' cannot be read ({type(exc).__name__}: {exc})",
+            "it is truncated or corrupt: fetch it again",
+        ) from None
     return out
 
 
@@ -217,12 +231,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "genzoo" / "decoded"
 
 
-def cached_arrays(kind: str, identity, options: dict, build: Callable[[], dict[str, np.ndarray]],
-                  enabled: bool = True) -> dict[str, np.ndarray]:
+def cached_arrays(
+    kind: str, identity, options: dict, build: Callable[[], dict[str, np.ndarray]], enabled: bool = True
+) -> dict[str, np.ndarray]:
     """Arrays from the cache if the same files were decoded with the same options before, else built and cached."""
     if not enabled:
         return build()
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, kind, identity, options], sort_keys=True).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, kind, identity, options], sort_keys=True).encode()).hexdigest()[
+        :24
+    ]
     path = cache_dir() / f"{kind}-{key}.npz"
     if path.is_file():
         try:
@@ -231,13 +248,15 @@ def cached_arrays(kind: str, identity, options: dict, build: Callable[[], dict[s
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache file is rebuilt below
     arrays = build()
-    from genzoo.io import atomic_path
+    from genzoo.core.io import atomic_path
 
     try:
         with atomic_path(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
     except OSError as exc:
-        warnings.warn(f"could not write the decoded-image cache '{path}' ({exc}); decoding again next time", stacklevel=2)
+        warnings.warn(
+            f"could not write the decoded-image cache '{path}' ({exc}); decoding again next time", stacklevel=2
+        )
     return arrays
 
 
@@ -275,8 +294,9 @@ def read_label_file(path: Path) -> tuple[dict[str, np.ndarray], list[str] | None
     table = {}
     for i, row in enumerate(lines):
         if len(row) < 2 or not _numeric(row[1:]):
-            raise GenzooError(f"label file '{path}' line {i + 1}: expected `file value ...`, got {' '.join(row)!r}",
-                              "fix the file")
+            raise GenzooError(
+                f"label file '{path}' line {i + 1}: expected `file value ...`, got {' '.join(row)!r}", "fix the file"
+            )
         table[row[0]] = np.array([float(v) for v in row[1:]])
     if not table:
         raise GenzooError(f"label file '{path}' holds no labels", "fix the file")
@@ -296,6 +316,18 @@ def _numeric(tokens) -> bool:
         return False
 
 
+def _attach_label_file(arrays: dict, names: list[str], path: Path) -> None:
+    """Add the label file's values for `names` (in order) and its column names to a decoded-arrays dict."""
+    table, label_names = read_label_file(path)
+    arrays["labels"] = labels_for(names, table, path)
+    arrays["label_names"] = np.array(label_names or [])
+
+
+def _label_names(arrays: dict) -> list[str] | None:
+    names = [str(s) for s in arrays["label_names"]] if "label_names" in arrays else None
+    return names or None
+
+
 def labels_for(names: list[str], table: dict[str, np.ndarray], path: Path) -> np.ndarray:
     """Rows of `table` for image names (matched by relative path, else by file name)."""
     rows = []
@@ -312,8 +344,11 @@ def labels_for(names: list[str], table: dict[str, np.ndarray], path: Path) -> np
 
 # -- CIFAR-10 -----------------------------------------------------------------------------------------------------
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CIFAR10_BINARY = dict(url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-                      file="cifar-10-binary.tar.gz", md5="c32a1d4ab5d03f1284b67883e8d87530")
+CIFAR10_BINARY = dict(
+    url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    file="cifar-10-binary.tar.gz",
+    md5="c32a1d4ab5d03f1284b67883e8d87530",
+)
 _CIFAR_BIN = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
 _CIFAR_PY = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
@@ -334,8 +369,9 @@ def _cifar_from_binary(files: dict[str, bytes], where: str) -> dict[str, np.ndar
 
 def _with_split(arrays: dict) -> dict:
     """Mark each image train (0) or test (1) from the split folder or file its name starts with."""
-    arrays["test"] = np.array([n.split("/")[-3 if n.count("/") >= 2 else 0] == "test" for n in arrays["names"].tolist()],
-                              dtype=np.uint8)
+    arrays["test"] = np.array(
+        [n.split("/")[-3 if n.count("/") >= 2 else 0] == "test" for n in arrays["names"].tolist()], dtype=np.uint8
+    )
     return arrays
 
 
@@ -343,9 +379,15 @@ def _cifar_from_python(files: dict[str, bytes], where: str) -> dict[str, np.ndar
     """The official python version, read with an unpickler that can only build numpy arrays, lists and dicts."""
     import pickle
 
-    allowed = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+    allowed = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
 
     class Restricted(pickle.Unpickler):
         def find_class(self, module, name):
@@ -359,7 +401,9 @@ def _cifar_from_python(files: dict[str, bytes], where: str) -> dict[str, np.ndar
             batch = Restricted(io.BytesIO(files[f]), encoding="bytes").load()
             data, lab = np.asarray(batch[b"data"], dtype=np.uint8), np.asarray(batch[b"labels"], dtype=np.int64)
         except Exception as exc:
-            raise GenzooError(f"CIFAR-10 file '{f}' in '{where}' cannot be read ({exc})", "fetch the archive again") from None
+            raise GenzooError(
+                f"CIFAR-10 file '{f}' in '{where}' cannot be read ({exc})", "fetch the archive again"
+            ) from None
         images.append(data.reshape(-1, 3, 32, 32))
         labels.append(lab)
         names += [f"{'test' if f.startswith('test') else 'train'}/{f}:{i}" for i in range(len(lab))]
@@ -403,14 +447,22 @@ def _find_cifar(base: Path, download: bool):
                 layout = _cifar_jpeg_items(rel)
                 if layout:
                     order, labels = layout
-                    return ("jpeg", c, _stat_identity(paths, c),
-                            lambda c=c, order=order, labels=labels: _decode_cifar(order, labels, lambda n: c / n, c))
+                    return (
+                        "jpeg",
+                        c,
+                        _stat_identity(paths, c),
+                        lambda c=c, order=order, labels=labels: _decode_cifar(order, labels, lambda n: c / n, c),
+                    )
             for kind, wanted, read in (("bin", _CIFAR_BIN, _cifar_from_binary), ("py", _CIFAR_PY, _cifar_from_python)):
                 files = {p.name: p for p in c.iterdir() if p.is_file()}
                 if all(w in files for w in wanted):
                     paths = [files[w] for w in wanted]
-                    return (kind, c, _stat_identity(paths, c),
-                            lambda paths=paths, read=read, c=c: read({p.name: p.read_bytes() for p in paths}, str(c)))
+                    return (
+                        kind,
+                        c,
+                        _stat_identity(paths, c),
+                        lambda paths=paths, read=read, c=c: read({p.name: p.read_bytes() for p in paths}, str(c)),
+                    )
         elif is_archive(c):
             return ("archive", c, _archive_identity(c), lambda c=c: _cifar_from_archive(c))
     if download and (base.is_dir() or not base.exists()):
@@ -419,9 +471,11 @@ def _find_cifar(base: Path, download: bool):
         target = (base if base.suffix == "" else base.parent) / CIFAR10_BINARY["file"]
         fetch([CIFAR10_BINARY["url"]], target, CIFAR10_BINARY["md5"])
         return ("archive", target, _archive_identity(target), lambda: _cifar_from_archive(target))
-    raise GenzooError(f"cifar10: no CIFAR-10 data found at '{base}'",
-                      "set data.root to a folder with train/<class>/*.jpg and test/<class>/*.jpg, to such a .tar.gz, "
-                      "or to the official cifar-10-binary/python archive or folder; or set data.download=true")
+    raise GenzooError(
+        f"cifar10: no CIFAR-10 data found at '{base}'",
+        "set data.root to a folder with train/<class>/*.jpg and test/<class>/*.jpg, to such a .tar.gz, "
+        "or to the official cifar-10-binary/python archive or folder; or set data.download=true",
+    )
 
 
 def _decode_cifar(order, labels, locate, where):
@@ -433,22 +487,30 @@ def _decode_cifar(order, labels, locate, where):
 def _cifar_from_archive(path: Path) -> dict[str, np.ndarray]:
     wanted = set(_CIFAR_BIN) | set(_CIFAR_PY)
     files = read_archive(path, keep=lambda n: is_image_name(n) or n.rsplit("/", 1)[-1] in wanted)
-    for kind, names, read in (("bin", _CIFAR_BIN, _cifar_from_binary), ("py", _CIFAR_PY, _cifar_from_python)):
+    for _kind, names, read in (("bin", _CIFAR_BIN, _cifar_from_binary), ("py", _CIFAR_PY, _cifar_from_python)):
         table = _member_table(files, names)
         if table:
             return read({base: files[member] for base, member in table.items()}, str(path))
     layout = _cifar_jpeg_items(list(files))
     if layout is None:
-        raise GenzooError(f"archive '{path}' holds no CIFAR-10 data", "expected train/<class>/*.jpg + test/<class>/*.jpg, "
-                          "or the official binary/python batches")
+        raise GenzooError(
+            f"archive '{path}' holds no CIFAR-10 data",
+            "expected train/<class>/*.jpg + test/<class>/*.jpg, or the official binary/python batches",
+        )
     order, labels = layout
-    return _with_split({"images": decode_images([(n, files[n]) for n in order], Decode(channels=3), str(path)),
-                        "labels": labels, "names": np.array(order)})
+    return _with_split(
+        {
+            "images": decode_images([(n, files[n]) for n in order], Decode(channels=3), str(path)),
+            "labels": labels,
+            "names": np.array(order),
+        }
+    )
 
 
 @DATASETS.register("cifar10")
-def cifar10(split: str, root: str | None = None, download: bool = True, size: int | None = None,
-            cache: bool = True) -> ImageDataset:
+def cifar10(
+    split: str, root: str | None = None, download: bool = True, size: int | None = None, cache: bool = True
+) -> ImageDataset:
     """CIFAR-10, 50k train + 10k test, 32x32 RGB: JPEG class folders, or the official binary/python archives.
 
     `root` may be a folder holding train/<class>/*.jpg and test/<class>/*.jpg (or one level above it), such a
@@ -466,7 +528,7 @@ def cifar10(split: str, root: str | None = None, download: bool = True, size: in
 
 
 # -- CelebA and generic folders -------------------------------------------------------------------------------------
-def _image_source(base: Path, what: str):
+def image_source(base: Path, what: str):
     """(items() -> [(name, path or bytes)], identity, where) for a folder of images or an archive of them.
 
     An archive is only read when `items()` is called (a cache hit needs just its size and time). A folder without
@@ -475,14 +537,18 @@ def _image_source(base: Path, what: str):
     if is_archive(base):
         return _archive_source(base)
     if not base.is_dir():
-        raise GenzooError(f"{what}: '{base}' does not exist", "set data.root to a folder of images or an archive of them")
+        raise GenzooError(
+            f"{what}: '{base}' does not exist", "set data.root to a folder of images or an archive of them"
+        )
     paths = list_folder(base)
     if not paths:
         archives = [p for p in sorted(base.iterdir()) if is_archive(p)]
         if len(archives) == 1:
             return _archive_source(archives[0])
-        raise GenzooError(f"{what}: no images under '{base}'" + (f" (and {len(archives)} archives: name one)" if archives else ""),
-                          "set data.root to a folder of images or to an archive of them")
+        raise GenzooError(
+            f"{what}: no images under '{base}'" + (f" (and {len(archives)} archives: name one)" if archives else ""),
+            "set data.root to a folder of images or to an archive of them",
+        )
     return (lambda: [(p.relative_to(base).as_posix(), p) for p in paths]), _stat_identity(paths, base), base
 
 
@@ -513,8 +579,16 @@ def _file_identity(path: Path | None):
 
 
 @DATASETS.register("celeba")
-def celeba(split: str, root: str | None = None, size: int = 64, crop: int | None = None, test_count: int = 1000,
-           train_count: int | None = None, attributes: str | None = None, cache: bool = True) -> ImageDataset:
+def celeba(
+    split: str,
+    root: str | None = None,
+    size: int = 64,
+    crop: int | None = None,
+    test_count: int = 1000,
+    train_count: int | None = None,
+    attributes: str | None = None,
+    cache: bool = True,
+) -> ImageDataset:
     """CelebA aligned faces (a folder of JPEGs or an archive): centre square crop, resized to size x size.
 
     `crop` is the side of the centred square in source pixels (None: the largest square, e.g. 89x89 of the
@@ -526,7 +600,7 @@ def celeba(split: str, root: str | None = None, size: int = 64, crop: int | None
     if not 8 <= size <= 1024:
         raise GenzooError(f"recipe key 'data.size' must be between 8 and 1024, got {size}", "use e.g. 64, 128 or 256")
     base = data_root(root, "celeba")
-    items, identity, where = _image_source(base, "celeba")
+    items, identity, where = image_source(base, "celeba")
     label_path = _find_label_file(attributes, base, "list_attr_celeba.txt")
     if attributes and not label_path.is_file():
         raise GenzooError(f"attributes file '{label_path}' does not exist", "fix data.attributes")
@@ -538,28 +612,37 @@ def celeba(split: str, root: str | None = None, size: int = 64, crop: int | None
         images = decode_images(todo, Decode(3, size, crop), str(where))
         arrays = {"images": images, "names": np.array(names)}
         if label_path is not None:
-            table, label_names = read_label_file(label_path)
-            arrays["labels"] = labels_for(names, table, label_path)
-            arrays["label_names"] = np.array(label_names or [])
+            _attach_label_file(arrays, names, label_path)
         return arrays
 
     arrays = cached_arrays("celeba", identity, options, load, enabled=cache)
     n = len(arrays["images"])
     if test_count < 0 or test_count >= n:
-        raise GenzooError(f"recipe key 'data.test_count' must be 0..{n - 1} ({n} images in '{where}'), got {test_count}",
-                          "lower data.test_count")
+        raise GenzooError(
+            f"recipe key 'data.test_count' must be 0..{n - 1} ({n} images in '{where}'), got {test_count}",
+            "lower data.test_count",
+        )
     rest = n - test_count
     if train_count is not None and not 0 < train_count <= rest:
-        raise GenzooError(f"recipe key 'data.train_count' must be 1..{rest} (after {test_count} test images), got "
-                          f"{train_count}", "lower data.train_count or data.test_count")
+        raise GenzooError(
+            f"recipe key 'data.train_count' must be 1..{rest} (after {test_count} test images), got {train_count}",
+            "lower data.train_count or data.test_count",
+        )
     part = slice(rest, n) if split == "test" else slice(0, train_count or rest)
-    label_names = [str(s) for s in arrays["label_names"]] if "label_names" in arrays else None
-    return _dataset(arrays, part, f"celeba/{split}", label_names=label_names or None)
+    return _dataset(arrays, part, f"celeba/{split}", label_names=_label_names(arrays))
 
 
 @DATASETS.register("image_folder")
-def image_folder(split: str, root: str, size: int | None = None, crop: int | None = None, channels: Literal[1, 3] = 3,
-                 test_fraction: float = 0.1, labels: str | None = None, cache: bool = True) -> ImageDataset:
+def image_folder(
+    split: str,
+    root: str,
+    size: int | None = None,
+    crop: int | None = None,
+    channels: Literal[1, 3] = 3,
+    test_fraction: float = 0.1,
+    labels: str | None = None,
+    cache: bool = True,
+) -> ImageDataset:
     """Any folder (searched recursively) or archive of images; train/ and test/ subfolders are used as splits.
 
     With `size`, each image is centre-cropped to a square (side `crop`, default the largest) and resized to
@@ -571,9 +654,15 @@ def image_folder(split: str, root: str, size: int | None = None, crop: int | Non
     if not 0 <= test_fraction < 1:
         raise GenzooError(f"recipe key 'data.test_fraction' must be in [0, 1), got {test_fraction}", "fix it")
     base = Path(root).expanduser()
-    items, identity, where = _image_source(base, "image_folder")
+    items, identity, where = image_source(base, "image_folder")
     label_path = None if labels in (None, "folders") else _find_label_file(labels, base, None)
-    options = {"size": size, "crop": crop, "channels": channels, "labels": labels, "label_file": _file_identity(label_path)}
+    options = {
+        "size": size,
+        "crop": crop,
+        "channels": channels,
+        "labels": labels,
+        "label_file": _file_identity(label_path),
+    }
 
     def load():
         todo = items()
@@ -581,18 +670,20 @@ def image_folder(split: str, root: str, size: int | None = None, crop: int | Non
         images = decode_images(todo, Decode(channels, size, crop), str(where))
         arrays = {"images": images, "names": np.array(names)}
         if labels == "folders":
-            top = [n.split("/")[1] if n.split("/")[0] in ("train", "test") and n.count("/") >= 2 else n.split("/")[0]
-                   for n in names]
+            top = [
+                n.split("/")[1] if n.split("/")[0] in ("train", "test") and n.count("/") >= 2 else n.split("/")[0]
+                for n in names
+            ]
             if any("/" not in n for n in names):
-                raise GenzooError(f"image_folder: data.labels 'folders' needs every image in a class subfolder of '{where}'",
-                                  "move the images into subfolders or drop data.labels")
+                raise GenzooError(
+                    f"image_folder: data.labels 'folders' needs every image in a class subfolder of '{where}'",
+                    "move the images into subfolders or drop data.labels",
+                )
             classes = sorted(set(top))
             arrays["labels"] = np.array([classes.index(t) for t in top], dtype=np.int64)
             arrays["label_names"] = np.array(classes)
         elif label_path is not None:
-            table, label_names = read_label_file(label_path)
-            arrays["labels"] = labels_for(names, table, label_path)
-            arrays["label_names"] = np.array(label_names or [])
+            _attach_label_file(arrays, names, label_path)
         return arrays
 
     arrays = cached_arrays("image_folder", identity, options, load, enabled=cache)
@@ -608,25 +699,29 @@ def image_folder(split: str, root: str, size: int | None = None, crop: int | Non
         is_test[perm[:n_test]] = True
         part = np.flatnonzero(is_test if split == "test" else ~is_test)
     if len(part) == 0:
-        raise GenzooError(f"image_folder: the {split} split of '{where}' is empty", "raise data.test_fraction or add images")
-    label_names = [str(s) for s in arrays["label_names"]] if "label_names" in arrays else None
-    return _dataset(arrays, part, f"image_folder/{split}", label_names=label_names or None)
+        raise GenzooError(
+            f"image_folder: the {split} split of '{where}' is empty", "raise data.test_fraction or add images"
+        )
+    return _dataset(arrays, part, f"image_folder/{split}", label_names=_label_names(arrays))
 
 
 # -- padding and resizing in-memory sets (MNIST to 32x32 as LBAE, or 64x64 as the conv VAE seed) ----------------------
 def pad_and_resize(ds: ImageDataset, pad: int = 0, size: int | None = None, chunk: int = 4096) -> ImageDataset:
     """Add a `pad`-pixel black border, then (optionally) resize to size x size (bilinear, antialiased)."""
     if pad < 0 or (size is not None and size < 1):
-        raise GenzooError(f"data.pad must be >= 0 and data.size >= 1 (got pad {pad}, size {size})", "fix data.pad / data.size")
+        raise GenzooError(
+            f"data.pad must be >= 0 and data.size >= 1 (got pad {pad}, size {size})", "fix data.pad / data.size"
+        )
     images = ds.images
     if pad:
         images = torch.nn.functional.pad(images, (pad, pad, pad, pad))
     if size is not None and tuple(images.shape[-2:]) != (size, size):
         out = torch.empty(len(images), images.shape[1], size, size, dtype=torch.uint8)
         for i in range(0, len(images), chunk):
-            x = torch.nn.functional.interpolate(images[i:i + chunk].float(), size=(size, size), mode="bilinear",
-                                                align_corners=False, antialias=True)
-            out[i:i + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
+            x = torch.nn.functional.interpolate(
+                images[i : i + chunk].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
+            out[i : i + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
         images = out
     if images is ds.images:
         return ds

@@ -11,7 +11,7 @@ Each level is a plain .npy file, read through a memory map (np.load(mmap_mode="r
 one fancy-index read of contiguous rows, with no decoding, no per-image Python and no pickle, and a level is never
 read whole (CelebA-HQ at 256: 5.9 GB). bench/data_loading.py measures it against decoding the JPEG folder.
 
-Preparation (the seed's prepare_tfrecords.py, done our way): images (a folder searched recursively, or an archive)
+Preparation (the original's prepare_tfrecords.py, done our way): images (a folder searched recursively, or an archive)
 in natural order of their names (2.jpg before 10.jpg), converted to RGB (palette, grey, 16-bit, CMYK; transparent
 pixels composited on white, as everywhere in genzoo), centre-cropped to a square and resized to the top level with
 Lanczos; each lower level is the exact 2x2 box mean of the level above (ALAE's preparation, but rounded, see
@@ -36,11 +36,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from genzoo.core.errors import GenzooError
+from genzoo.core.io import read_json, write_json
+from genzoo.core.registry import DATASETS
 from genzoo.datasets.base import data_root, halve
-from genzoo.datasets.images import POOL_MIN_IMAGES, Decode, _image_source, decode_images
-from genzoo.errors import GenzooError
-from genzoo.io import read_json, write_json
-from genzoo.registry import DATASETS
+from genzoo.datasets.images import POOL_MIN_IMAGES, Decode, decode_images, image_source
 
 FORMAT = "genzoo-prepared"
 VERSION = 1
@@ -57,16 +57,53 @@ def natural_key(name: str):
 def resolutions_between(low: int, high: int) -> list[int]:
     levels = [high >> k for k in range(high.bit_length()) if high % (1 << k) == 0 and high >> k >= low]
     if low < 1 or high < low or low not in levels:
-        raise GenzooError(f"resolutions {low}..{high} are not a chain of halvings",
-                          "use a max resolution that is the min resolution times a power of two, e.g. 4 and 256")
+        raise GenzooError(
+            f"resolutions {low}..{high} are not a chain of halvings",
+            "use a max resolution that is the min resolution times a power of two, e.g. 4 and 256",
+        )
     return levels[::-1]
 
 
 # -- preparing ---------------------------------------------------------------------------------------------------
-def prepare_store(source: str | Path, out: str | Path, max_resolution: int, min_resolution: int = 4,
-                  test_count: int = 1000, train_count: int | None = None, skip_bad: bool = False, chunk: int = 1024,
-                  workers: int | None = None, say: Callable[[str], None] = print,
-                  progress: Callable[[int, int], None] | None = None) -> dict:
+def store_options_from_recipe(path: str | Path, overrides: list[str], min_resolution: int | None = None) -> dict:
+    """prepare_store's arguments from a recipe whose data block is {name: prepared, root, source, resolution, ...};
+    the lowest level is the recipe's train.growth.start_resolution unless `min_resolution` is given."""
+    from genzoo.core.recipe import load_recipe
+
+    recipe = load_recipe(path, overrides)
+    data = recipe.data
+    if data["name"] != "prepared" or not data.get("source"):
+        raise GenzooError(
+            f"recipe '{path}' does not read a prepared store from images (data.name is "
+            f"'{data['name']}', data.source is {data.get('source')!r})",
+            "use data: {name: prepared, root: STORE, source: IMAGES, resolution: 256}",
+        )
+    if data["resolution"] is None:
+        raise GenzooError(f"recipe '{path}' sets no data.resolution", "set it to the top level, e.g. 256")
+    growth = recipe.train.growth
+    return dict(
+        source=data["source"],
+        out=data_root(data["root"], "prepared"),
+        max_resolution=data["resolution"],
+        min_resolution=min_resolution or (growth.start_resolution if growth else 4),
+        test_count=1000 if data["test_count"] is None else data["test_count"],
+        train_count=data["train_count"],
+    )
+
+
+def prepare_store(
+    source: str | Path,
+    out: str | Path,
+    max_resolution: int,
+    min_resolution: int = 4,
+    test_count: int = 1000,
+    train_count: int | None = None,
+    skip_bad: bool = False,
+    chunk: int = 1024,
+    workers: int | None = None,
+    say: Callable[[str], None] = print,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Prepare (or resume, or reuse) the store `out` from the images at `source`; returns its manifest plus
     `reused`, `seconds` and `decoded` (images decoded by this call). The test split is the LAST `test_count`
     images in natural name order, the training split the first `train_count` (default: all the others).
@@ -77,10 +114,18 @@ def prepare_store(source: str | Path, out: str | Path, max_resolution: int, min_
     source, out = Path(source).expanduser(), Path(out).expanduser()
     resolutions = resolutions_between(min_resolution, max_resolution)
     if not source.exists():
-        raise GenzooError(f"image source '{source}' does not exist", "name a folder of images or an archive of them (.tar, .tar.gz, .zip)")
-    items_of, listing, where = _image_source(source, "prepare")
-    options = {"max_resolution": max_resolution, "min_resolution": min_resolution, "test_count": test_count,
-               "train_count": train_count, "resample": RESAMPLE}
+        raise GenzooError(
+            f"image source '{source}' does not exist",
+            "name a folder of images or an archive of them (.tar, .tar.gz, .zip)",
+        )
+    items_of, listing, where = image_source(source, "prepare")
+    options = {
+        "max_resolution": max_resolution,
+        "min_resolution": min_resolution,
+        "test_count": test_count,
+        "train_count": train_count,
+        "resample": RESAMPLE,
+    }
     # Same source listing (names, sizes, times) and options: the same store. skip_bad and chunk change no pixel.
     key = hashlib.sha256(json.dumps([FORMAT, VERSION, listing, options]).encode()).hexdigest()
     t0 = time.perf_counter()
@@ -92,13 +137,17 @@ def prepare_store(source: str | Path, out: str | Path, max_resolution: int, min_
     items = sorted(items_of(), key=lambda item: natural_key(item[0]))
     n = len(items)
     if not 0 <= test_count < n:
-        raise GenzooError(f"'{source}' has {n} images: a test split of {test_count} leaves none to train on",
-                          "lower the test count (--test-count, data.test_count)")
+        raise GenzooError(
+            f"'{source}' has {n} images: a test split of {test_count} leaves none to train on",
+            "lower the test count (--test-count, data.test_count)",
+        )
     train_count = n - test_count if train_count is None else train_count
     if not 0 < train_count <= n - test_count:
-        raise GenzooError(f"'{source}' has {n} images, fewer than {train_count} train + {test_count} test",
-                          "lower the train count or the test count")
-    chosen = items[:train_count] + items[n - test_count:]
+        raise GenzooError(
+            f"'{source}' has {n} images, fewer than {train_count} train + {test_count} test",
+            "lower the train count or the test count",
+        )
+    chosen = items[:train_count] + items[n - test_count :]
     tmp = out.parent / f".{out.name}.partial"
     finished = read_json(tmp / MANIFEST, "manifest") if (tmp / MANIFEST).is_file() else None
     decoded = 0
@@ -111,9 +160,11 @@ def prepare_store(source: str | Path, out: str | Path, max_resolution: int, min_
         if progress:
             progress(state["done"], len(chosen))
         for lo in range(state["done"], len(chosen), chunk):
-            todo = chosen[lo:lo + chunk]
+            todo = chosen[lo : lo + chunk]
             start = state["written"]  # the top level is decoded straight into its memory map
-            count, bad = _decode(todo, decode, where, skip_bad, workers, levels[max_resolution][start:start + len(todo)])
+            count, bad = _decode(
+                todo, decode, where, skip_bad, workers, levels[max_resolution][start : start + len(todo)]
+            )
             rows = slice(start, start + count)
             level = levels[max_resolution][rows]
             for r in reversed(resolutions[:-1]):
@@ -144,8 +195,10 @@ def _existing_store(out: Path, key: str, options: dict) -> dict | None:
         return manifest
     made = manifest.get("options", {})
     changed = [f"{k} {made.get(k)} -> {v}" for k, v in options.items() if v is not None and made.get(k) != v]
-    raise GenzooError(f"'{out}' holds a store prepared differently ({', '.join(changed) or 'the source images changed'})",
-                      f"delete '{out}' to prepare it again, or choose another output folder")
+    raise GenzooError(
+        f"'{out}' holds a store prepared differently ({', '.join(changed) or 'the source images changed'})",
+        f"delete '{out}' to prepare it again, or choose another output folder",
+    )
 
 
 def _start_or_resume(tmp: Path, key: str, count: int, resolutions: list[int], say) -> dict:
@@ -175,8 +228,10 @@ def _allocate(path: Path, size: int) -> None:
         try:
             os.posix_fallocate(f.fileno(), 0, size)
         except OSError as exc:
-            raise GenzooError(f"cannot reserve {size / 1e9:.2f} GB for '{path}' ({exc.strerror})",
-                              "free disk space or choose an output folder on a larger disk") from None
+            raise GenzooError(
+                f"cannot reserve {size / 1e9:.2f} GB for '{path}' ({exc.strerror})",
+                "free disk space or choose an output folder on a larger disk",
+            ) from None
 
 
 def _decode(todo, decode: Decode, where, skip_bad: bool, workers: int, out: np.ndarray) -> tuple[int, list[str]]:
@@ -194,9 +249,11 @@ def _decode(todo, decode: Decode, where, skip_bad: bool, workers: int, out: np.n
             count += 1
         except Exception as exc:  # PIL raises many types for broken files
             if not skip_bad:
-                raise GenzooError(f"image '{name}' in '{where}' cannot be decoded ({type(exc).__name__}: {exc})",
-                                  "remove or replace it, or pass --skip-bad to leave such files out (listed in the "
-                                  "manifest); running again continues from the last finished chunk") from None
+                raise GenzooError(
+                    f"image '{name}' in '{where}' cannot be decoded ({type(exc).__name__}: {exc})",
+                    "remove or replace it, or pass --skip-bad to leave such files out (listed in the "
+                    "manifest); running again continues from the last finished chunk",
+                ) from None
             bad.append(name)
     return count, bad
 
@@ -212,17 +269,25 @@ def _finish(tmp, state, chosen, train_count, resolutions, key, source, listing, 
         array = np.load(path, mmap_mode="r")
         if len(array) > len(files):  # files were skipped: keep the rows written (rare, so a plain copy)
             with open(tmp / f"{r}.tmp", "wb") as f:
-                np.save(f, array[:len(files)])
+                np.save(f, array[: len(files)])
             del array
             os.replace(tmp / f"{r}.tmp", path)
         levels[str(r)] = {"file": path.name, "shape": [len(files), 3, r, r], "sha256": file_sha256(path)}
     manifest = {
-        "format": FORMAT, "version": VERSION, "resolutions": resolutions, "count": len(files),
-        "split": {"train": {"rows": [0, n_train], "count": n_train},
-                  "test": {"rows": [n_train, len(files)], "count": len(files) - n_train}},
-        "levels": levels, "skipped": sorted(skipped), "files": files,
+        "format": FORMAT,
+        "version": VERSION,
+        "resolutions": resolutions,
+        "count": len(files),
+        "split": {
+            "train": {"rows": [0, n_train], "count": n_train},
+            "test": {"rows": [n_train, len(files)], "count": len(files) - n_train},
+        },
+        "levels": levels,
+        "skipped": sorted(skipped),
+        "files": files,
         "source": {"path": str(source.resolve()), "listing": listing},
-        "options": {**options, "train_count": train_count, "skip_bad": skip_bad}, "key": key,
+        "options": {**options, "train_count": train_count, "skip_bad": skip_bad},
+        "key": key,
     }
     write_json(tmp / MANIFEST, manifest)
     (tmp / PROGRESS).unlink()
@@ -239,13 +304,17 @@ def load_manifest(root: str | Path, source: str | None = None) -> dict:
     root = Path(root).expanduser()
     if not (root / MANIFEST).is_file():
         made_by = f"genzoo prepare {source} {root}" if source else f"genzoo prepare IMAGES {root}"
-        raise GenzooError(f"no prepared store at '{root}'" + (" (an unfinished one is beside it)" if
-                          (root.parent / f".{root.name}.partial").exists() else ""),
-                          f"run `genzoo prepare <recipe>.yaml` (or `{made_by}`) first")
+        raise GenzooError(
+            f"no prepared store at '{root}'"
+            + (" (an unfinished one is beside it)" if (root.parent / f".{root.name}.partial").exists() else ""),
+            f"run `genzoo prepare <recipe>.yaml` (or `{made_by}`) first",
+        )
     manifest = read_json(root / MANIFEST, "store manifest")
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise GenzooError(f"'{root / MANIFEST}' is not a version-{VERSION} genzoo store manifest",
-                          "prepare the store again with this genzoo (delete the folder first)")
+        raise GenzooError(
+            f"'{root / MANIFEST}' is not a version-{VERSION} genzoo store manifest",
+            "prepare the store again with this genzoo (delete the folder first)",
+        )
     return manifest
 
 
@@ -256,9 +325,15 @@ def verify_store(root: str | Path) -> dict:
     for level in manifest["levels"].values():
         path = root / level["file"]
         if not path.is_file() or file_sha256(path) != level["sha256"]:
-            raise GenzooError(f"store '{root}': '{path.name}' " + ("is missing" if not path.is_file() else
-                              "does not match the sha256 in manifest.json (damaged or changed)"),
-                              f"prepare it again: delete '{root}' and rerun genzoo prepare")
+            raise GenzooError(
+                f"store '{root}': '{path.name}' "
+                + (
+                    "is missing"
+                    if not path.is_file()
+                    else "does not match the sha256 in manifest.json (damaged or changed)"
+                ),
+                f"prepare it again: delete '{root}' and rerun genzoo prepare",
+            )
     return manifest
 
 
@@ -270,24 +345,31 @@ class PreparedDataset(torch.utils.data.Dataset):
     labels = None
     label_names = None
 
-    def __init__(self, root: str | Path, split: str = "train", resolution: int | None = None,
-                 manifest: dict | None = None):
+    def __init__(
+        self, root: str | Path, split: str = "train", resolution: int | None = None, manifest: dict | None = None
+    ):
         self.root = Path(root).expanduser()
         self.manifest = manifest or load_manifest(self.root)
         levels = self.manifest["resolutions"]
         self.resolution = resolution or levels[-1]
         if self.resolution not in levels:
-            raise GenzooError(f"store '{self.root}' has the resolutions {levels}, not {self.resolution}",
-                              "use one of those, or prepare the store again with other --min/--max-resolution")
+            raise GenzooError(
+                f"store '{self.root}' has the resolutions {levels}, not {self.resolution}",
+                "use one of those, or prepare the store again with other --min/--max-resolution",
+            )
         if split not in ("train", "test"):
-            raise GenzooError(f"dataset 'prepared' has splits train and test, not '{split}'", "use split train or test")
+            raise GenzooError(
+                f"dataset 'prepared' has splits train and test, not '{split}'", "use split train or test"
+            )
         self.split, self.name = split, f"prepared/{split}"
         self.rows = slice(*self.manifest["split"][split]["rows"])
         if self.rows.stop <= self.rows.start:
-            raise GenzooError(f"store '{self.root}' has no {split} images", "prepare it again with a nonzero count for that split")
+            raise GenzooError(
+                f"store '{self.root}' has no {split} images", "prepare it again with a nonzero count for that split"
+            )
         self.files = self.manifest["files"][self.rows]
         self._array = None
-        self.array  # open now: a damaged file fails here, not mid-training
+        _ = self.array  # open now: a damaged file fails here, not mid-training
 
     @property
     def array(self) -> np.ndarray:
@@ -297,11 +379,16 @@ class PreparedDataset(torch.utils.data.Dataset):
             try:
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:
-                raise GenzooError(f"store '{self.root}': cannot open '{path.name}' ({exc})",
-                                  "prepare the store again (genzoo prepare)") from None
+                raise GenzooError(
+                    f"store '{self.root}': cannot open '{path.name}' ({exc})",
+                    "prepare the store again (genzoo prepare)",
+                ) from None
             if list(array.shape) != level["shape"] or array.dtype != np.uint8:
-                raise GenzooError(f"store '{self.root}': '{path.name}' is {array.dtype} {list(array.shape)}, the "
-                                  f"manifest says uint8 {level['shape']}", "prepare the store again (genzoo prepare)")
+                raise GenzooError(
+                    f"store '{self.root}': '{path.name}' is {array.dtype} {list(array.shape)}, the "
+                    f"manifest says uint8 {level['shape']}",
+                    "prepare the store again (genzoo prepare)",
+                )
             self._array = array[self.rows]  # a view: still nothing read
         return self._array
 
@@ -328,8 +415,14 @@ class PreparedDataset(torch.utils.data.Dataset):
 
 
 @DATASETS.register("prepared")
-def prepared(split: str, root: str | None = None, resolution: int | None = None, source: str | None = None,
-             test_count: int | None = None, train_count: int | None = None) -> PreparedDataset:
+def prepared(
+    split: str,
+    root: str | None = None,
+    resolution: int | None = None,
+    source: str | None = None,
+    test_count: int | None = None,
+    train_count: int | None = None,
+) -> PreparedDataset:
     """A store made by `genzoo prepare` (per-level uint8 arrays, memory-mapped): progressive growing reads each level.
 
     `root` is the store folder; `resolution` the top level used (default: the store's top). `source`, `test_count`
@@ -340,7 +433,9 @@ def prepared(split: str, root: str | None = None, resolution: int | None = None,
     for option, value in (("test_count", test_count), ("train_count", train_count)):
         made = manifest["options"][option]
         if value is not None and value != made:
-            raise GenzooError(f"store '{base}' was prepared with {option} {made}, the recipe says {value}",
-                              f"make them agree: prepare the store again (delete '{base}', then genzoo prepare "
-                              "<recipe>) or change data." + option)
+            raise GenzooError(
+                f"store '{base}' was prepared with {option} {made}, the recipe says {value}",
+                f"make them agree: prepare the store again (delete '{base}', then genzoo prepare "
+                "<recipe>) or change data." + option,
+            )
     return PreparedDataset(base, split, resolution, manifest)

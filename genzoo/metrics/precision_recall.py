@@ -18,9 +18,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import METRICS
 from genzoo.metrics.fid import Mode, Source, feature_pair
-from genzoo.registry import METRICS
 
 
 def _sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -31,13 +31,17 @@ def knn_radii(features: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor
     """Squared distance from each row to its k-th nearest other row (the row itself, at 0, is skipped)."""
     if len(features) <= k:
         raise GenzooError(f"precision/recall with k={k} needs more than {k} images per side", "raise count / --limit")
-    return torch.cat([_sq_distances(features[i:i + chunk], features).kthvalue(k + 1, dim=1).values
-                      for i in range(0, len(features), chunk)])
+    return torch.cat(
+        [
+            _sq_distances(features[i : i + chunk], features).kthvalue(k + 1, dim=1).values
+            for i in range(0, len(features), chunk)
+        ]
+    )
 
 
 def coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> float:
     """Fraction of `points` within the radius of at least one centre."""
-    inside = [(_sq_distances(points[i:i + chunk], centres) <= radii).any(1) for i in range(0, len(points), chunk)]
+    inside = [(_sq_distances(points[i : i + chunk], centres) <= radii).any(1) for i in range(0, len(points), chunk)]
     return torch.cat(inside).double().mean().item()
 
 
@@ -58,20 +62,29 @@ def prd_curve(eval_dist: np.ndarray, ref_dist: np.ndarray, num_angles: int = 100
     return np.clip(precision, 0, 1), np.clip(recall, 0, 1)
 
 
-def prd_from_features(real: np.ndarray, fake: np.ndarray, num_clusters: int = 20, num_angles: int = 1001,
-                      num_runs: int = 10, seed: int = 0):
-    """Averaged PRD curve (precision, recall) of `fake` against `real` (Sajjadi et al.'s compute_prd_from_embedding)."""
+def prd_from_features(
+    real: np.ndarray,
+    fake: np.ndarray,
+    num_clusters: int = 20,
+    num_angles: int = 1001,
+    num_runs: int = 10,
+    seed: int = 0,
+):
+    """Averaged PRD curve (precision, recall) of `fake` against `real` (Sajjadi et al.'s
+    compute_prd_from_embedding)."""
     from sklearn.cluster import MiniBatchKMeans
 
     if len(real) != len(fake):
-        raise GenzooError(f"PRD compares as many generated as real images, got {len(fake)} and {len(real)}",
-                          "leave prd.count unset (it then equals the reference count)")
+        raise GenzooError(
+            f"PRD compares as many generated as real images, got {len(fake)} and {len(real)}",
+            "leave prd.count unset (it then equals the reference count)",
+        )
     precisions, recalls = [], []
     data = np.vstack([fake, real]).astype(np.float64)
     for run in range(num_runs):
         labels = MiniBatchKMeans(n_clusters=num_clusters, n_init=10, random_state=seed + run).fit(data).labels_
-        eval_bins = np.histogram(labels[:len(fake)], bins=num_clusters, range=[0, num_clusters], density=True)[0]
-        ref_bins = np.histogram(labels[len(fake):], bins=num_clusters, range=[0, num_clusters], density=True)[0]
+        eval_bins = np.histogram(labels[: len(fake)], bins=num_clusters, range=[0, num_clusters], density=True)[0]
+        ref_bins = np.histogram(labels[len(fake) :], bins=num_clusters, range=[0, num_clusters], density=True)[0]
         p, r = prd_curve(eval_bins, ref_bins, num_angles)
         precisions.append(p)
         recalls.append(r)
@@ -88,29 +101,85 @@ def prd_f_scores(precision, recall, beta: float = 8) -> tuple[float, float]:
 
 
 @METRICS.register("precision_recall")
-def precision_recall(model, dataset, limit: int | None = None, splits: Callable | None = None,
-                     source: Source = "samples", reference: str | None = None, count: int | None = None,
-                     reference_count: int | None = None, mode: Mode = "clean", inception: str | None = None,
-                     seed: int = 0, batch_size: int = 64, k: int = 3) -> dict:
+def precision_recall(
+    model,
+    dataset,
+    limit: int | None = None,
+    splits: Callable | None = None,
+    source: Source = "samples",
+    reference: str | None = None,
+    count: int | None = None,
+    reference_count: int | None = None,
+    mode: Mode = "clean",
+    inception: str | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    k: int = 3,
+) -> dict:
     """Improved precision and recall (Kynkaanniemi et al. 2019): k-NN balls on Inception features, k = 3."""
-    ref, gen, protocol = feature_pair(model, dataset, limit=limit, splits=splits, source=source, reference=reference,
-                                      count=count, reference_count=reference_count, mode=mode, inception=inception,
-                                      seed=seed, batch_size=batch_size)
+    ref, gen, protocol = feature_pair(
+        model,
+        dataset,
+        limit=limit,
+        splits=splits,
+        source=source,
+        reference=reference,
+        count=count,
+        reference_count=reference_count,
+        mode=mode,
+        inception=inception,
+        seed=seed,
+        batch_size=batch_size,
+    )
     precision, recall = improved_precision_recall(ref, gen, k, next(model.parameters()).device)
-    return {"precision": precision, "recall": recall, "images": len(gen), "reference_images": len(ref),
-            "protocol": {**protocol, "k": k}}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "images": len(gen),
+        "reference_images": len(ref),
+        "protocol": {**protocol, "k": k},
+    }
 
 
 @METRICS.register("prd")
-def prd(model, dataset, limit: int | None = None, splits: Callable | None = None, source: Source = "samples",
-        reference: str | None = None, count: int | None = None, reference_count: int | None = None,
-        mode: Mode = "clean", inception: str | None = None, seed: int = 0, batch_size: int = 64,
-        num_clusters: int = 20, num_angles: int = 1001, num_runs: int = 10) -> dict:
+def prd(
+    model,
+    dataset,
+    limit: int | None = None,
+    splits: Callable | None = None,
+    source: Source = "samples",
+    reference: str | None = None,
+    count: int | None = None,
+    reference_count: int | None = None,
+    mode: Mode = "clean",
+    inception: str | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    num_clusters: int = 20,
+    num_angles: int = 1001,
+    num_runs: int = 10,
+) -> dict:
     """PRD F8 / F1/8 (Sajjadi et al. 2018) on Inception features, as LBAE reports it."""
-    ref, gen, protocol = feature_pair(model, dataset, limit=limit, splits=splits, source=source, reference=reference,
-                                      count=count, reference_count=reference_count, mode=mode, inception=inception,
-                                      seed=seed, batch_size=batch_size)
+    ref, gen, protocol = feature_pair(
+        model,
+        dataset,
+        limit=limit,
+        splits=splits,
+        source=source,
+        reference=reference,
+        count=count,
+        reference_count=reference_count,
+        mode=mode,
+        inception=inception,
+        seed=seed,
+        batch_size=batch_size,
+    )
     p, r = prd_from_features(ref, gen, num_clusters, num_angles, num_runs, seed)
     f8, f1_8 = prd_f_scores(p, r, 8)
-    return {"f8": f8, "f1_8": f1_8, "images": len(gen), "reference_images": len(ref),
-            "protocol": {**protocol, "num_clusters": num_clusters, "num_angles": num_angles, "num_runs": num_runs}}
+    return {
+        "f8": f8,
+        "f1_8": f1_8,
+        "images": len(gen),
+        "reference_images": len(ref),
+        "protocol": {**protocol, "num_clusters": num_clusters, "num_angles": num_angles, "num_runs": num_runs},
+    }

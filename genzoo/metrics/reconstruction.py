@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from genzoo.registry import METRICS
+from genzoo.core.registry import METRICS
 
 
 @METRICS.register("reconstruction")

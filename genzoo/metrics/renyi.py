@@ -5,7 +5,7 @@ on its own.  Every function takes point clouds ``x`` of shape ``(n, d)`` or batc
 is differentiable with respect to the points, computes in float64 internally and casts the result back
 to the input's dtype.  Logarithms are natural.
 
-Definitions (see ``MBRCE.md``; Sanchez Giraldo, Rao & Príncipe, arXiv 1211.2459; Sledge & Príncipe,
+Definitions (see docs/mbrce.md; Sanchez Giraldo, Rao & Príncipe, arXiv 1211.2459; Sledge & Príncipe,
 arXiv 2109.11737)
 -------------------------------------------------------------------------------------------------------
 * kernels: ``"gaussian"`` exp(-‖x-y‖² / (2σ²)) and ``"laplacian"`` exp(-‖x-y‖ / σ) (the kernel the
@@ -14,10 +14,10 @@ arXiv 2109.11737)
 * normalised Gram matrix A_ij = K_ij / (n √(K_ii K_jj)), tr A = 1.
 * entropy S_α(A) = 1/(1-α) log Σ λ_i^α;  joint entropy S_α(A∘B / tr(A∘B));  I = S(A) + S(B) - S(A,B).
 * bipartite divergence C_α(κ1‖κ2) = 1/(α-1) log tr(κ1^α κ2^(1-α)) - 1/(α-1) log tr κ1 (rows of x and y
-  are paired, so it depends on their order: MBRCE.md pitfall 4).
+  are paired, so it depends on their order: docs/mbrce.md).
 * mirrored (sandwiched) divergence C'_α = 1/(α-1) log tr((κ2^β κ1 κ2^β)^α) - 1/(α-1) log tr κ1,
   β = (1-α)/(2α); the matrix is raised to α *before* the trace (pitfall 2).
-* pooled divergence (MBRCE.md §3): with Z = [x; y], K its unit-diagonal Gram matrix and
+* pooled divergence (docs/mbrce.md): with Z = [x; y], K its unit-diagonal Gram matrix and
   D_X = diag(1/n_x on the x rows), D_Y likewise,
   D_α = 1/(α-1) log tr((K^½ D_X K^½)^α (K^½ D_Y K^½)^(1-α)) - 1/(α-1) log tr(K^½ D_X K^½).
   It is invariant to the order of the rows of x and of y, and n_x ≠ n_y is allowed.
@@ -149,9 +149,7 @@ def _check_alpha(alpha) -> float:
         raise ValueError(f"alpha must be a real number > 0 and != 1 (got {alpha!r})")
     a = float(alpha)
     if not math.isfinite(a) or a <= 0:
-        raise ValueError(
-            f"alpha must be > 0 and != 1 (got {a}); Rényi orders are positive, e.g. alpha=0.5 or alpha=2"
-        )
+        raise ValueError(f"alpha must be > 0 and != 1 (got {a}); Rényi orders are positive, e.g. alpha=0.5 or alpha=2")
     if a == 1.0:
         raise ValueError(
             "alpha must be > 0 and != 1 (got 1.0): the 1/(1-alpha) factor is singular at the Shannon limit; "
@@ -792,7 +790,7 @@ def bipartite_divergence(
     """Published bipartite divergence C_α(κ1‖κ2) = 1/(α-1) log tr(κ1^α κ2^(1-α)) - 1/(α-1) log tr κ1.
 
     κ1, κ2: normalised Gram matrices of x and y (same n), same kernel and σ ("median": pooled median).
-    Row-paired: permuting the rows of y alone changes the value (MBRCE.md pitfall 4)."""
+    Row-paired: permuting the rows of y alone changes the value (docs/mbrce.md)."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
     k1, k2 = _paired_grams(x, y, kernel, sigma, "bipartite_divergence")
@@ -878,7 +876,7 @@ def pooled_divergence(
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
 ) -> torch.Tensor:
-    """Order-invariant divergence over the pooled Gram matrix of Z = [x; y] (MBRCE.md §3):
+    """Order-invariant divergence over the pooled Gram matrix of Z = [x; y] (docs/mbrce.md):
 
         1/(α-1) log tr((K^½ D_X K^½)^α (K^½ D_Y' K^½)^(1-α)) - 1/(α-1) log tr(K^½ D_X K^½)
 
@@ -927,7 +925,7 @@ def cross_entropy(
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
 ) -> torch.Tensor:
-    """Rényi α-cross-entropy in the Shannon sense: S_α(x) + divergence(x‖y) (MBRCE.md pitfall 3).
+    """Rényi α-cross-entropy in the Shannon sense: S_α(x) + divergence(x‖y) (docs/mbrce.md).
 
     One σ for both terms ("median": the median of the pooled sample).  For the pooled measure S_α(x) is
     the entropy of C_X, whose nonzero spectrum is that of x's normalised Gram matrix."""
@@ -993,9 +991,7 @@ class RenyiDivergence(torch.nn.Module):
             raise ValueError(f"mix applies to measure='pooled' only (got measure={measure!r}); use mix=0")
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return divergence(
-            x, y, self.alpha, self.kernel, self.sigma, self.measure, mix=self.mix, eps=self.eps
-        )
+        return divergence(x, y, self.alpha, self.kernel, self.sigma, self.measure, mix=self.mix, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (

@@ -1,9 +1,12 @@
 """Architectures. Each declares its optimisation phases; the one Trainer runs them."""
 
+from genzoo.models import (  # noqa: F401  (registers)
+    lbae,
+    mlp_aae,  # noqa: F401  (registers)
+    mlp_alae,  # noqa: F401  (registers)
+    style_alae,  # noqa: F401  (registers)
+    vae,
+)
 from genzoo.models.base import GenerativeAutoencoder, Phase
-from genzoo.models import mlp_aae  # noqa: F401  (registers)
-from genzoo.models import mlp_alae  # noqa: F401  (registers)
-from genzoo.models import vae, lbae  # noqa: F401  (registers)
-from genzoo.models import style_alae  # noqa: F401  (registers)
 
 __all__ = ["GenerativeAutoencoder", "Phase"]

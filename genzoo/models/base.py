@@ -6,6 +6,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from genzoo.core.errors import GenzooError
+
 
 @dataclass
 class Phase:
@@ -61,3 +63,13 @@ class GenerativeAutoencoder(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.decode(self.prior.sample(n, generator=generator))
+
+
+def prior_codes(model, count: int, seed: int = 0) -> torch.Tensor:
+    """`count` codes from the model's prior, in the space `decode` takes (through `code_from_prior` if any)."""
+    prior = getattr(model, "prior", None)
+    if prior is None:
+        raise GenzooError("this model has no prior to draw codes from", "give images or dataset indices")
+    z = prior.sample(count, generator=torch.Generator().manual_seed(seed))
+    mapping = getattr(model, "code_from_prior", None)
+    return mapping(z) if mapping is not None else z

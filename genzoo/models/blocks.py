@@ -32,7 +32,7 @@ class EqualLinear(nn.Module):
     factor (ALAE's mapping network F uses 0.1) without a separate optimiser.
     """
 
-    def __init__(self, in_features: int, out_features: int, lr_mult: float = 1.0, gain: float = 2 ** 0.5):
+    def __init__(self, in_features: int, out_features: int, lr_mult: float = 1.0, gain: float = 2**0.5):
         super().__init__()
         self.in_features, self.out_features, self.lr_mult = in_features, out_features, lr_mult
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mult)
@@ -40,7 +40,9 @@ class EqualLinear(nn.Module):
         self.scale = gain * lr_mult / math.sqrt(in_features)
 
     def forward(self, x):
-        return nn.functional.linear(x, self.weight * self.scale, self.bias if self.lr_mult == 1 else self.bias * self.lr_mult)
+        return nn.functional.linear(
+            x, self.weight * self.scale, self.bias if self.lr_mult == 1 else self.bias * self.lr_mult
+        )
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, lr_mult={self.lr_mult}"
@@ -56,8 +58,17 @@ class EqualConv2d(nn.Module):
     4/9 of the multiply-adds for k = 3 (ALAE's `transform_kernel`, which it uses from 128x128 up).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, lr_mult: float = 1.0,
-                 gain: float = 2 ** 0.5, bias: bool = True, resample: str | None = None, fused: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        lr_mult: float = 1.0,
+        gain: float = 2**0.5,
+        bias: bool = True,
+        resample: str | None = None,
+        fused: bool = False,
+    ):
         super().__init__()
         if resample not in (None, "up", "down"):
             raise ValueError(f"resample must be None, 'up' or 'down', got {resample!r}")
@@ -65,7 +76,7 @@ class EqualConv2d(nn.Module):
         self.lr_mult, self.resample, self.fused = lr_mult, resample, fused and resample is not None
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) / lr_mult)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.scale = gain * lr_mult / math.sqrt(in_channels * kernel_size ** 2)
+        self.scale = gain * lr_mult / math.sqrt(in_channels * kernel_size**2)
 
     def forward(self, x):
         w, pad = self.weight * self.scale, self.kernel_size // 2
@@ -80,11 +91,39 @@ class EqualConv2d(nn.Module):
         return F.avg_pool2d(x, 2) if self.resample == "down" else x
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, lr_mult={self.lr_mult}, "
-                f"resample={self.resample}, fused={self.fused}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, lr_mult={self.lr_mult}, "
+            f"resample={self.resample}, fused={self.fused}"
+        )
 
 
 def _shift_sum(w: torch.Tensor) -> torch.Tensor:
     """(.., k, k) kernel -> (.., k+1, k+1): the sum of its four copies shifted by 0 or 1 pixel each way."""
     w = F.pad(w, [1, 1, 1, 1])
     return w[..., 1:, 1:] + w[..., :-1, 1:] + w[..., 1:, :-1] + w[..., :-1, :-1]
+
+
+# -- the ALAE family's blocks ------------------------------------------------------------------------------
+SLOPE = 0.2
+
+
+class PixelNorm(nn.Module):
+    def forward(self, z):
+        return z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class LeakyReLU(nn.Module):
+    def forward(self, x):
+        return F.leaky_relu(x, SLOPE)
+
+
+def equal_mlp(
+    sizes: list[int], lr_mult: float = 1.0, activate_last: bool = False, activation: bool = True
+) -> nn.Sequential:
+    """Equalised-lr linear layers with leaky ReLU between them (and after the last one with activate_last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(EqualLinear(a, b, lr_mult=lr_mult))
+        if activation and (i < len(sizes) - 2 or activate_last):
+            layers.append(LeakyReLU())
+    return nn.Sequential(*layers)

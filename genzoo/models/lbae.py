@@ -1,4 +1,4 @@
-"""Latent Bernoulli Autoencoder (seed 001: Fajtl et al., ICML 2020, `ok1zjf/LBAE`).
+"""Latent Bernoulli Autoencoder (the LBAE paper: Fajtl et al., ICML 2020, `ok1zjf/LBAE`).
 
 Codes are binary, b = sign(tanh(W h)) in {-1, +1}^z, trained with a straight-through gradient and no prior loss.
 New codes come from a sampler fitted on the training codes after training (`prepare_export`):
@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.priors.base import Prior
-from genzoo.registry import MODELS
 
 
 class _SignST(torch.autograd.Function):
@@ -62,7 +62,7 @@ def nearest_positive_definite(a: torch.Tensor, max_tries: int = 100) -> torch.Te
         if int(info) == 0:
             return a3
         min_eig = float(torch.linalg.eigvalsh(a3).min())
-        a3 = a3 + eye * (-min_eig * k ** 2 + spacing)
+        a3 = a3 + eye * (-min_eig * k**2 + spacing)
     raise GenzooError("could not make the LBAE code covariance positive definite", "report this with the run")
 
 
@@ -208,7 +208,8 @@ class _Residual(nn.Module):
 
 @MODELS.register("lbae")
 class LBAE(GenerativeAutoencoder):
-    """Latent Bernoulli autoencoder of seed 001 (ICML 2020): binary +-1 codes, residual conv nets, fitted sampler.
+    """Latent Bernoulli autoencoder of the LBAE paper (ICML 2020): binary +-1 codes, residual conv nets, fitted
+    sampler.
 
     Encoder: 3x3 conv (base_channels) + BN + leaky ReLU (0.02); `levels` residual levels, each a stride-2 4x4 conv
     doubling the channels (up to max_channels) and two 3x3 convs; a last stride-2 4x4 conv to max_channels; then
@@ -244,16 +245,21 @@ class LBAE(GenerativeAutoencoder):
             levels = max(0, int(math.floor(math.log2(max(min(height, width), 1) / 4))) - 1)
         stride = 2 ** (levels + 1)
         if height % stride or width % stride or min(height, width) < stride:
-            raise GenzooError(f"model 'lbae' with {levels} levels needs image sides divisible by {stride}, got "
-                              f"{height}x{width}", "pad or resize the images (e.g. data.pad=2 for MNIST), or set model.levels")
+            raise GenzooError(
+                f"model 'lbae' with {levels} levels needs image sides divisible by {stride}, got {height}x{width}",
+                "pad or resize the images (e.g. data.pad=2 for MNIST), or set model.levels",
+            )
         self.latent_dim, self.reconstruction, self.lr, self.weight_decay = latent_dim, reconstruction, lr, weight_decay
         self.fit_images_max, self.fit_batch_size = fit_images, fit_batch_size
         self.prior = BernoulliCodes(latent_dim, sample_method)
-        widths = [min(base_channels * 2 ** i, max_channels) for i in range(levels)]
+        widths = [min(base_channels * 2**i, max_channels) for i in range(levels)]
         last = widths[-1] if widths else base_channels
         self.feature_shape = (max_channels, height // stride, width // stride)
-        enc: list[nn.Module] = [nn.Conv2d(channels, base_channels, 3, padding=1, bias=False), nn.BatchNorm2d(base_channels),
-                                nn.LeakyReLU(negative_slope)]
+        enc: list[nn.Module] = [
+            nn.Conv2d(channels, base_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(base_channels),
+            nn.LeakyReLU(negative_slope),
+        ]
         c_in = base_channels
         for w in widths:
             enc.append(_Residual(c_in, w, negative_slope, up=False))
@@ -264,13 +270,20 @@ class LBAE(GenerativeAutoencoder):
 
         start = decoder_start_channels or last
         self.decoder_input = (start, height // stride, width // stride)
-        dec: list[nn.Module] = [nn.Linear(latent_dim, math.prod(self.decoder_input)), nn.Unflatten(1, self.decoder_input)]
+        dec: list[nn.Module] = [
+            nn.Linear(latent_dim, math.prod(self.decoder_input)),
+            nn.Unflatten(1, self.decoder_input),
+        ]
         c_in = start
         for w in widths[::-1]:
             dec.append(_Residual(c_in, w, negative_slope, up=True))
             c_in = w
-        dec += [nn.ConvTranspose2d(c_in, base_channels, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(base_channels),
-                nn.LeakyReLU(negative_slope), nn.Conv2d(base_channels, channels, 3, padding=1, bias=False)]
+        dec += [
+            nn.ConvTranspose2d(c_in, base_channels, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(base_channels),
+            nn.LeakyReLU(negative_slope),
+            nn.Conv2d(base_channels, channels, 3, padding=1, bias=False),
+        ]
         self.decoder = nn.Sequential(*dec)
         for m in self.modules():  # the reference's init: conv weights ~ N(0, 0.02)
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -288,7 +301,9 @@ class LBAE(GenerativeAutoencoder):
         return torch.sigmoid(self.decode_logits(z))
 
     def phases(self) -> list[Phase]:
-        return [Phase("autoencoder", ("encoder", "to_code", "decoder"), self.loss, self.lr, weight_decay=self.weight_decay)]
+        return [
+            Phase("autoencoder", ("encoder", "to_code", "decoder"), self.loss, self.lr, weight_decay=self.weight_decay)
+        ]
 
     def loss(self, x: torch.Tensor):
         logits = self.decode_logits(self.encode(x))
@@ -350,7 +365,9 @@ class LBAE(GenerativeAutoencoder):
         (the reference's `int`); unfitted, along a Hamming path flipping the differing bits in a fixed order.
         """
         b0, b1 = self.encode(x0), self.encode(x1)
-        codes = torch.stack([torch.cat([c0[None], self.line_codes(c0, c1, steps), c1[None]]) for c0, c1 in zip(b0, b1)])
+        codes = torch.stack(
+            [torch.cat([c0[None], self.line_codes(c0, c1, steps), c1[None]]) for c0, c1 in zip(b0, b1)]
+        )
         return self.decode(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])
 
     @torch.no_grad()
@@ -390,8 +407,9 @@ class LBAE(GenerativeAutoencoder):
         return codes[has].mean(0) - codes[~has].mean(0)
 
     @torch.no_grad()
-    def change_attribute(self, x: torch.Tensor, direction: torch.Tensor, threshold: float = 0.25,
-                         remove: bool = False, steps: int = 0) -> torch.Tensor:
+    def change_attribute(
+        self, x: torch.Tensor, direction: torch.Tensor, threshold: float = 0.25, remove: bool = False, steps: int = 0
+    ) -> torch.Tensor:
         """Set (or with `remove`, clear) an attribute: the code bits where |direction| > threshold are set to
         sign(direction) (or its opposite). Returns the decoded images (N, C, H, W); with `steps` > 0, (N, steps + 2,
         C, H, W) going from the original code to the changed one, the most telling bits flipped first."""

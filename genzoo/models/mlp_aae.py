@@ -6,10 +6,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import mlp
 from genzoo.priors.base import Prior
-from genzoo.registry import MODELS
 
 
 @MODELS.register("mlp_aae")
@@ -43,7 +43,9 @@ class MLPAAE(GenerativeAutoencoder):
         out = 2 * latent_dim if posterior == "gaussian" else latent_dim
         self.encoder = mlp([pixels, *[hidden] * layers, out], activation, dropout)
         self.decoder = mlp([latent_dim, *[hidden] * layers, pixels], activation, dropout)
-        self.discriminator = None if prior.matches_codes else mlp([latent_dim, *[hidden] * layers, 1], activation, dropout)
+        self.discriminator = (
+            None if prior.matches_codes else mlp([latent_dim, *[hidden] * layers, 1], activation, dropout)
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x.flatten(1))
@@ -80,7 +82,8 @@ class MLPAAE(GenerativeAutoencoder):
         real = self.discriminator(self.prior.sample(x.shape[0]))
         fake = self.discriminator(self.encode(x).detach())
         loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
-            fake, torch.zeros_like(fake))
+            fake, torch.zeros_like(fake)
+        )
         return loss, {"discriminator": loss.detach()}
 
     def generator_loss(self, x):

@@ -1,5 +1,5 @@
 """Adversarial Latent Autoencoder, MLP form (Pidhorskyi et al., CVPR 2020; the `mnist_fc` configuration of
-podgorskiy/ALAE, seed 004), and its MBRCE variant without a discriminator (MBRCE.md section 5, our design).
+podgorskiy/ALAE, the ALAE paper), and its MBRCE variant without a discriminator (docs/mbrce.md, our design).
 
 Networks (all layers equalised-lr linear layers, leaky ReLU 0.2, as ALAE's `lreq.Linear`):
   F  mapping    z -> w: pixel-norm(z), then `mapping_layers` layers of width latent_dim, each followed by leaky ReLU;
@@ -33,7 +33,7 @@ its adversarial gradient (first-order the same update):
                         reciprocity_updates_mapping is false)
 
 With a prior that matches codes itself (`mbrce`), D is not built and the adversary is the prior's divergence
-(MBRCE.md section 5, our design):
+(docs/mbrce.md, our design):
   push (E):    - divergence(E(G(F(z))), E(x)) + push_reciprocity * mean((E(G(F(z))) - F(z))^2)
   pull (F, G): divergence(E(G(F(z))), E(x)) + reciprocity as in `generator` (E frozen)
   (+ reciprocity (E, G) as its own phase with reciprocity_step: separate)
@@ -54,40 +54,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
-from genzoo.models.blocks import EqualLinear
+from genzoo.models.blocks import PixelNorm, equal_mlp
 from genzoo.priors.base import Prior
-from genzoo.registry import MODELS
-
-SLOPE = 0.2
-
-
-class PixelNorm(nn.Module):
-    def forward(self, z):
-        return z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8)
-
-
-class LeakyReLU(nn.Module):
-    def forward(self, x):
-        return F.leaky_relu(x, SLOPE)
-
-
-def equal_mlp(sizes: list[int], lr_mult: float = 1.0, activate_last: bool = False, activation: bool = True) -> nn.Sequential:
-    """Equalised-lr linear layers with leaky ReLU between them (and after the last one with activate_last)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(EqualLinear(a, b, lr_mult=lr_mult))
-        if activation and (i < len(sizes) - 2 or activate_last):
-            layers.append(LeakyReLU())
-    return nn.Sequential(*layers)
 
 
 def check_alae_prior(prior: Prior, model: str) -> None:
     """A prior that matches codes itself stands in for D through its divergence(x, y) (push / pull)."""
     if prior.matches_codes and not hasattr(prior, "divergence"):
-        raise GenzooError(f"prior '{type(prior).__name__}' matches codes but has no divergence(x, y) for "
-                          f"{model}'s push/pull steps", "use prior mbrce or gaussian")
+        raise GenzooError(
+            f"prior '{type(prior).__name__}' matches codes but has no divergence(x, y) for {model}'s push/pull steps",
+            "use prior mbrce or gaussian",
+        )
 
 
 @MODELS.register("mlp_alae")
@@ -118,8 +98,10 @@ class MLPALAE(GenerativeAutoencoder):
     ):
         super().__init__(image_shape)
         if min(latent_dim, hidden, layers, mapping_layers, discriminator_layers) < 1:
-            raise GenzooError("model 'mlp_alae' needs latent_dim, hidden, layers, mapping_layers and "
-                              "discriminator_layers >= 1", "fix those model keys")
+            raise GenzooError(
+                "model 'mlp_alae' needs latent_dim, hidden, layers, mapping_layers and discriminator_layers >= 1",
+                "fix those model keys",
+            )
         check_alae_prior(prior, "mlp_alae")
         pixels = math.prod(image_shape)
         self.prior = prior
@@ -127,12 +109,16 @@ class MLPALAE(GenerativeAutoencoder):
         self.lr, self.r1_gamma = lr, r1_gamma
         self.reciprocity_step, self.reciprocity_updates_mapping = reciprocity_step, reciprocity_updates_mapping
         self.scale_control, self.push_reciprocity = scale_control, push_reciprocity
-        self.mapping = nn.Sequential(PixelNorm(), *equal_mlp([latent_dim] * (mapping_layers + 1), mapping_lr_mult,
-                                                             activate_last=True))
+        self.mapping = nn.Sequential(
+            PixelNorm(), *equal_mlp([latent_dim] * (mapping_layers + 1), mapping_lr_mult, activate_last=True)
+        )
         self.generator = equal_mlp([latent_dim, *[hidden] * layers, pixels])
         self.encoder = equal_mlp([pixels, *[hidden] * layers, latent_dim], activate_last=True)
-        self.discriminator = None if prior.matches_codes else equal_mlp(
-            [latent_dim] * discriminator_layers + [1], discriminator_lr_mult, activation=False)
+        self.discriminator = (
+            None
+            if prior.matches_codes
+            else equal_mlp([latent_dim] * discriminator_layers + [1], discriminator_lr_mult, activation=False)
+        )
 
     # -- the model's interface ------------------------------------------------------------------------------
     @staticmethod
@@ -160,11 +146,15 @@ class MLPALAE(GenerativeAutoencoder):
         shared = dict(optimizer="alae")  # ALAE's two optimisers (E+D, F+G): every step shares their Adam moments
         recip = ("encoder", "generator", "mapping") if self.reciprocity_updates_mapping else ("encoder", "generator")
         if self.prior.matches_codes:
-            adversary = [Phase("push", ("encoder",), self.push_loss, lr, betas, **shared),
-                         Phase("pull", ("mapping", "generator"), self.pull_loss, lr, betas, **shared)]
+            adversary = [
+                Phase("push", ("encoder",), self.push_loss, lr, betas, **shared),
+                Phase("pull", ("mapping", "generator"), self.pull_loss, lr, betas, **shared),
+            ]
         else:
-            adversary = [Phase("discriminator", ("encoder", "discriminator"), self.discriminator_loss, lr, betas, **shared),
-                         Phase("generator", ("mapping", "generator"), self.generator_loss, lr, betas, **shared)]
+            adversary = [
+                Phase("discriminator", ("encoder", "discriminator"), self.discriminator_loss, lr, betas, **shared),
+                Phase("generator", ("mapping", "generator"), self.generator_loss, lr, betas, **shared),
+            ]
         if self.reciprocity_step == "folded":
             return adversary
         return adversary + [Phase("reciprocity", recip, self.reciprocity_loss, lr, betas, **shared)]
@@ -187,7 +177,7 @@ class MLPALAE(GenerativeAutoencoder):
 
     def r1_penalty(self, real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Tensor:
         """gamma/2 * mean over the batch of |d D(E(x)) / dx|^2 (x the network input), differentiable (R1)."""
-        grad, = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
+        (grad,) = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
         return 0.5 * self.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
 
     def discriminator_loss(self, x):
@@ -231,8 +221,11 @@ class MLPALAE(GenerativeAutoencoder):
         fake_codes, real_codes = self.encoder(fake), self.encode(x)
         divergence = self.code_divergence(fake_codes, real_codes)
         anchor = (fake_codes - w).pow(2).mean()
-        logs = {"push": divergence.detach(), "push_reciprocity": anchor.detach(),
-                "real_code_rms": real_codes.detach().pow(2).mean().sqrt()}
+        logs = {
+            "push": divergence.detach(),
+            "push_reciprocity": anchor.detach(),
+            "real_code_rms": real_codes.detach().pow(2).mean().sqrt(),
+        }
         return -divergence + self.push_reciprocity * anchor, logs
 
     def pull_loss(self, x):

@@ -1,6 +1,6 @@
 """StyleALAE: the style-based Adversarial Latent Autoencoder (Pidhorskyi et al., CVPR 2020; podgorskiy/ALAE's
 `EncoderDefault` / `GeneratorDefault`, the CelebA-HQ configuration), and its MBRCE variant without a
-discriminator (the flagship of seed 000; MBRCE.md section 5, our design).
+discriminator (the flagship of the MBRCE-AAE project; docs/mbrce.md, our design).
 
 Networks (every conv and linear layer has an equalised learning rate, leaky ReLU 0.2; level i of `levels` works
 at resolutions[i] = start_resolution * 2**i with filters(i) = min(start_filters * 2**(levels-1-i), max_filters)):
@@ -27,7 +27,7 @@ average-pooled down to it), `decode(w)` = G(w) (w of shape (N, latent) goes to e
 `code_from_prior(z)` = F(z), `sample(n)` = G(truncated F(z)): the first `truncation_cutoff` slots are moved towards
 `dlatent_avg` (a running mean of F(z), beta `dlatent_avg_beta`, tracked in the F+G step) by `truncation_psi`.
 `style_mix(source, target, which)` gives target's styles with the source's coarse (4-8), middle (16-32) or fine
-(64+) slots, by resolution as in StyleGAN (`genzoo stylemix` draws seed 000's grids with it).
+(64+) slots, by resolution as in StyleGAN (`genzoo stylemix` draws the MBRCE-AAE project's grids with it).
 
 ALAE's three steps per batch, as mlp_alae with `reciprocity_step: separate`; every phase names optimizer "alae", so
 the trainer keeps ALAE's two Adam states (E+D, F+G) and the reciprocity step steps both (Adam beta1 = 0,
@@ -50,12 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
-from genzoo.models.blocks import EqualConv2d, EqualLinear
-from genzoo.models.mlp_alae import SLOPE, MLPALAE, PixelNorm, check_alae_prior, equal_mlp
+from genzoo.models.blocks import SLOPE, EqualConv2d, EqualLinear, PixelNorm, equal_mlp
+from genzoo.models.mlp_alae import MLPALAE, check_alae_prior
 from genzoo.priors.base import Prior
-from genzoo.registry import MODELS
 
 STYLE_KINDS = {"coarse": (0, 8), "middle": (16, 32), "fine": (64, None)}  # resolutions whose slots each kind takes
 FUSED_FROM = 128  # resample in one strided conv from this resolution up (ALAE's fused_scale; same function)
@@ -92,8 +92,9 @@ class GeneratorBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, latent_dim: int, first: bool, fused: bool):
         super().__init__()
-        self.conv_1 = None if first else EqualConv2d(in_channels, out_channels, 3, bias=False, resample="up",
-                                                     fused=fused)
+        self.conv_1 = (
+            None if first else EqualConv2d(in_channels, out_channels, 3, bias=False, resample="up", fused=fused)
+        )
         self.blur = Blur()
         self.conv_2 = EqualConv2d(out_channels, out_channels, 3, bias=False)
         self.noise_1, self.noise_2 = (nn.Parameter(torch.zeros(1, out_channels, 1, 1)) for _ in range(2))
@@ -118,8 +119,10 @@ class StyleGenerator(nn.Module):
     def __init__(self, filters: list[int], channels: int, latent_dim: int, resolutions: list[int]):
         super().__init__()
         self.const = nn.Parameter(torch.ones(1, filters[0], resolutions[0], resolutions[0]))
-        self.blocks = nn.ModuleList(GeneratorBlock(filters[max(i - 1, 0)], f, latent_dim, i == 0, r >= FUSED_FROM)
-                                    for i, (f, r) in enumerate(zip(filters, resolutions)))
+        self.blocks = nn.ModuleList(
+            GeneratorBlock(filters[max(i - 1, 0)], f, latent_dim, i == 0, r >= FUSED_FROM)
+            for i, (f, r) in enumerate(zip(filters, resolutions))
+        )
         self.to_rgb = nn.ModuleList(EqualConv2d(f, channels, 1, gain=0.03) for f in filters)
 
     def forward(self, styles: torch.Tensor, level: int, blend: float, generator=None) -> torch.Tensor:
@@ -161,8 +164,10 @@ class StyleEncoder(nn.Module):
         super().__init__()
         self.from_rgb = nn.ModuleList(EqualConv2d(channels, f, 1) for f in filters)
         # level i hands level i-1 its input channels; the lowest block's output only yields its style (ALAE)
-        self.blocks = nn.ModuleList(EncoderBlock(f, filters[i - 1] if i else below, latent_dim, r >= FUSED_FROM)
-                                    for i, (f, r) in enumerate(zip(filters, resolutions)))
+        self.blocks = nn.ModuleList(
+            EncoderBlock(f, filters[i - 1] if i else below, latent_dim, r >= FUSED_FROM)
+            for i, (f, r) in enumerate(zip(filters, resolutions))
+        )
 
     def forward(self, x: torch.Tensor, level: int, blend: float) -> torch.Tensor:
         """Images at resolutions[level], network range -> w (N, latent)."""
@@ -213,14 +218,22 @@ class StyleALAE(GenerativeAutoencoder):
         super().__init__(image_shape)
         channels, height, width = self.image_shape
         if channels not in (1, 3) or height != width or height < 8 or height & (height - 1):
-            raise GenzooError(f"model 'style_alae' needs grey or RGB square images of a power-of-two size >= 8, got "
-                              f"{channels}x{height}x{width}", "resize the data (data.size) to e.g. 64")
+            raise GenzooError(
+                f"model 'style_alae' needs grey or RGB square images of a power-of-two size >= 8, got "
+                f"{channels}x{height}x{width}",
+                "resize the data (data.size) to e.g. 64",
+            )
         if not 4 <= start_resolution <= height or start_resolution & (start_resolution - 1):
-            raise GenzooError(f"model.start_resolution must be a power of two from 4 to {height}, got "
-                              f"{start_resolution}", "use 4, as ALAE")
+            raise GenzooError(
+                f"model.start_resolution must be a power of two from 4 to {height}, got {start_resolution}",
+                "use 4, as ALAE",
+            )
         if min(latent_dim, mapping_layers, start_filters, max_filters) < 1 or not 0 <= style_mixing_prob <= 1:
-            raise GenzooError("model 'style_alae' needs latent_dim, mapping_layers, start_filters, max_filters >= 1 "
-                              "and style_mixing_prob in [0, 1]", "fix those model keys")
+            raise GenzooError(
+                "model 'style_alae' needs latent_dim, mapping_layers, start_filters, max_filters >= 1 "
+                "and style_mixing_prob in [0, 1]",
+                "fix those model keys",
+            )
         check_alae_prior(prior, "style_alae")
         self.prior, self.latent_dim = prior, latent_dim
         self.lr, self.betas, self.r1_gamma = lr, tuple(betas), r1_gamma
@@ -233,11 +246,13 @@ class StyleALAE(GenerativeAutoencoder):
         self.resolutions = [start_resolution << i for i in range(levels)]
         self.slots = 2 * levels
         filters = [min(start_filters * 2 ** (levels - 1 - i), max_filters) for i in range(levels)]
-        self.mapping = nn.Sequential(PixelNorm(), *equal_mlp([latent_dim] * (mapping_layers + 1), mapping_lr_mult,
-                                                             activate_last=True))
+        self.mapping = nn.Sequential(
+            PixelNorm(), *equal_mlp([latent_dim] * (mapping_layers + 1), mapping_lr_mult, activate_last=True)
+        )
         self.generator = StyleGenerator(filters, channels, latent_dim, self.resolutions)
-        self.encoder = StyleEncoder(filters, min(start_filters * 2 ** levels, max_filters), channels, latent_dim,
-                                    self.resolutions)
+        self.encoder = StyleEncoder(
+            filters, min(start_filters * 2**levels, max_filters), channels, latent_dim, self.resolutions
+        )
         self.discriminator = None if prior.matches_codes else equal_mlp([latent_dim] * 3 + [1], 0.1, activation=False)
         self.register_buffer("dlatent_avg", torch.zeros(latent_dim))
         self.register_buffer("growth_level", torch.tensor(levels - 1))
@@ -249,12 +264,16 @@ class StyleALAE(GenerativeAutoencoder):
     def set_growth(self, resolution: int, blend: float = 1.0) -> None:
         """Work at `resolution` (one of self.resolutions), its newest block blended in by `blend` in [0, 1]."""
         if resolution not in self.resolutions:
-            raise GenzooError(f"style_alae has no level at {resolution}x{resolution}",
-                              f"its levels: {', '.join(map(str, self.resolutions))}")
+            raise GenzooError(
+                f"style_alae has no level at {resolution}x{resolution}",
+                f"its levels: {', '.join(map(str, self.resolutions))}",
+            )
         level = self.resolutions.index(resolution)
         if not 0 <= blend <= 1 or (level == 0 and blend < 1):
-            raise GenzooError(f"growth blend must be in [0, 1] (1 at the first level), got {blend} at {resolution}",
-                              "fix the growth schedule")
+            raise GenzooError(
+                f"growth blend must be in [0, 1] (1 at the first level), got {blend} at {resolution}",
+                "fix the growth schedule",
+            )
         self.growth_level.fill_(level)
         self.growth_blend.fill_(blend)
         self._level, self._blend = level, float(blend)
@@ -273,8 +292,10 @@ class StyleALAE(GenerativeAutoencoder):
         size = x.shape[-1]
         if size != self.resolution:
             if size % self.resolution or size < self.resolution:
-                raise GenzooError(f"style_alae at {self.resolution}x{self.resolution} cannot read {size}x{size} "
-                                  "images", f"give images of {self.resolution}x{self.resolution} or a multiple")
+                raise GenzooError(
+                    f"style_alae at {self.resolution}x{self.resolution} cannot read {size}x{size} images",
+                    f"give images of {self.resolution}x{self.resolution} or a multiple",
+                )
             x = F.avg_pool2d(x, size // self.resolution)
         return x * 2 - 1
 
@@ -291,8 +312,10 @@ class StyleALAE(GenerativeAutoencoder):
         """w (N, latent) -> styles (N, slots, latent), w in every slot; (N, slots, latent) is returned as is."""
         if w.dim() == 3:
             if w.shape[1] != self.slots:
-                raise GenzooError(f"style_alae takes {self.slots} style slots, got {w.shape[1]}",
-                                  "give w of shape (N, latent) or (N, slots, latent)")
+                raise GenzooError(
+                    f"style_alae takes {self.slots} style slots, got {w.shape[1]}",
+                    "give w of shape (N, latent) or (N, slots, latent)",
+                )
             return w
         return w.unsqueeze(1).expand(-1, self.slots, -1)
 
@@ -321,8 +344,9 @@ class StyleALAE(GenerativeAutoencoder):
         low, high = STYLE_KINDS[which]
         return [k for k in range(self.slots) if low <= self.resolutions[k // 2] <= (high or self.resolutions[-1])]
 
-    def style_mix(self, source_w: torch.Tensor, target_w: torch.Tensor,
-                  which: Literal["coarse", "middle", "fine"]) -> torch.Tensor:
+    def style_mix(
+        self, source_w: torch.Tensor, target_w: torch.Tensor, which: Literal["coarse", "middle", "fine"]
+    ) -> torch.Tensor:
         """Target's styles with the source's in the `which` slots; (N, slots, latent), for `decode`."""
         mixed = self.broadcast(target_w).clone()
         slots = self.style_slots(which)
@@ -336,8 +360,10 @@ class StyleALAE(GenerativeAutoencoder):
         if self.prior.matches_codes:
             steps = [("push", ("encoder",), self.push_loss), ("pull", ("mapping", "generator"), self.pull_loss)]
         else:
-            steps = [("discriminator", ("encoder", "discriminator"), self.discriminator_loss),
-                     ("generator", ("mapping", "generator"), self.generator_loss)]
+            steps = [
+                ("discriminator", ("encoder", "discriminator"), self.discriminator_loss),
+                ("generator", ("mapping", "generator"), self.generator_loss),
+            ]
         steps.append(("reciprocity", recip, self.reciprocity_loss))
         return [Phase(name, modules, loss, lr, betas, optimizer="alae") for name, modules, loss in steps]
 
@@ -395,8 +421,11 @@ class StyleALAE(GenerativeAutoencoder):
         divergence = self.code_divergence(fake_codes, real_codes)
         keep = unmixed.to(w.dtype)  # mixed images have no single w to anchor to
         anchor = ((fake_codes - w).pow(2).mean(1) * keep).sum() / keep.sum().clamp_min(1)
-        logs = {"push": divergence.detach(), "push_reciprocity": anchor.detach(),
-                "real_code_rms": real_codes.detach().pow(2).mean().sqrt()}
+        logs = {
+            "push": divergence.detach(),
+            "push_reciprocity": anchor.detach(),
+            "real_code_rms": real_codes.detach().pow(2).mean().sqrt(),
+        }
         return -divergence + self.push_reciprocity * anchor, logs
 
     def pull_loss(self, x):

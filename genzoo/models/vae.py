@@ -1,4 +1,4 @@
-"""Convolutional variational autoencoder (seed 003: Markus Enzweiler's `menzHSE/torch-vae`)."""
+"""Convolutional variational autoencoder (torch-vae: Markus Enzweiler's `menzHSE/torch-vae`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import ACTIVATIONS, mlp
 from genzoo.priors.base import Prior
-from genzoo.registry import MODELS
 
 
 def conv_sizes(size: int, layers: int) -> list[int]:
@@ -24,22 +24,24 @@ def conv_sizes(size: int, layers: int) -> list[int]:
     return sizes
 
 
-def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor, prior_mean: float = 0.0, prior_std: float = 1.0) -> torch.Tensor:
+def gaussian_kl(
+    mean: torch.Tensor, log_var: torch.Tensor, prior_mean: float = 0.0, prior_std: float = 1.0
+) -> torch.Tensor:
     """KL( N(mean, exp(log_var)) || N(prior_mean, prior_std^2) ) per row, summed over dimensions (closed form)."""
-    var_ratio = log_var.exp() / prior_std ** 2
-    return 0.5 * (var_ratio + (mean - prior_mean).pow(2) / prior_std ** 2 - 1 - log_var + 2 * math.log(prior_std)).sum(1)
+    var_ratio = log_var.exp() / prior_std**2
+    return 0.5 * (var_ratio + (mean - prior_mean).pow(2) / prior_std**2 - 1 - log_var + 2 * math.log(prior_std)).sum(1)
 
 
 @MODELS.register("vae")
 class ConvVAE(GenerativeAutoencoder):
-    """Convolutional VAE of seed 003 (torch-vae): strided convs with filters doubling up to max_filters, KL prior.
+    """Convolutional VAE of torch-vae (torch-vae): strided convs with filters doubling up to max_filters, KL prior.
 
     Encoder: `layers` stride-2 3x3 convolutions (filters max_filters/2^(layers-1) ... max_filters), BatchNorm and
     leaky ReLU, then two linear maps to the posterior mean and log-variance; reparameterisation. Decoder: a linear
     map back to the last feature map, stride-2 transposed convolutions with BatchNorm and leaky ReLU, sigmoid. Any
     image size works (the decoder's output padding is chosen per layer so that it lands on the input size).
 
-    Loss per image, averaged over the batch: summed reconstruction error (`mse` as in the seed, or `bce`) plus
+    Loss per image, averaged over the batch: summed reconstruction error (`mse` as in torch-vae, or `bce`) plus
     `kl_weight` x the closed-form KL to the `gaussian` prior N(mean, std^2 I). With a prior that matches codes
     itself (`mbrce`) the KL term is replaced by `prior_weight` x `prior.matching_loss(z)` on the sampled codes:
     the arbitrary-prior VAE of the MBRCE paper. Any other prior with a density gets a one-sample Monte-Carlo KL.
@@ -47,7 +49,7 @@ class ConvVAE(GenerativeAutoencoder):
     `network: mlp` swaps the conv nets for mlp_aae's MLPs (`hidden`, `layers`, `dropout`): a VAE of the same size
     as the AAE it is compared with (recipes/vae_mlp_mnist.yaml).
 
-    The seed's CLI maps onto a recipe as: --latent_dims -> model.latent_dim, --max_filters -> model.max_filters,
+    the original's CLI maps onto a recipe as: --latent_dims -> model.latent_dim, --max_filters -> model.max_filters,
     --lr -> model.lr (or train.phases.vae.lr), --batchsize -> train.batch_size, --epochs -> train.epochs,
     --seed -> seed, --dataset -> data.name, --cpu -> train.cpu: true.
     The seed optimises with AdamW (weight decay 0.01): `weight_decay: 0.01` with `adamw: true` (the shipped recipes).
@@ -73,9 +75,11 @@ class ConvVAE(GenerativeAutoencoder):
     ):
         super().__init__(image_shape)
         if latent_dim < 1 or layers < 1 or max_filters < 2 ** (layers - 1):
-            raise GenzooError(f"model 'vae' needs latent_dim >= 1, layers >= 1 and max_filters >= 2^(layers-1) "
-                              f"(got latent_dim {latent_dim}, layers {layers}, max_filters {max_filters})",
-                              "fix model.latent_dim / model.layers / model.max_filters")
+            raise GenzooError(
+                f"model 'vae' needs latent_dim >= 1, layers >= 1 and max_filters >= 2^(layers-1) "
+                f"(got latent_dim {latent_dim}, layers {layers}, max_filters {max_filters})",
+                "fix model.latent_dim / model.layers / model.max_filters",
+            )
         self.prior = prior
         self.latent_dim = latent_dim
         self.reconstruction, self.kl_weight, self.prior_weight = reconstruction, kl_weight, prior_weight
@@ -105,7 +109,10 @@ class ConvVAE(GenerativeAutoencoder):
         c_in = filters[-1]
         for i, f in enumerate(outs):
             level = layers - i  # from feature size heights[level] up to heights[level - 1]
-            pad = (self.heights[level - 1] - (2 * self.heights[level] - 1), self.widths[level - 1] - (2 * self.widths[level] - 1))
+            pad = (
+                self.heights[level - 1] - (2 * self.heights[level] - 1),
+                self.widths[level - 1] - (2 * self.widths[level] - 1),
+            )
             dec.append(nn.ConvTranspose2d(c_in, f, 3, stride=2, padding=1, output_padding=pad))
             if i < len(outs) - 1:
                 dec += [nn.BatchNorm2d(f), act()]
@@ -120,8 +127,9 @@ class ConvVAE(GenerativeAutoencoder):
         self.encoder = nn.Sequential(nn.Flatten(), *mlp([pixels, *[hidden] * layers], "relu", dropout), *tail)
         self.to_mean = nn.Linear(hidden, latent_dim)
         self.to_log_var = nn.Linear(hidden, latent_dim)
-        self.decoder = nn.Sequential(*mlp([latent_dim, *[hidden] * layers, pixels], "relu", dropout),
-                                     nn.Unflatten(1, tuple(image_shape)))
+        self.decoder = nn.Sequential(
+            *mlp([latent_dim, *[hidden] * layers, pixels], "relu", dropout), nn.Unflatten(1, tuple(image_shape))
+        )
 
     @staticmethod
     def _pick_kl(prior: Prior) -> str:
@@ -133,8 +141,11 @@ class ConvVAE(GenerativeAutoencoder):
             return "analytic"
         if prior.has_log_prob:
             return "monte_carlo"
-        raise GenzooError(f"prior '{type(prior).__name__}' cannot be used with model 'vae': it has no density for the "
-                          "KL term and does not match codes itself", "use prior gaussian or mbrce")
+        raise GenzooError(
+            f"prior '{type(prior).__name__}' cannot be used with model 'vae': it has no density for the "
+            "KL term and does not match codes itself",
+            "use prior gaussian or mbrce",
+        )
 
     # -- the network ----------------------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,8 +167,16 @@ class ConvVAE(GenerativeAutoencoder):
 
     # -- the loss -------------------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        return [Phase("vae", ("encoder", "to_mean", "to_log_var", "decoder"), self.loss, self.lr,
-                      weight_decay=self.weight_decay, decoupled_weight_decay=self.adamw)]
+        return [
+            Phase(
+                "vae",
+                ("encoder", "to_mean", "to_log_var", "decoder"),
+                self.loss,
+                self.lr,
+                weight_decay=self.weight_decay,
+                decoupled_weight_decay=self.adamw,
+            )
+        ]
 
     def kl(self, mean: torch.Tensor, log_var: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q(z|x) || p(z)) per image: closed form for the Gaussian prior, else one Monte-Carlo sample z."""

@@ -2,10 +2,8 @@ from __future__ import annotations
 
 import math
 
-import torch
-
+from genzoo.core.registry import PRIORS
 from genzoo.priors.base import Prior
-from genzoo.registry import PRIORS
 
 
 @PRIORS.register("gaussian")
@@ -17,7 +15,7 @@ class GaussianPrior(Prior):
     def __init__(self, dim: int, std: float = 1.0, mean: float = 0.0):
         super().__init__(dim)
         if std <= 0:
-            from genzoo.errors import GenzooError
+            from genzoo.core.errors import GenzooError
 
             raise GenzooError(f"recipe key 'prior.std' must be positive, got {std}", "set prior.std > 0")
         self.std, self.mean = std, mean

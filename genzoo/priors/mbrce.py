@@ -5,9 +5,9 @@ from typing import Literal
 
 import torch
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.registry import PRIORS
 from genzoo.priors.base import Prior
-from genzoo.registry import PRIORS
 
 
 @PRIORS.register("mbrce")
@@ -17,7 +17,7 @@ class MBRCEPrior(Prior):
     `matching_loss(codes)` is the divergence between a batch of codes and an equal-sized batch drawn from the
     target; architectures use it in place of their own matching (the AAE's discriminator, the VAE's KL term).
     `divergence(x, y)` between any two code batches is what ALAE-style architectures use to push generated
-    codes away from real ones and pull them back (MBRCE.md section 5).
+    codes away from real ones and pull them back (docs/mbrce.md).
 
     Targets: `gaussian` N(0, std^2 I); `mixture` of `modes` Gaussians (std `mode_std`) with means at distance
     `radius` from the origin, on a circle in the first two coordinates (Makhzani's 2-D mixture when dim = 2);

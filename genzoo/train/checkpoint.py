@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genzoo.errors import GenzooError
-from genzoo.io import atomic_write_text, file_sha256, load_tensors, read_json, save_tensors, write_json
+from genzoo.core.errors import GenzooError
+from genzoo.core.io import atomic_write_text, file_sha256, load_tensors, read_json, save_tensors, write_json
 
 
 def optimizer_to_tensors(state: dict, prefix: str) -> tuple[dict, dict]:
@@ -36,7 +36,7 @@ def optimizer_from_tensors(tensors: dict, meta: dict, prefix: str) -> dict:
     state: dict = {}
     for name, value in tensors.items():
         if name.startswith(prefix + "."):
-            pid, key = name[len(prefix) + 1:].split(".", 1)
+            pid, key = name[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(pid), {})[key] = value
     for name, value in meta["scalars"].items():
         pid, key = name.split(".", 1)
@@ -83,8 +83,10 @@ class Checkpoints:
             return None
         path = self.dir / pointer.read_text().strip()
         if not path.is_dir():
-            raise GenzooError(f"checkpoints/latest names '{path.name}', which does not exist in {self.dir}",
-                              "restore that folder, or point checkpoints/latest at an existing step-* folder")
+            raise GenzooError(
+                f"checkpoints/latest names '{path.name}', which does not exist in {self.dir}",
+                "restore that folder, or point checkpoints/latest at an existing step-* folder",
+            )
         return path
 
     def begin(self, step: int) -> Path:
@@ -134,17 +136,23 @@ class Checkpoints:
         manifest = read_json(path / "manifest.json", "checkpoint manifest")
         sums = manifest.get("sha256") if isinstance(manifest, dict) else None
         if not isinstance(sums, dict):
-            raise GenzooError(f"'{path}' is not a genzoo checkpoint (manifest.json has no checksums)",
-                              "point at a folder written by `genzoo train`")
+            raise GenzooError(
+                f"'{path}' is not a genzoo checkpoint (manifest.json has no checksums)",
+                "point at a folder written by `genzoo train`",
+            )
         for name, digest in sums.items():
             file = path / name
             if not file.is_file() or file_sha256(file) != digest:
-                raise GenzooError(f"checkpoint file '{file}' is missing or corrupt (checksum mismatch)",
-                                  f"delete '{path}' and set checkpoints/latest to an earlier step-* folder to resume from it")
+                raise GenzooError(
+                    f"checkpoint file '{file}' is missing or corrupt (checksum mismatch)",
+                    f"delete '{path}' and set checkpoints/latest to an earlier step-* folder to resume from it",
+                )
         rank_file = path / f"rng-rank{rank}.safetensors"
         if not rank_file.is_file():
-            raise GenzooError(f"checkpoint '{path}' was written by fewer processes (no state for process {rank})",
-                              "resume with the same number of processes as the run that wrote it")
+            raise GenzooError(
+                f"checkpoint '{path}' was written by fewer processes (no state for process {rank})",
+                "resume with the same number of processes as the run that wrote it",
+            )
         return {
             "model": load_tensors(path / "model.safetensors", "checkpoint weights"),
             "optimizers": load_tensors(path / "optimizers.safetensors", "checkpoint optimizer state"),

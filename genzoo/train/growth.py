@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from genzoo.errors import GenzooError
-from genzoo.recipe import GrowthSpec
+from genzoo.core.errors import GenzooError
+from genzoo.core.recipe import GrowthSpec
 
 
 @dataclass(frozen=True)
@@ -29,17 +29,25 @@ class GrowthSchedule:
     def __init__(self, spec: GrowthSpec, max_resolution: int, default_batch: int, dataset_size: int, processes: int):
         start = spec.start_resolution
         if start < 1 or not _doubles_of(start, max_resolution):
-            raise GenzooError(f"train.growth.start_resolution {start} does not reach the data's resolution "
-                              f"{max_resolution} by doublings", "use a power-of-two fraction of it, e.g. 4")
+            raise GenzooError(
+                f"train.growth.start_resolution {start} does not reach the data's resolution "
+                f"{max_resolution} by doublings",
+                "use a power-of-two fraction of it, e.g. 4",
+            )
         if (spec.images_per_level is None) == (spec.epochs_per_level is None):
-            raise GenzooError("train.growth needs exactly one of images_per_level and epochs_per_level",
-                              "set e.g. train.growth.epochs_per_level: 30")
+            raise GenzooError(
+                "train.growth needs exactly one of images_per_level and epochs_per_level",
+                "set e.g. train.growth.epochs_per_level: 30",
+            )
         if not 0.0 <= spec.transition <= 1.0:
             raise GenzooError(f"train.growth.transition must lie in [0, 1], got {spec.transition}", "e.g. 0.5")
         self.spec = spec
         self.resolutions = [start << i for i in range((max_resolution // start).bit_length())]
-        self.images_per_level = (spec.images_per_level if spec.images_per_level is not None
-                                 else max(1, round(spec.epochs_per_level * dataset_size)))
+        self.images_per_level = (
+            spec.images_per_level
+            if spec.images_per_level is not None
+            else max(1, round(spec.epochs_per_level * dataset_size))
+        )
         by_world = self._table(spec.batch_size_by_processes.get(str(processes), {}), "batch_size_by_processes")
         per_res = self._table(spec.batch_size, "batch_size")
         self.levels: list[Level] = []
@@ -58,8 +66,11 @@ class GrowthSchedule:
         table = _int_keys(table, name)
         for key in table:
             if not _doubles_of(self.resolutions[0], key):
-                raise GenzooError(f"train.growth.{name} given for resolution {key}, which is not a level "
-                                  f"({', '.join(map(str, self.resolutions))}, ...)", "fix the resolution keys")
+                raise GenzooError(
+                    f"train.growth.{name} given for resolution {key}, which is not a level "
+                    f"({', '.join(map(str, self.resolutions))}, ...)",
+                    "fix the resolution keys",
+                )
         return {key: value for key, value in table.items() if key <= self.resolutions[-1]}
 
     def level_at(self, step: int) -> Level:
@@ -108,5 +119,7 @@ def _int_keys(mapping: dict, what: str) -> dict[int, object]:
         try:
             out[int(k)] = v
         except ValueError:
-            raise GenzooError(f"train.growth.{what} key '{k}' is not a number", "key it by resolution, e.g. 64: 32") from None
+            raise GenzooError(
+                f"train.growth.{what} key '{k}' is not a number", "key it by resolution, e.g. 64: 32"
+            ) from None
     return out

@@ -25,7 +25,7 @@ class EpochBatches:
         order = torch.randperm(self.size, generator=g)
         for b in range(start, self.batches_per_epoch):
             lo = b * self.batch_size + self.rank * self.per_process
-            yield b, order[lo: lo + self.per_process]
+            yield b, order[lo : lo + self.per_process]
 
 
 def batch_stream(dataset, batches: EpochBatches, epoch: int, start: int, num_workers: int = 0):
@@ -36,9 +36,14 @@ def batch_stream(dataset, batches: EpochBatches, epoch: int, start: int, num_wor
             yield b, dataset.__getitems__(idx)
         return
     plan = list(batches.epoch(epoch, start))
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=[idx.tolist() for _, idx in plan],
-                                         num_workers=num_workers, collate_fn=_as_batch, pin_memory=False,
-                                         generator=torch.Generator())  # never draws from the global RNG
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=[idx.tolist() for _, idx in plan],
+        num_workers=num_workers,
+        collate_fn=_as_batch,
+        pin_memory=False,
+        generator=torch.Generator(),
+    )  # never draws from the global RNG
     for (b, _), images in zip(plan, loader):
         yield b, images
 

@@ -9,6 +9,7 @@ different parameter subsets per batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import torch
 
+from genzoo.core.errors import GenzooError
+from genzoo.core.recipe import Recipe, differences, save_recipe
 from genzoo.datasets.base import to_unit_float
-from genzoo.errors import GenzooError
-from genzoo.recipe import Recipe, differences, save_recipe
 from genzoo.train.checkpoint import Checkpoints, optimizer_from_tensors, set_rng_state
 from genzoo.train.ema import EMA
 from genzoo.train.sampler import EpochBatches, batch_stream
@@ -44,14 +45,18 @@ class Trainer:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
-        from genzoo.hub import create_model
-        from genzoo.registry import DATASETS, build
+        from genzoo.core.registry import DATASETS, build
+        from genzoo.modelfile.folder import create_model
 
         spec, recipe = self.spec, self.recipe
         # Several processes without a GPU (accelerate launch --multi_gpu / torchrun on CPUs): gloo on the CPU.
         cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-        self.acc = acc = Accelerator(mixed_precision=spec.mixed_precision, log_with=spec.log_with or None,
-                                     project_dir=str(self.run_dir), cpu=spec.cpu or cpu_processes)
+        self.acc = acc = Accelerator(
+            mixed_precision=spec.mixed_precision,
+            log_with=spec.log_with or None,
+            project_dir=str(self.run_dir),
+            cpu=spec.cpu or cpu_processes,
+        )
         self.rank, self.world = acc.process_index, acc.num_processes
         self.data, _ = build(DATASETS, recipe.data, "data", split="train")
         set_seed(recipe.seed)  # identical initial weights on every process
@@ -60,19 +65,25 @@ class Trainer:
         self.growth = self._growth_schedule()
         for batch in sorted({lv.batch_size for lv in self.growth.levels} if self.growth else {spec.batch_size}):
             if batch % (self.world * spec.grad_accumulation):
-                raise GenzooError(f"batch size {batch} does not split into {self.world} processes x "
-                                  f"{spec.grad_accumulation} micro-batches",
-                                  f"use a multiple of {self.world * spec.grad_accumulation}"
-                                  + (" in train.growth.batch_size" if self.growth else ""))
+                raise GenzooError(
+                    f"batch size {batch} does not split into {self.world} processes x "
+                    f"{spec.grad_accumulation} micro-batches",
+                    f"use a multiple of {self.world * spec.grad_accumulation}"
+                    + (" in train.growth.batch_size" if self.growth else ""),
+                )
             if len(self.data) < batch:
-                raise GenzooError(f"dataset {recipe.data['name']} has {len(self.data)} training images, fewer than "
-                                  f"the batch size {batch}",
-                                  "lower train.growth.batch_size" if self.growth else "lower train.batch_size")
+                raise GenzooError(
+                    f"dataset {recipe.data['name']} has {len(self.data)} training images, fewer than "
+                    f"the batch size {batch}",
+                    "lower train.growth.batch_size" if self.growth else "lower train.batch_size",
+                )
         self.phases = self.model.phases()
         unknown = set(spec.phases) - {p.name for p in self.phases}
         if unknown:
-            raise GenzooError(f"recipe key 'train.phases.{sorted(unknown)[0]}' names no phase of {recipe.model['name']}",
-                              f"its phases are: {', '.join(p.name for p in self.phases)}")
+            raise GenzooError(
+                f"recipe key 'train.phases.{sorted(unknown)[0]}' names no phase of {recipe.model['name']}",
+                f"its phases are: {', '.join(p.name for p in self.phases)}",
+            )
         # One Adam per Phase.optimizer name (default: the phase's own), over the modules of every phase naming it, so
         # phases sharing one (ALAE) share the moments of the modules they have in common. A phase zeroes all of its
         # optimiser's gradients and only its own parameters require gradients, so its step moves nothing else.
@@ -83,8 +94,11 @@ class Trainer:
                 lr=over.lr if over and over.lr is not None else phase.lr,
                 betas=tuple(over.betas) if over and over.betas is not None else phase.betas,
                 weight_decay=over.weight_decay if over and over.weight_decay is not None else phase.weight_decay,
-                decoupled_weight_decay=(over.decoupled_weight_decay if over and over.decoupled_weight_decay is not None
-                                        else phase.decoupled_weight_decay),
+                decoupled_weight_decay=(
+                    over.decoupled_weight_decay
+                    if over and over.decoupled_weight_decay is not None
+                    else phase.decoupled_weight_decay
+                ),
             )
             self.params[phase.name] = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
             names = modules_of.setdefault(phase.optimizer or phase.name, [])
@@ -98,8 +112,9 @@ class Trainer:
         self.all_params = list(self.model.parameters())
         self.ema = EMA(self.model, spec.ema_half_life_images) if spec.ema_half_life_images else None
         if self.growth:
-            self.total_steps = (spec.steps if spec.steps is not None
-                                else self.growth.steps_for_images(spec.epochs * len(self.data)))
+            self.total_steps = (
+                spec.steps if spec.steps is not None else self.growth.steps_for_images(spec.epochs * len(self.data))
+            )
         else:
             self.batches = EpochBatches(len(self.data), spec.batch_size, recipe.seed, self.rank, self.world)
             self.batch_size, self.level_data = spec.batch_size, self.data
@@ -118,17 +133,23 @@ class Trainer:
 
         name = self.recipe.model["name"]
         if not hasattr(model, "set_growth"):
-            raise GenzooError(f"model '{name}' does not grow progressively, but the recipe has 'train.growth'",
-                              "remove the train.growth section (progressive growing needs e.g. style_alae)")
+            raise GenzooError(
+                f"model '{name}' does not grow progressively, but the recipe has 'train.growth'",
+                "remove the train.growth section (progressive growing needs e.g. style_alae)",
+            )
         if not hasattr(self.data, "at_resolution"):
-            raise GenzooError(f"dataset '{self.recipe.data['name']}' cannot give its images at lower resolutions "
-                              "(no at_resolution)", "use an image dataset, or remove train.growth")
+            raise GenzooError(
+                f"dataset '{self.recipe.data['name']}' cannot give its images at lower resolutions (no at_resolution)",
+                "use an image dataset, or remove train.growth",
+            )
         schedule = GrowthSchedule(spec, self.data.image_shape[-1], self.spec.batch_size, len(self.data), self.world)
         missing = [r for r in schedule.resolutions if r not in model.resolutions]
         if missing:
-            raise GenzooError(f"train.growth starts at {spec.start_resolution}, but model '{name}' has no level at "
-                              f"{missing[0]} (its levels: {', '.join(map(str, model.resolutions))})",
-                              "raise train.growth.start_resolution or lower the model's start_resolution")
+            raise GenzooError(
+                f"train.growth starts at {spec.start_resolution}, but model '{name}' has no level at "
+                f"{missing[0]} (its levels: {', '.join(map(str, model.resolutions))})",
+                "raise train.growth.start_resolution or lower the model's start_resolution",
+            )
         return schedule
 
     def _enter_level(self):
@@ -139,8 +160,9 @@ class Trainer:
         self.level, self.batch_size = level, level.batch_size
         self.level_data = self.data.at_resolution(level.resolution)
         # Each level has its own shuffles, so the order depends only on (seed, level, epoch in the level).
-        self.batches = EpochBatches(len(self.level_data), level.batch_size, self.recipe.seed + 7919 * level.index,
-                                    self.rank, self.world)
+        self.batches = EpochBatches(
+            len(self.level_data), level.batch_size, self.recipe.seed + 7919 * level.index, self.rank, self.world
+        )
         for phase in self.phases:  # the level's learning rate, else the phase's own
             self.hyper[phase.name]["lr"] = self.growth.lr.get(level.resolution, self.base_lr[phase.name])
         if self.step == level.first_step and level.index > 0 and self.growth.spec.reset_optimizers:
@@ -161,9 +183,11 @@ class Trainer:
 
         changed = differences(yaml.safe_load(saved.read_text()) if saved.is_file() else {}, self.recipe.to_dict())
         if changed:
-            raise GenzooError(f"run folder '{self.run_dir}' holds a run with a different recipe "
-                              f"({', '.join(changed[:4])} differ)",
-                              "give this recipe another name (name=... override) to start a new run, or restore the old settings to resume")
+            raise GenzooError(
+                f"run folder '{self.run_dir}' holds a run with a different recipe ({', '.join(changed[:4])} differ)",
+                "give this recipe another name (name=... override) to start a new run, "
+                "or restore the old settings to resume",
+            )
         state = Checkpoints.read(latest, self.rank)
         self._load_state(state)
         if self.acc.is_main_process:
@@ -193,9 +217,11 @@ class Trainer:
             self._say(f"run '{self.run_dir}' already finished at step {self.step}; raise train.steps to continue")
             return self.run_dir
         if spec.log_with:
-            from genzoo.recipe import flat_items
+            from genzoo.core.recipe import flat_items
 
-            acc.init_trackers(self.recipe.name, config={k: str(v) for k, v in flat_items(self.recipe.to_dict()).items()})
+            acc.init_trackers(
+                self.recipe.name, config={k: str(v) for k, v in flat_items(self.recipe.to_dict()).items()}
+            )
         self._install_signal_handlers()
         self.model.train()
         sums, count, t0, step0 = {}, 0, time.perf_counter(), self.step
@@ -295,7 +321,7 @@ class Trainer:
             self._stopping = self._stop_signal is not None
         return logs
 
-    # -- evaluation during training (seed 000: FID every few epochs at the top resolution, best kept) -----------
+    # -- evaluation during training (the MBRCE-AAE project: FID every few epochs at the top resolution, best kept)
     def _images_at(self, step: int) -> int:
         return self.growth.images_before(step) if self.growth else step * self.spec.batch_size
 
@@ -310,28 +336,38 @@ class Trainer:
             return self._images_at(self.step) // span > self._images_at(self.step - 1) // span
         return self.step >= self.total_steps
 
+    def _ema_weights(self):
+        """The EMA weights swapped in for the block (evaluation, samples, export); the live ones without EMA."""
+        return self.ema.applied() if self.ema else contextlib.nullcontext()
+
     def _evaluate(self):
         """Measure the recipe's metric on its held-out split (main process, EMA weights); keep the best model."""
         ev, acc = self.spec.eval, self.acc
         if acc.is_main_process:
-            from genzoo.evaluate import evaluate
-            from genzoo.hub import save_pretrained
+            from genzoo.metrics.evaluate import evaluate
             from genzoo.metrics.fid import forget_model_features
+            from genzoo.modelfile.folder import save_pretrained
 
             forget_model_features()  # the same model object holds new weights now
             self.model.eval()
-            with torch.random.fork_rng(devices=[]), (self.ema.applied() if self.ema else _nullcontext()):
+            with torch.random.fork_rng(devices=[]), self._ema_weights():
                 result = evaluate(self.model, [ev.metric], {ev.metric: dict(ev.options)}, split=ev.split)[ev.metric]
                 value = float(result[ev.value or ev.metric])
                 better = self.best is None or (value > self.best if ev.higher_is_better else value < self.best)
                 if better:
                     self.best = value
-                    save_pretrained(self.model, self.run_dir / "model-best",
-                                    extra={"step": self.step, "best": {ev.value or ev.metric: value, "split": ev.split}})
+                    save_pretrained(
+                        self.model,
+                        self.run_dir / "model-best",
+                        extra={"step": self.step, "best": {ev.value or ev.metric: value, "split": ev.split}},
+                    )
             self.model.train()
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps({"step": self.step, f"eval/{ev.value or ev.metric}": value, "best": better}) + "\n")
-            self._say(f"step {self.step}: {ev.value or ev.metric} {value:.4g}" + (" (best so far: model-best/)" if better else ""))
+            self._say(
+                f"step {self.step}: {ev.value or ev.metric} {value:.4g}"
+                + (" (best so far: model-best/)" if better else "")
+            )
         acc.wait_for_everyone()
 
     # -- logging, samples, checkpoints -------------------------------------------------------------------------
@@ -344,11 +380,18 @@ class Trainer:
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             raise NonFiniteLoss(self._nonfinite_message(bad[0]), self._nonfinite_fix(bad[0]))
-        record = {"step": self.step, "epoch": self.epoch, "images_per_s": round(images_per_s, 2),
-                  **{f"loss/{k}": v for k, v in values.items()}}
+        record = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "images_per_s": round(images_per_s, 2),
+            **{f"loss/{k}": v for k, v in values.items()},
+        }
         if self.growth:  # epochs count images over all levels; the level and blend the last step used
-            record.update(epoch=round(self.growth.images_before(self.step) / len(self.data), 4),
-                          resolution=self.level.resolution, blend=round(self.growth.blend(self.step - 1), 6))
+            record.update(
+                epoch=round(self.growth.images_before(self.step) / len(self.data), 4),
+                resolution=self.level.resolution,
+                blend=round(self.growth.blend(self.step - 1), 6),
+            )
         if self.acc.is_main_process:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -356,7 +399,10 @@ class Trainer:
                 shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items())
                 progress.update(self._task, completed=self.step, info=f"{images_per_s:,.0f} img/s  {shown}")
             else:
-                self._say(f"step {self.step}/{self.total_steps}  " + "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "step"))
+                self._say(
+                    f"step {self.step}/{self.total_steps}  "
+                    + "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "step")
+                )
         if self.spec.log_with:
             self.acc.log(record, step=self.step)
 
@@ -380,18 +426,20 @@ class Trainer:
         untouched (generators with noise inputs draw from it), so grids never change the training stream."""
         if not self.acc.is_main_process or not _can_sample(self.model):
             return
-        from genzoo.images import save_grid
+        from genzoo.core.grids import save_grid
 
         self.model.eval()
-        with torch.random.fork_rng(devices=[]), (self.ema.applied() if self.ema else _nullcontext()):
+        with torch.random.fork_rng(devices=[]), self._ema_weights():
             torch.manual_seed(self.recipe.seed)
-            images = self.model.sample(self.spec.sample_count, generator=torch.Generator().manual_seed(self.recipe.seed))
+            images = self.model.sample(
+                self.spec.sample_count, generator=torch.Generator().manual_seed(self.recipe.seed)
+            )
         self.model.train()
         save_grid(images, self.run_dir / "samples" / f"step-{self.step:07d}.png")
 
     def save_checkpoint(self):
         """Write a checkpoint and the model/ export. All processes take part (each saves its RNG state)."""
-        from genzoo.hub import save_pretrained
+        from genzoo.modelfile.folder import save_pretrained
 
         acc = self.acc
         _check_in_sync(self.all_params, self.world)
@@ -399,7 +447,7 @@ class Trainer:
             # e.g. LBAE fits its code sampler on training codes: before the state is taken, so that the checkpoint
             # and the export hold the same fitted buffers.
             self.model.eval()
-            with self.ema.applied() if self.ema else _nullcontext(), torch.random.fork_rng(devices=[]):
+            with self._ema_weights(), torch.random.fork_rng(devices=[]):
                 self.model.prepare_export(self.data)
             self.model.train()
         tmp = self.checkpoints.dir / f".tmp-step-{self.step:07d}"
@@ -411,14 +459,22 @@ class Trainer:
             model_tensors = dict(self.model.state_dict())
             if self.ema:
                 model_tensors.update(self.ema.state_dict())
-            state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                     "processes": self.world, "recipe": self.recipe.name, "best_eval": self.best}
-            self.checkpoints.write_main(tmp, model_tensors, {n: o.state_dict() for n, o in self.optimizers.items()}, state)
+            state = {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "processes": self.world,
+                "recipe": self.recipe.name,
+                "best_eval": self.best,
+            }
+            self.checkpoints.write_main(
+                tmp, model_tensors, {n: o.state_dict() for n, o in self.optimizers.items()}, state
+            )
         acc.wait_for_everyone()
         if acc.is_main_process:
             self.checkpoints.commit(tmp, self.step)
             self.model.eval()
-            with self.ema.applied() if self.ema else _nullcontext():
+            with self._ema_weights():
                 save_pretrained(self.model, self.run_dir / "model", extra={"step": self.step})
             self.model.train()
         acc.wait_for_everyone()
@@ -433,8 +489,14 @@ class Trainer:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+        )
         self._task = progress.add_task(self.recipe.name, total=self.total_steps, completed=self.step, info="")
         progress.start()
         return progress
@@ -469,14 +531,6 @@ def _can_sample(model) -> bool:
     return getattr(model, "prior", None) is not None or type(model).sample is not GenerativeAutoencoder.sample
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _all_reduce_mean(grads: list[torch.Tensor], world: int) -> None:
     """Average gradients over processes with one collective on a flat buffer."""
     import torch.distributed as dist
@@ -488,7 +542,7 @@ def _all_reduce_mean(grads: list[torch.Tensor], world: int) -> None:
     flat /= world
     offset = 0
     for g in grads:
-        g.copy_(flat[offset: offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 
@@ -502,15 +556,17 @@ def _check_in_sync(params, world: int) -> None:
     gathered = [torch.zeros_like(total) for _ in range(world)]
     dist.all_gather(gathered, total)
     if any(not torch.equal(g, gathered[0]) for g in gathered):
-        raise GenzooError("processes hold different weights (gradient synchronisation failed)",
-                          "report this as a bug with the recipe; run with one process meanwhile")
+        raise GenzooError(
+            "processes hold different weights (gradient synchronisation failed)",
+            "report this as a bug with the recipe; run with one process meanwhile",
+        )
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint we resume from, so metrics.jsonl reads as one run."""
     if not path.is_file():
         return
-    from genzoo.io import atomic_write_text
+    from genzoo.core.io import atomic_write_text
 
     kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
     atomic_write_text(path, "".join(line + "\n" for line in kept))

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from genzoo.errors import GenzooError
+from genzoo import GenzooError
 from genzoo.hookspecs import hookimpl
 from genzoo.priors.base import Prior
 
@@ -27,7 +27,9 @@ class StudentTPrior(Prior):
     def __init__(self, dim: int, df: float = 3.0, scale: float = 1.0, loc: float = 0.0):
         super().__init__(dim)
         if df <= 0:
-            raise GenzooError(f"recipe key 'prior.df' must be positive, got {df}", "set prior.df > 0 (3 is heavy-tailed)")
+            raise GenzooError(
+                f"recipe key 'prior.df' must be positive, got {df}", "set prior.df > 0 (3 is heavy-tailed)"
+            )
         if scale <= 0:
             raise GenzooError(f"recipe key 'prior.scale' must be positive, got {scale}", "set prior.scale > 0")
         self.df, self.scale, self.loc = float(df), float(scale), float(loc)
@@ -42,8 +44,9 @@ class StudentTPrior(Prior):
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         d, df = self.dim, self.df
         r2 = ((z - self.loc) / self.scale).pow(2).sum(-1)
-        const = (math.lgamma((df + d) / 2) - math.lgamma(df / 2) - d / 2 * math.log(df * math.pi)
-                 - d * math.log(self.scale))
+        const = (
+            math.lgamma((df + d) / 2) - math.lgamma(df / 2) - d / 2 * math.log(df * math.pi) - d * math.log(self.scale)
+        )
         return const - (df + d) / 2 * torch.log1p(r2 / df)
 
 

@@ -1,7 +1,8 @@
 """Interpolation in code space, for every architecture (it needs only `encode` and `decode`).
 
 Two layouts: a straight line between two codes (`line_codes`), and the four-corner grid of the MBRCE-AAE README
-(seed 000): an N x N grid, bilinear in code space, whose top-left, top-right, bottom-left and bottom-right cells
+(the MBRCE-AAE project): an N x N grid, bilinear in code space, whose top-left, top-right, bottom-left and
+bottom-right cells
 are the four given codes (`corner_grid`). The end points come from images (files resized to the model's image
 shape, or dataset indices) through `model.encode`, or from the prior; a model whose decoder works on codes other
 than the prior's draws maps them with `model.code_from_prior(z)` (ALAE: w = F(z)).
@@ -14,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
 
 
 def load_images(paths: Sequence[str | Path], image_shape: Sequence[int]) -> torch.Tensor:
@@ -62,19 +63,9 @@ def corner_grid(top_left, top_right, bottom_left, bottom_right, n: int) -> torch
     return (weights.view(-1, 4, *[1] * top_left.dim()) * corners.unsqueeze(0)).sum(1)
 
 
-def prior_codes(model, count: int, seed: int = 0) -> torch.Tensor:
-    """`count` codes from the model's prior, in the space `decode` takes (through `code_from_prior` if any)."""
-    prior = getattr(model, "prior", None)
-    if prior is None:
-        raise GenzooError("this model has no prior to draw codes from", "give images or dataset indices")
-    z = prior.sample(count, generator=torch.Generator().manual_seed(seed))
-    mapping = getattr(model, "code_from_prior", None)
-    return mapping(z) if mapping is not None else z
-
-
 @torch.no_grad()
 def decode_codes(model, codes: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    return torch.cat([model.decode(codes[i:i + batch_size]).cpu() for i in range(0, len(codes), batch_size)])
+    return torch.cat([model.decode(codes[i : i + batch_size]).cpu() for i in range(0, len(codes), batch_size)])
 
 
 @torch.no_grad()
@@ -83,8 +74,10 @@ def interpolate(model, codes: torch.Tensor, steps: int, corners: bool = False) -
     codes[0..3] (top-left, top-right, bottom-left, bottom-right); (N, C, H, W) in [0, 1] on the CPU."""
     need = 4 if corners else 2
     if len(codes) != need:
-        raise GenzooError(f"interpolation needs {need} end points{' with --corners' if corners else ''}, got "
-                          f"{len(codes)}", f"give {need} images or indices (or none, for random codes)")
+        raise GenzooError(
+            f"interpolation needs {need} end points{' with --corners' if corners else ''}, got {len(codes)}",
+            f"give {need} images or indices (or none, for random codes)",
+        )
     if steps < 2:
         raise GenzooError(f"--steps must be at least 2, got {steps}", "e.g. --steps 8")
     if corners:

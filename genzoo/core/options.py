@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any, Literal, Union
 
-from genzoo.errors import GenzooError, did_you_mean
+from genzoo.core.errors import GenzooError, did_you_mean
 
 _YAML11_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
@@ -61,7 +61,8 @@ def check_value(value: Any, annotation: Any, path: str) -> Any:
         if value in args:
             return value
         raise GenzooError(
-            f"recipe key '{path}' must be one of {', '.join(repr(a) for a in args)}, got {value!r}{did_you_mean(value, args)}",
+            f"recipe key '{path}' must be one of {', '.join(repr(a) for a in args)}, "
+            f"got {value!r}{did_you_mean(value, args)}",
             f"fix '{path}'",
         )
     if annotation is type(None) or annotation is None:
@@ -91,7 +92,9 @@ def check_value(value: Any, annotation: Any, path: str) -> Any:
             raise _wrong(path, value, annotation)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise GenzooError(f"recipe key '{path}' must have {len(args)} items, got {len(value)}", f"fix '{path}'")
+                raise GenzooError(
+                    f"recipe key '{path}' must have {len(args)} items, got {len(value)}", f"fix '{path}'"
+                )
             return tuple(check_value(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
         item = args[0] if args else Any
         out = [check_value(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
@@ -150,7 +153,9 @@ def bind_options(fn, options: dict, path: str, injected: dict | None = None) -> 
     target = fn.__init__ if inspect.isclass(fn) else fn
     sig = inspect.signature(target)
     hints = typing.get_type_hints(target)
-    params = {n: p for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    params = {
+        n: p for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
     settable = {n: p for n, p in params.items() if n not in injected}
     for key in options:
         if key not in settable:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
 
 
 @dataclass
@@ -40,8 +40,8 @@ class StudySpec:
 
 
 def load_study(path) -> StudySpec:
-    from genzoo.options import build_dataclass
-    from genzoo.recipe import read_yaml
+    from genzoo.core.options import build_dataclass
+    from genzoo.core.recipe import read_yaml
 
     raw = read_yaml(path)
     spec = build_dataclass(StudySpec, raw, "study") if not isinstance(raw, StudySpec) else raw
@@ -62,8 +62,8 @@ def load_study(path) -> StudySpec:
 
 
 def run_study(path, overrides: list[str] | None = None, device: str = "cpu", console=None, progress=None) -> dict:
-    from genzoo.recipe import load_recipe
-    from genzoo.report import compare
+    from genzoo.analysis.report import compare
+    from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
     spec = load_study(path)
@@ -72,14 +72,37 @@ def run_study(path, overrides: list[str] | None = None, device: str = "cpu", con
     for label, entry in spec.models.items():  # resolve every recipe first: a bad key fails before any training
         for seed in spec.seeds:
             run = f"{label}-s{seed}"
-            recipes[run] = (label, load_recipe(entry["recipe"], [*spec.overrides, *entry["overrides"], *(overrides or []),
-                                                                   f"seed={seed}", f"name={run}", f"output_dir={root}"]))
+            recipes[run] = (
+                label,
+                load_recipe(
+                    entry["recipe"],
+                    [
+                        *spec.overrides,
+                        *entry["overrides"],
+                        *(overrides or []),
+                        f"seed={seed}",
+                        f"name={run}",
+                        f"output_dir={root}",
+                    ],
+                ),
+            )
     runs, groups = [], {}
     for run, (label, recipe) in recipes.items():
         if progress is not None:
             progress(f"training {run}")
         runs.append(Trainer(recipe, console=console).fit())
         groups[run] = label
-    return compare(runs, spec.metrics, spec.metric_options, root / "report", split=spec.split, limit=spec.limit,
-                   device=device, samples=spec.samples, title=f"study {spec.name}", groups=groups,
-                   labels=list(recipes), progress=progress)
+    return compare(
+        runs,
+        spec.metrics,
+        spec.metric_options,
+        root / "report",
+        split=spec.split,
+        limit=spec.limit,
+        device=device,
+        samples=spec.samples,
+        title=f"study {spec.name}",
+        groups=groups,
+        labels=list(recipes),
+        progress=progress,
+    )

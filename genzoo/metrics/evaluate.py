@@ -1,40 +1,43 @@
-"""Evaluate a loaded model on registered metrics: what `genzoo eval` and `genzoo compare` run.
+"""Evaluate a model on registered metrics: what `genzoo eval`, `genzoo compare` and the trainer's periodic metric
+(`train.eval`) run, and the tables and protocol lines that show the results.
 
 Every result carries a `protocol` block: the metric and its resolved options, dataset and split, limit, and the
-model's revision (training step, sha256 of its weights file), merged with what the metric itself records (FID
-mode, Inception weights hash, reference split and image count, sample count, seed, ...).
+model's revision (training step, sha256 of its weights file: modelfile.folder.model_revision), merged with what
+the metric itself records (FID mode, Inception weights hash, reference split and image count, sample count, seed).
 """
 
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
-from genzoo.errors import GenzooError
-
-INJECTED = ("model", "dataset", "limit", "splits")
+from genzoo.core.errors import GenzooError
 
 
 def parse_metric_options(items: list[str] | None, names: list[str]) -> dict[str, dict]:
     """['fid.mode=legacy_tensorflow', 'parzen.samples=1000'] -> {'fid': {'mode': ...}, 'parzen': {...}}."""
-    from genzoo.errors import did_you_mean
-    from genzoo.recipe import parse_override
+    from genzoo.core.errors import did_you_mean
+    from genzoo.core.recipe import parse_override
 
     options: dict[str, dict] = {name: {} for name in names}
     for text in items or []:
         keys, value = parse_override(text)
         if len(keys) != 2:
-            raise GenzooError(f"metric option '{text}' is not of the form metric.option=value", "write e.g. fid.count=1000")
+            raise GenzooError(
+                f"metric option '{text}' is not of the form metric.option=value", "write e.g. fid.count=1000"
+            )
         if keys[0] not in options:
-            raise GenzooError(f"metric option '{text}' is for '{keys[0]}', which is not among --metrics "
-                              f"{','.join(names)}{did_you_mean(keys[0], names)}", "add it to --metrics or fix the name")
+            raise GenzooError(
+                f"metric option '{text}' is for '{keys[0]}', which is not among --metrics "
+                f"{','.join(names)}{did_you_mean(keys[0], names)}",
+                "add it to --metrics or fix the name",
+            )
         options[keys[0]][keys[1]] = value
     return options
 
 
 def dataset_for(model, split: str, data_root: str | None = None):
     """The model's training dataset (from its config.json), at `split`."""
-    from genzoo.registry import DATASETS, build
+    from genzoo.core.registry import DATASETS, build
 
     data = dict(model.config.get("data") or {})
     if not data:
@@ -45,43 +48,32 @@ def dataset_for(model, split: str, data_root: str | None = None):
     return dataset
 
 
-def model_revision(model, source=None) -> dict:
-    """Which weights were evaluated: training step, sha256 of model.safetensors (when the folder is local)."""
-    from genzoo.hub import WEIGHTS_NAME, resolve_model_folder
-    from genzoo.io import file_sha256
-
-    extra = getattr(model, "extra_config", {}) or {}
-    revision = {"source": str(source) if source is not None else None, "step": extra.get("step"),
-                **{k: extra[k] for k in ("genzoo_version", "revision", "repo_id", "commit") if k in extra}}
-    try:
-        folder = resolve_model_folder(source) if source is not None else None
-    except (GenzooError, OSError):
-        folder = None
-    if folder is not None and (folder / WEIGHTS_NAME).is_file():
-        revision["weights_sha256"] = file_sha256(folder / WEIGHTS_NAME)
-    return revision
-
-
 def resolve_metrics(names: list[str], options: dict[str, dict] | None = None) -> dict:
     """{name: (function, resolved options)}; unknown metrics and options fail here, before any work."""
-    from genzoo.options import bind_options
-    from genzoo.registry import METRICS
+    from genzoo.core.registry import METRIC_INPUTS, METRICS, resolve_section
 
     if not names:
         raise GenzooError("no metrics named", "pass e.g. --metrics reconstruction,fid")
     resolved = {}
     for name in names:
-        fn = METRICS.get(name)
-        params = inspect.signature(fn).parameters
-        injected = {k: None for k in INJECTED if k in params}
-        resolved[name] = (fn, bind_options(fn, (options or {}).get(name, {}), name, injected))
+        section = resolve_section(METRICS, {**(options or {}).get(name, {}), "name": name}, name, METRIC_INPUTS)
+        resolved[name] = (METRICS.get(name), {k: v for k, v in section.items() if k != "name"})
     return resolved
 
 
-def evaluate(model, metrics: list[str], options: dict[str, dict] | None = None, split: str = "test",
-             limit: int | None = None, data_root: str | None = None, source=None, progress=None) -> dict:
-    """{metric: {values..., "protocol": {...}}} for a loaded model on its dataset's `split`."""
-    from genzoo import __version__
+def evaluate(
+    model,
+    metrics: list[str],
+    options: dict[str, dict] | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    data_root: str | None = None,
+    revision: dict | None = None,
+    progress=None,
+) -> dict:
+    """{metric: {values..., "protocol": {...}}} for a loaded model on its dataset's `split`; `revision` says which
+    weights these are (modelfile.folder.model_revision)."""
+    from genzoo.core.version import __version__
 
     plan = resolve_metrics(metrics, options)
     data = dataset_for(model, split, data_root)
@@ -92,7 +84,7 @@ def evaluate(model, metrics: list[str], options: dict[str, dict] | None = None, 
             loaded[name] = dataset_for(model, name, data_root)
         return loaded[name]
 
-    revision = model_revision(model, source)
+    revision = revision or {}
     results = {}
     for name, (fn, opts) in plan.items():
         if progress is not None:
@@ -102,9 +94,18 @@ def evaluate(model, metrics: list[str], options: dict[str, dict] | None = None, 
             kwargs["splits"] = splits
         values = dict(fn(model, data, limit=limit, **kwargs))
         own = values.pop("protocol", {}) or {}
-        protocol = {"metric": name, "dataset": (model.config.get("data") or {}).get("name"), "split": split,
-                    "limit": limit, "model_step": revision.get("step"), "model": revision, "options": opts,
-                    "seed": opts.get("seed"), "genzoo_version": __version__, **own}
+        protocol = {
+            "metric": name,
+            "dataset": (model.config.get("data") or {}).get("name"),
+            "split": split,
+            "limit": limit,
+            "model_step": revision.get("step"),
+            "model": revision,
+            "options": opts,
+            "seed": opts.get("seed"),
+            "genzoo_version": __version__,
+            **own,
+        }
         results[name] = {**values, "protocol": protocol}
     return results
 
@@ -138,7 +139,10 @@ def protocol_lines(results: dict) -> list[str]:
         bits = [f"{p.get('dataset')}/{p.get('split')}"]
         if "mode" in p:
             inc = p.get("inception") or {}
-            bits.append(f"mode {p['mode']}, Inception {str(inc.get('layers_sha256') or inc.get('sha256'))[:12]} ({inc.get('source')})")
+            bits.append(
+                f"mode {p['mode']}, Inception {str(inc.get('layers_sha256') or inc.get('sha256'))[:12]} "
+                f"({inc.get('source')})"
+            )
         if isinstance(p.get("reference"), dict):
             ref = p["reference"]
             bits.append(f"{p.get('source')} x{p.get('images')} vs {ref.get('dataset')} x{ref.get('images')}")
@@ -150,7 +154,3 @@ def protocol_lines(results: dict) -> list[str]:
         bits.append(f"step {model.get('step')}, weights {str(model.get('weights_sha256'))[:12]}")
         lines.append(f"{name}: " + "; ".join(bits))
     return lines
-
-
-def default_out(source) -> Path:
-    return Path(source) / "eval.json"

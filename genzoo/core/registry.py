@@ -5,7 +5,7 @@ Built-ins register with a decorator (timm's `@register_model`):
     @PRIORS.register("gaussian")
     class GaussianPrior(Prior): ...
 
-Third-party packages register through the pluggy hook `genzoo_register_components` (see genzoo.hookspecs),
+Third-party packages register through the pluggy hook `genzoo_register_components` (see genzoo.core.hookspecs),
 found from the entry-point group `genzoo.plugins`. Installing the package is the only step. A plugin that fails
 to import or to register only warns: it never breaks genzoo.
 """
@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from genzoo.errors import GenzooError, did_you_mean
+from genzoo.core.errors import GenzooError, did_you_mean
 
 ENTRY_POINT_GROUP = "genzoo.plugins"
 _BUILTIN_MODULES = ("genzoo.priors", "genzoo.models", "genzoo.datasets", "genzoo.metrics")
@@ -87,6 +87,8 @@ MODELS = Registry("model")
 DATASETS = Registry("dataset")
 METRICS = Registry("metric")
 REGISTRIES = {"priors": PRIORS, "models": MODELS, "datasets": DATASETS, "metrics": METRICS}
+# What the evaluation loop passes a metric function itself; its other keyword arguments are the metric's options.
+METRIC_INPUTS = ("model", "dataset", "limit", "splits")
 
 _loaded = False
 
@@ -107,7 +109,7 @@ def _load_plugins() -> None:
 
     import pluggy
 
-    from genzoo import hookspecs
+    from genzoo.core import hookspecs
 
     manager = pluggy.PluginManager("genzoo")
     manager.add_hookspecs(hookspecs)
@@ -138,18 +140,27 @@ def _load_plugins() -> None:
                 registry._source = "genzoo"
 
 
-def build(registry: Registry, spec: dict, path: str, **injected):
-    """Build a component from a recipe section `{name: ..., **options}`.
+def resolve_section(registry: Registry, section, path: str, injected=()) -> dict:
+    """Check a recipe section `{name: ..., **options}` against the named component's signature and fill its defaults.
 
-    Returns (object, resolved) where `resolved` is the section with every default filled in: what gets saved
-    into the run folder and the model's config.json.
+    `injected` names the arguments genzoo supplies itself (a model's prior, a prior's dim): they are not options.
+    The one path from a recipe section to a component: recipe validation, `build` and `create_model` all use it.
     """
-    from genzoo.options import bind_options
+    from genzoo.core.options import bind_options
 
-    spec = dict(spec)
-    if "name" not in spec:
-        raise GenzooError(f"recipe key '{path}.name' is missing", f"name a {registry.kind}: {', '.join(registry.names())}")
-    name = spec.pop("name")
+    if not isinstance(section, dict) or "name" not in section:
+        raise GenzooError(
+            f"recipe key '{path}.name' is missing", f"name a {registry.kind}: {', '.join(registry.names())}"
+        )
+    name = section["name"]
     entry = registry.entry(name)
-    options = bind_options(entry.obj, spec, path, injected)
-    return entry.obj(**options, **injected), {"name": name, **options}
+    options = {k: v for k, v in section.items() if k != "name"}
+    return {"name": name, **bind_options(entry.obj, options, path, dict.fromkeys(injected))}
+
+
+def build(registry: Registry, section: dict, path: str, **injected):
+    """Build a component from a recipe section; returns (object, resolved section with every default filled in):
+    the resolved section is what gets saved into the run folder and the model's config.json."""
+    resolved = resolve_section(registry, section, path, injected)
+    options = {k: v for k, v in resolved.items() if k != "name"}
+    return registry.get(resolved["name"])(**options, **injected), resolved

@@ -22,7 +22,7 @@ def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> tor
     for i in range(n):
         r, k = divmod(i, nrow)
         top, left = padding + r * (h + padding), padding + k * (w + padding)
-        grid[:, top:top + h, left:left + w] = x[i]
+        grid[:, top : top + h, left : left + w] = x[i]
     return grid
 
 
@@ -30,7 +30,7 @@ def save_image(x: torch.Tensor, path: Path, upscale: int = 1) -> Path:
     """Save one (C, H, W) image in [0, 1] as PNG, written atomically."""
     from PIL import Image
 
-    from genzoo.io import atomic_path
+    from genzoo.core.io import atomic_path
 
     array = to_uint8(x.unsqueeze(0))[0].numpy()
     image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)

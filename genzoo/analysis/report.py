@@ -17,7 +17,7 @@ import json
 import math
 from pathlib import Path
 
-from genzoo.evaluate import format_value, protocol_lines, scalar_items
+from genzoo.metrics.evaluate import format_value, protocol_lines, scalar_items
 
 BOOKKEEPING = {"images", "reference_images", "codes", "samples", "alpha", "bandwidth", "kid_std"}
 
@@ -48,23 +48,36 @@ def training_log(source) -> list[dict]:
     return []
 
 
-def model_grids(model, dataset, folder: Path, label: str, samples: int = 64, reconstructions: int = 16,
-                seed: int = 0) -> dict:
+def model_grids(
+    model, dataset, folder: Path, label: str, samples: int = 64, reconstructions: int = 16, seed: int = 0
+) -> dict:
     """samples grid and originals-above-reconstructions grid, as PNGs."""
     import torch
 
-    from genzoo.datasets.base import to_unit_float
-    from genzoo.images import save_grid
+    from genzoo.core.grids import save_grid
 
     g = torch.Generator().manual_seed(seed)
     out = {"samples": save_grid(model.sample(samples, generator=g).cpu(), folder / f"{label}-samples.png", nrow=8)}
-    n = min(reconstructions, len(dataset))
-    x = to_unit_float(dataset.__getitems__(list(range(n))).to(next(model.parameters()).device))
-    r = model.reconstruct(x)
-    row = min(n, 8)
-    pairs = torch.cat([torch.cat([x[i:i + row], r[i:i + row]]) for i in range(0, n, row)])
-    out["reconstructions"] = save_grid(pairs.cpu(), folder / f"{label}-reconstructions.png", nrow=row)
+    out["reconstructions"] = reconstruction_grid(
+        model, dataset, folder / f"{label}-reconstructions.png", count=reconstructions, row=8
+    )
     return out
+
+
+def reconstruction_grid(model, dataset, path: Path, count: int = 16, row: int = 16) -> Path:
+    """The first `count` images of `dataset`, each row of originals above its row of reconstructions, as a PNG."""
+    import torch
+
+    from genzoo.core.grids import save_grid
+    from genzoo.datasets.base import to_unit_float
+
+    n = min(count, len(dataset))
+    x = to_unit_float(dataset.__getitems__(list(range(n))).to(next(model.parameters()).device))
+    with torch.no_grad():
+        r = model.reconstruct(x)
+    row = min(n, row)
+    pairs = torch.cat([torch.cat([x[i : i + row], r[i : i + row]]) for i in range(0, n, row)])
+    return save_grid(pairs.cpu(), path, nrow=row)
 
 
 def _safe(name: str) -> str:
@@ -89,7 +102,9 @@ def training_plots(entries: list[dict], folder: Path) -> list[Path]:
     for key in keys:
         fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
         for e in entries:
-            pts = [(row["step"], row[key]) for row in e["log"] if "step" in row and isinstance(row.get(key), (int, float))]
+            pts = [
+                (row["step"], row[key]) for row in e["log"] if "step" in row and isinstance(row.get(key), (int, float))
+            ]
             if pts:
                 ax.plot(*zip(*pts), label=e["label"], linewidth=1.2)
         ax.set_title(key)
@@ -113,8 +128,9 @@ def table_rows(entries: list[dict], groups: dict[str, str] | None = None) -> tup
                 columns.append(key)
     values = [dict(scalar_items(e["results"])) for e in entries]
     if not groups:
-        return ["run", *columns], [[e["label"], *[format_value(v.get(c, "")) for c in columns]]
-                                   for e, v in zip(entries, values)]
+        return ["run", *columns], [
+            [e["label"], *[format_value(v.get(c, "")) for c in columns]] for e, v in zip(entries, values)
+        ]
     rows, order = [], []
     for e in entries:
         g = groups.get(e["label"], e["label"])
@@ -143,8 +159,13 @@ def _markdown(title, header, rows, entries, plots, folder) -> str:
         lines += [f"- **{e['label']}** (`{e['source']}`)"] + [f"  - {p}" for p in protocol_lines(e["results"])]
     if plots:
         lines += ["", "## Training", ""] + [f"![{p.stem}]({p.relative_to(folder).as_posix()})" for p in plots]
-    lines += ["", "## Samples and reconstructions", "", "| run | samples | reconstructions (originals above) |",
-              "|---|---|---|"]
+    lines += [
+        "",
+        "## Samples and reconstructions",
+        "",
+        "| run | samples | reconstructions (originals above) |",
+        "|---|---|---|",
+    ]
     for e in entries:
         s, r = (e["grids"][k].relative_to(folder).as_posix() for k in ("samples", "reconstructions"))
         lines.append(f"| {e['label']} | ![samples]({s}) | ![reconstructions]({r}) |")
@@ -160,12 +181,21 @@ def _html(title, header, rows, entries, plots) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    protocol = "".join(f"<li><b>{esc(e['label'])}</b> <code>{esc(str(e['source']))}</code><ul>"
-                       + "".join(f"<li>{esc(p)}</li>" for p in protocol_lines(e["results"])) + "</ul></li>"
-                       for e in entries)
-    plot_html = "".join(f"<figure>{_img(p, p.stem)}</figure>" for p in plots) or "<p>No training logs (model folders only).</p>"
-    grids = "".join(f"<tr><th>{esc(e['label'])}</th><td>{_img(e['grids']['samples'], e['label'] + ' samples')}</td>"
-                    f"<td>{_img(e['grids']['reconstructions'], e['label'] + ' reconstructions')}</td></tr>" for e in entries)
+    protocol = "".join(
+        f"<li><b>{esc(e['label'])}</b> <code>{esc(str(e['source']))}</code><ul>"
+        + "".join(f"<li>{esc(p)}</li>" for p in protocol_lines(e["results"]))
+        + "</ul></li>"
+        for e in entries
+    )
+    plot_html = (
+        "".join(f"<figure>{_img(p, p.stem)}</figure>" for p in plots)
+        or "<p>No training logs (model folders only).</p>"
+    )
+    grids = "".join(
+        f"<tr><th>{esc(e['label'])}</th><td>{_img(e['grids']['samples'], e['label'] + ' samples')}</td>"
+        f"<td>{_img(e['grids']['reconstructions'], e['label'] + ' reconstructions')}</td></tr>"
+        for e in entries
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>
@@ -191,33 +221,58 @@ li {{ font-size: 0.9em; }}
 """
 
 
-def write_report(entries: list[dict], folder: Path, title: str = "genzoo compare",
-                 groups: dict[str, str] | None = None) -> dict:
+def write_report(
+    entries: list[dict], folder: Path, title: str = "genzoo compare", groups: dict[str, str] | None = None
+) -> dict:
     """Write report.md, report.html, results.json and plots/ under `folder` from evaluated entries
     ({label, source, results, log, grids})."""
-    from genzoo.io import atomic_write_text, write_json
+    from genzoo.core.io import atomic_write_text, write_json
 
     folder = Path(folder)
     plots = training_plots(entries, folder / "plots")
     header, rows = table_rows(entries, groups)
-    write_json(folder / "results.json", {e["label"]: {"source": str(e["source"]), "group": (groups or {}).get(e["label"]),
-                                                      "results": e["results"]} for e in entries})
+    write_json(
+        folder / "results.json",
+        {
+            e["label"]: {"source": str(e["source"]), "group": (groups or {}).get(e["label"]), "results": e["results"]}
+            for e in entries
+        },
+    )
     atomic_write_text(folder / "report.md", _markdown(title, header, rows, entries, plots, folder))
     atomic_write_text(folder / "report.html", _html(title, header, rows, entries, plots))
-    return {"markdown": folder / "report.md", "html": folder / "report.html", "json": folder / "results.json",
-            "plots": plots, "header": header, "rows": rows}
+    return {
+        "markdown": folder / "report.md",
+        "html": folder / "report.html",
+        "json": folder / "results.json",
+        "plots": plots,
+        "header": header,
+        "rows": rows,
+    }
 
 
-def compare(sources: list, metrics: list[str], options: dict | None, folder: Path, split: str = "test",
-            limit: int | None = None, data_root: str | None = None, device: str = "cpu", samples: int = 64,
-            title: str = "genzoo compare", groups: dict[str, str] | None = None, labels: list[str] | None = None,
-            load=None, progress=None) -> dict:
+def compare(
+    sources: list,
+    metrics: list[str],
+    options: dict | None,
+    folder: Path,
+    split: str = "test",
+    limit: int | None = None,
+    data_root: str | None = None,
+    device: str = "cpu",
+    samples: int = 64,
+    title: str = "genzoo compare",
+    groups: dict[str, str] | None = None,
+    labels: list[str] | None = None,
+    load=None,
+    progress=None,
+) -> dict:
     """Evaluate every source the same way, draw its grids, and write the report."""
-    import genzoo
-    from genzoo.evaluate import dataset_for, evaluate, resolve_metrics
+    from genzoo.metrics.evaluate import dataset_for, evaluate, resolve_metrics
+    from genzoo.modelfile.folder import model_revision
+    from genzoo.modelfile.hub import load as load_any
 
     resolve_metrics(metrics, options)  # fail before any work
-    load = load or genzoo.load
+    load = load or load_any
     taken: set = set()
     entries = []
     for i, source in enumerate(sources):
@@ -225,8 +280,18 @@ def compare(sources: list, metrics: list[str], options: dict | None, folder: Pat
         if progress is not None:
             progress(f"{label}: loading")
         model = load(source, device=device)
-        results = evaluate(model, metrics, options, split=split, limit=limit, data_root=data_root, source=source,
-                           progress=None if progress is None else (lambda name, lb=label: progress(f"{lb}: {name}")))
+        results = evaluate(
+            model,
+            metrics,
+            options,
+            split=split,
+            limit=limit,
+            data_root=data_root,
+            revision=model_revision(model, source),
+            progress=None if progress is None else (lambda name, lb=label: progress(f"{lb}: {name}")),
+        )
         grids = model_grids(model, dataset_for(model, split, data_root), Path(folder) / "grids", _safe(label), samples)
-        entries.append({"label": label, "source": source, "results": results, "log": training_log(source), "grids": grids})
+        entries.append(
+            {"label": label, "source": source, "results": results, "log": training_log(source), "grids": grids}
+        )
     return write_report(entries, folder, title, groups)

@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from genzoo.errors import GenzooError
+from genzoo.core.errors import GenzooError
 
 
 @contextmanager
@@ -50,7 +50,9 @@ def read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GenzooError(f"{what} '{path}' is not valid JSON ({exc})", "it is truncated or foreign: restore or re-export it") from None
+        raise GenzooError(
+            f"{what} '{path}' is not valid JSON ({exc})", "it is truncated or foreign: restore or re-export it"
+        ) from None
 
 
 def save_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
@@ -68,14 +70,34 @@ def load_tensors(path: Path, what: str = "weights file") -> dict:
     path = Path(path)
     if not path.is_file():
         if path.with_suffix(".bin").exists() or path.with_suffix(".pt").exists():
-            raise GenzooError(f"'{path.parent}' holds pickle weights (.bin/.pt) but no {path.name}",
-                              "genzoo loads safetensors only, because pickle can run code; convert them to safetensors")
+            raise GenzooError(
+                f"'{path.parent}' holds pickle weights (.bin/.pt) but no {path.name}",
+                "genzoo loads safetensors only, because pickle can run code; convert them to safetensors",
+            )
         raise GenzooError(f"{what} '{path}' does not exist", "check the path")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise GenzooError(f"{what} '{path}' is truncated or not a safetensors file ({exc})",
-                          "restore it, re-export it, or delete it to fall back to an earlier checkpoint") from None
+        raise GenzooError(
+            f"{what} '{path}' is truncated or not a safetensors file ({exc})",
+            "restore it, re-export it, or delete it to fall back to an earlier checkpoint",
+        ) from None
+
+
+@contextmanager
+def atomic_dir(final: Path):
+    """Yield an empty temporary folder next to `final`; when the block succeeds it replaces `final` (replace_dir),
+    else it is removed: readers see the old folder or the new one, whole, never a half-written one."""
+    final = Path(final)
+    tmp = final.with_name(f".{final.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replace_dir(tmp: Path, final: Path) -> None:

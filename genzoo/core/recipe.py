@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from genzoo.errors import GenzooError
-from genzoo.options import bind_options, build_dataclass
+from genzoo.core.errors import GenzooError
+from genzoo.core.options import build_dataclass
 
 
 @dataclass
@@ -38,7 +38,9 @@ class GrowthSpec:
     epochs_per_level: float | None = None  # ... or that many passes over the training set (ALAE: 30)
     transition: float = 0.5  # fraction of a level spent blending its new block in (ALAE: the first half)
     batch_size: dict[str, int] = field(default_factory=dict)  # global batch per resolution; else train.batch_size
-    batch_size_by_processes: dict[str, dict[str, int]] = field(default_factory=dict)  # {processes: {resolution: batch}}
+    batch_size_by_processes: dict[str, dict[str, int]] = field(
+        default_factory=dict
+    )  # {processes: {resolution: batch}}
     lr: dict[str, float] = field(default_factory=dict)  # every phase's learning rate per resolution
     reset_optimizers: bool = True  # ALAE restarts Adam at each resolution switch
 
@@ -80,11 +82,24 @@ class TrainSpec:
 
 
 # Keys that may change when a stopped run is started again (everything else must match the saved recipe).
-RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every", "train.sample_count",
-                     "train.checkpoint_every", "train.keep_checkpoints", "train.log_with", "train.num_workers",
-                     "output_dir", "data.root", "data.download",
-                     "train.phases", "train.grad_clip", "train.eval",
-                     "train.cpu"}  # lowering a learning rate after a divergence is a resume
+RESUMABLE_CHANGES = {
+    "train.steps",
+    "train.epochs",
+    "train.log_every",
+    "train.sample_every",
+    "train.sample_count",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.log_with",
+    "train.num_workers",
+    "output_dir",
+    "data.root",
+    "data.download",
+    "train.phases",
+    "train.grad_clip",
+    "train.eval",
+    "train.cpu",
+}  # lowering a learning rate after a divergence is a resume
 
 
 @dataclass
@@ -129,7 +144,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         for i, k in enumerate(keys[:-1]):
             if not isinstance(node.get(k), dict):
                 if k in node and node[k] is not None:
-                    raise GenzooError(f"override '{text}': '{'.'.join(keys[:i + 1])}' is not a section", "check the key path")
+                    raise GenzooError(
+                        f"override '{text}': '{'.'.join(keys[: i + 1])}' is not a section", "check the key path"
+                    )
                 node[k] = {}
             node = node[k]
         node[keys[-1]] = value
@@ -147,74 +164,64 @@ def read_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise GenzooError(f"recipe '{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
-                          "fix the YAML syntax there") from None
+        raise GenzooError(
+            f"recipe '{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}", "fix the YAML syntax there"
+        ) from None
     if not isinstance(raw, dict):
-        raise GenzooError(f"recipe '{path}' must be a mapping of sections (data, model, prior, train)",
-                          "see recipes/quickstart.yaml for the layout")
+        raise GenzooError(
+            f"recipe '{path}' must be a mapping of sections (data, model, prior, train)",
+            "see recipes/quickstart.yaml for the layout",
+        )
     return raw
 
 
 def resolve(raw: dict, default_name: str = "run") -> Recipe:
     """Validate a raw recipe mapping and fill every default, components included."""
-    from genzoo.registry import DATASETS, MODELS, PRIORS
+    import inspect
+
+    from genzoo.core.registry import DATASETS, METRIC_INPUTS, METRICS, MODELS, PRIORS, resolve_section
 
     recipe = build_dataclass(Recipe, raw)
     recipe.name = recipe.name or default_name
-    recipe.data = _resolve_section(DATASETS, recipe.data, "data", injected=("split",))
-    model_cls = MODELS.get(_name_of(recipe.model, "model", MODELS))
-    takes_prior = "prior" in _parameters(model_cls)
-    recipe.model = _resolve_section(MODELS, recipe.model, "model", injected=("prior", "image_shape"))
-    if takes_prior:
+    recipe.data = resolve_section(DATASETS, recipe.data, "data", injected=("split",))
+    recipe.model = resolve_section(MODELS, recipe.model, "model", injected=("prior", "image_shape"))
+    model_cls = MODELS.get(recipe.model["name"])
+    if "prior" in inspect.signature(model_cls).parameters:
         if recipe.prior is None:
-            raise GenzooError(f"model '{recipe.model['name']}' needs a prior but the recipe has no 'prior' section",
-                              "add e.g. `prior: {name: gaussian}`")
-        recipe.prior = _resolve_section(PRIORS, recipe.prior, "prior", injected=("dim",))
+            raise GenzooError(
+                f"model '{recipe.model['name']}' needs a prior but the recipe has no 'prior' section",
+                "add e.g. `prior: {name: gaussian}`",
+            )
+        recipe.prior = resolve_section(PRIORS, recipe.prior, "prior", injected=("dim",))
         _check_pairing(model_cls, recipe)
     elif recipe.prior is not None:
-        raise GenzooError(f"model '{recipe.model['name']}' takes no prior, but the recipe has a 'prior' section",
-                          "remove the 'prior' section")
+        raise GenzooError(
+            f"model '{recipe.model['name']}' takes no prior, but the recipe has a 'prior' section",
+            "remove the 'prior' section",
+        )
     if recipe.train.batch_size < 1:
         raise GenzooError("recipe key 'train.batch_size' must be at least 1", "set a positive batch size")
     if recipe.train.steps is None and recipe.train.epochs is None:
         raise GenzooError("the recipe sets neither 'train.steps' nor 'train.epochs'", "set one of them")
     if recipe.train.eval is not None:  # an unknown metric or option fails now, not after hours of training
-        from genzoo.evaluate import resolve_metrics
-
         ev = recipe.train.eval
-        resolve_metrics([ev.metric], {ev.metric: dict(ev.options)})
+        resolve_section(METRICS, {**ev.options, "name": ev.metric}, ev.metric, injected=METRIC_INPUTS)
     return recipe
-
-
-def _name_of(section, path, registry) -> str:
-    if not isinstance(section, dict) or "name" not in section:
-        raise GenzooError(f"recipe key '{path}.name' is missing", f"name a {registry.kind}: {', '.join(registry.names())}")
-    return section["name"]
-
-
-def _parameters(fn) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(fn.__init__ if inspect.isclass(fn) else fn).parameters)
-
-
-def _resolve_section(registry, section: dict, path: str, injected=()) -> dict:
-    name = _name_of(section, path, registry)
-    entry = registry.entry(name)
-    options = {k: v for k, v in section.items() if k != "name"}
-    return {"name": name, **bind_options(entry.obj, options, path, dict.fromkeys(injected))}
 
 
 def _check_pairing(model_cls, recipe: Recipe) -> None:
     """An impossible architecture/prior pairing fails here, not mid-run."""
-    from genzoo.registry import PRIORS
+    from genzoo.core.registry import PRIORS
 
     prior_cls = PRIORS.get(recipe.prior["name"])
     needs = getattr(model_cls, "prior_needs", ())
     missing = [cap for cap in needs if not getattr(prior_cls, cap, False)]
     if missing:
-        raise GenzooError(f"prior '{recipe.prior['name']}' cannot be used with model '{recipe.model['name']}' "
-                          f"(it lacks: {', '.join(missing)})", "choose another prior for this architecture")
+        raise GenzooError(
+            f"prior '{recipe.prior['name']}' cannot be used with model '{recipe.model['name']}' "
+            f"(it lacks: {', '.join(missing)})",
+            "choose another prior for this architecture",
+        )
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -225,7 +232,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 def save_recipe(recipe: Recipe, path: Path) -> None:
     import yaml
 
-    from genzoo.io import atomic_write_text
+    from genzoo.core.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(_plain(recipe.to_dict()), sort_keys=False))
 
@@ -253,5 +260,8 @@ def flat_items(d: dict, prefix: str = "") -> dict:
 def differences(old: dict, new: dict) -> list[str]:
     """Keys whose values differ between two resolved recipes, minus those a resume may change."""
     a, b = flat_items(_plain(old)), flat_items(_plain(new))
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)
-                  and not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES))
+    return sorted(
+        k
+        for k in set(a) | set(b)
+        if a.get(k) != b.get(k) and not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES)
+    )

@@ -1,0 +1,1 @@
+"""Layer 2: the model folder (config.json + model.safetensors), the Hub, model cards, published weights."""

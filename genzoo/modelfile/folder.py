@@ -1,0 +1,137 @@
+"""The model folder: config.json + model.safetensors (diffusers' layout), and how to build, save and reload it.
+
+config.json holds everything needed to rebuild the network through the registries: the resolved model and prior
+sections of the recipe, the image shape, and the dataset section (so `reconstruct` knows its data).
+Loading never runs code from the file: safetensors only, never pickle. torch loads on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from genzoo.core.errors import GenzooError
+from genzoo.core.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
+
+if TYPE_CHECKING:  # torch loads on first use, so `genzoo push` / `pull` stay light
+    import torch
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "genzoo-model/1"
+
+
+def create_model(model: dict, prior: dict | None = None, image_shape=(1, 28, 28)) -> torch.nn.Module:
+    """Build an untrained architecture (and its prior) from recipe sections, e.g.
+    create_model({"name": "mlp_aae"}, {"name": "gaussian"}); the resolved config rides along on `.config`."""
+    from genzoo.core.registry import MODELS, PRIORS, build, resolve_section
+
+    model = resolve_section(MODELS, model, "model", injected=("prior", "image_shape"))  # fills latent_dim
+    injected = {"image_shape": tuple(image_shape)}
+    if prior is not None:
+        injected["prior"], prior = build(PRIORS, prior, "prior", dim=model.get("latent_dim"))
+    net, model = build(MODELS, model, "model", **injected)
+    net.config = {"format": FORMAT, "model": model, "prior": prior, "image_shape": list(image_shape)}
+    return net
+
+
+def save_pretrained(model: torch.nn.Module, folder: Path, extra: dict | None = None) -> Path:
+    """Write `folder` = config.json + model.safetensors, whole or not at all (io.atomic_dir)."""
+    from genzoo.core.version import __version__
+
+    with atomic_dir(folder) as tmp:
+        save_tensors(tmp / WEIGHTS_NAME, model.state_dict(), metadata={"format": "pt"})
+        write_json(tmp / CONFIG_NAME, {**model.config, "genzoo_version": __version__, **(extra or {})})
+    return Path(folder)
+
+
+def read_config(
+    folder: Path, problem: str | None = None, fix: str = "point at a folder written by genzoo (runs/<name>/model)"
+) -> dict:
+    """config.json of a model folder, checked to be a genzoo model config (the one format check)."""
+    config = read_json(Path(folder) / CONFIG_NAME, "model config")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise GenzooError(
+            problem or f"'{Path(folder) / CONFIG_NAME}' is not a genzoo model config (format {FORMAT} expected)", fix
+        )
+    return config
+
+
+def resolve_model_folder(path: str | Path) -> Path:
+    """A model folder, or a run folder (its model/ export)."""
+    path = Path(path)
+    if (path / CONFIG_NAME).is_file():
+        return path
+    if (path / "model" / CONFIG_NAME).is_file():
+        return path / "model"
+    if not path.exists():
+        raise GenzooError(f"'{path}' does not exist", "give a run folder (runs/<name>) or a model folder")
+    if (path / "checkpoints").is_dir():
+        raise GenzooError(
+            f"run '{path}' has checkpoints but no exported model/ yet",
+            "let training reach its first checkpoint (train.checkpoint_every), or finish it",
+        )
+    raise GenzooError(
+        f"'{path}' is neither a model folder (config.json + model.safetensors) nor a run folder",
+        "give runs/<name> or its model/ folder",
+    )
+
+
+def load_folder(folder: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a model from a local model folder, weights loaded, in eval mode (hub.load takes any source)."""
+    config = read_config(folder)
+    model = create_model(config["model"], config.get("prior"), config["image_shape"])
+    state = load_tensors(folder / WEIGHTS_NAME, "model weights")
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise GenzooError(
+            f"'{folder / WEIGHTS_NAME}' does not fit {config['model']['name']} ({str(exc).splitlines()[1:2]})",
+            "the weights and config.json come from different models: re-export the run",
+        ) from None
+    if missing or unexpected:
+        raise GenzooError(
+            f"'{folder / WEIGHTS_NAME}' does not fit {config['model']['name']} "
+            f"(missing {len(missing)} tensors, e.g. {missing[:2]}; "
+            f"unexpected {len(unexpected)}, e.g. {unexpected[:2]})",
+            "the weights and config.json come from different models: re-export the run",
+        )
+    model.config = {k: config[k] for k in ("format", "model", "prior", "image_shape", "data") if k in config}
+    model.extra_config = {k: v for k, v in config.items() if k not in model.config}
+    return model.to(device).eval()
+
+
+def check_weights_file(path: Path, what: str = "weights file") -> list[str]:
+    """Check a safetensors file's header covers the whole file, without torch; returns its tensor names."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise GenzooError(f"{what} '{path}' does not exist", "check the path")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return list(f.keys())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GenzooError(
+            f"{what} '{path}' is truncated or not a safetensors file ({exc})",
+            "re-export it (a finished or resumed `genzoo train` writes model/ again)",
+        ) from None
+
+
+def model_revision(model, source=None) -> dict:
+    """Which weights were evaluated: training step, sha256 of model.safetensors (when the folder is local)."""
+    from genzoo.core.io import file_sha256
+
+    extra = getattr(model, "extra_config", {}) or {}
+    revision = {
+        "source": str(source) if source is not None else None,
+        "step": extra.get("step"),
+        **{k: extra[k] for k in ("genzoo_version", "revision", "repo_id", "commit") if k in extra},
+    }
+    try:
+        folder = resolve_model_folder(source) if source is not None else None
+    except (GenzooError, OSError):
+        folder = None
+    if folder is not None and (folder / WEIGHTS_NAME).is_file():
+        revision["weights_sha256"] = file_sha256(folder / WEIGHTS_NAME)
+    return revision
