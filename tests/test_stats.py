@@ -1,0 +1,124 @@
+"""genzoo.analysis.stats against independent computations: scipy.stats, a hand bootstrap, a noncentral-t power."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from genzoo.analysis import stats
+
+A = [148.2, 151.9, 146.0, 149.7, 150.3]
+B = [166.4, 158.1, 175.0, 161.2, 170.9]
+C = [149.9, 147.1, 153.8]
+
+
+def test_summary_is_the_t_interval_of_the_mean():
+    s = stats.summarize(A)
+    lo, hi = sps.t.interval(0.95, len(A) - 1, loc=np.mean(A), scale=sps.sem(A))
+    assert s["n"] == 5
+    assert s["mean"] == pytest.approx(np.mean(A), rel=1e-12)
+    assert s["std"] == pytest.approx(np.std(A, ddof=1), rel=1e-12)
+    assert (s["ci_low"], s["ci_high"]) == (pytest.approx(lo, rel=1e-10), pytest.approx(hi, rel=1e-10))
+    one = stats.summarize([3.0, None, float("nan")])
+    assert one == {"mean": 3.0, "std": None, "ci_low": None, "ci_high": None, "n": 1}
+
+
+@pytest.mark.parametrize("a, b", [(A, B), (A, C), (B, C), ([1.0, 2.0], [1.5, 2.5, 9.0, 0.1])])
+def test_welch_matches_scipy(a, b):
+    ours = stats.welch(a, b)
+    ref = sps.ttest_ind(a, b, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert ours["difference"] == pytest.approx(np.mean(a) - np.mean(b), rel=1e-12)
+    assert ours["t"] == pytest.approx(ref.statistic, rel=1e-10)
+    assert ours["p_value"] == pytest.approx(ref.pvalue, rel=1e-8)
+    assert ours["df"] == pytest.approx(ref.df, rel=1e-10)
+    assert (ours["ci_low"], ours["ci_high"]) == (pytest.approx(ci.low, rel=1e-9), pytest.approx(ci.high, rel=1e-9))
+
+
+def test_welch_ci_agrees_with_a_hand_bootstrap():
+    """For large arms the t-based CI of the difference and a percentile bootstrap of it nearly coincide."""
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(10, 2, 400), rng.normal(9, 3, 300)
+    diffs = []
+    for _ in range(4000):
+        diffs.append(rng.choice(a, len(a)).mean() - rng.choice(b, len(b)).mean())
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    ours = stats.welch(a, b)
+    width = ours["ci_high"] - ours["ci_low"]
+    assert abs(ours["ci_low"] - lo) < 0.05 * width and abs(ours["ci_high"] - hi) < 0.05 * width
+
+
+def test_permutation_test_matches_scipy_exact():
+    ours = stats.permutation_test(A, B)
+    ref = sps.permutation_test(
+        (A, B),
+        lambda x, y: abs(np.mean(x) - np.mean(y)),
+        permutation_type="independent",
+        alternative="greater",
+        n_resamples=np.inf,
+    )
+    assert ours == pytest.approx(ref.pvalue, rel=1e-12)
+    assert ours == pytest.approx(2 / math.comb(10, 5))  # the observed split and its mirror image
+    big = stats.permutation_test(np.arange(15.0), np.arange(15.0) + 0.5, rounds=3000)
+    assert 0.5 < big <= 1.0
+
+
+def test_minimum_detectable_difference_has_80_percent_power():
+    """The MDD, fed back as the true difference, gives 80 % power by the noncentral t (an independent formula)."""
+    for n in (3, 5, 10):
+        base = np.linspace(-1, 1, n)
+        a, b = base * 4.0, base * 4.0  # equal observed std
+        mdd = stats.min_detectable_difference(a, b)
+        se = math.sqrt(2 * np.var(a, ddof=1) / n)
+        df = 2 * n - 2
+        crit = sps.t.ppf(0.975, df)
+        power = sps.nct.sf(crit, df, mdd / se) + sps.nct.cdf(-crit, df, mdd / se)
+        assert power == pytest.approx(0.8, abs=0.03), n
+    assert stats.min_detectable_difference([1.0], [2.0, 3.0]) is None
+
+
+def test_holm_adjustment_by_hand():
+    p = [0.01, 0.04, None, 0.03]
+    # sorted 0.01, 0.03, 0.04 -> 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
+    assert stats.holm(p) == [pytest.approx(0.03), pytest.approx(0.06), None, pytest.approx(0.06)]
+
+
+def test_compare_arms_rows_and_conclusions_agree_with_the_numbers():
+    rows = stats.compare_arms("fid.fid", {"mbrce": A, "aae": B, "vae": C})
+    assert [(r["a"], r["b"]) for r in rows] == [("mbrce", "aae"), ("mbrce", "vae"), ("aae", "vae")]
+    for r, (a, b) in zip(rows, [(A, B), (A, C), (B, C)]):
+        ref = sps.ttest_ind(a, b, equal_var=False)
+        assert r["p_value"] == pytest.approx(ref.pvalue, rel=1e-8)
+        assert set(r) >= {"metric", "a", "b", "difference", "ci_low", "ci_high", "p_value"}
+    text = stats.conclusions(rows, {"fid.fid": "FID"})
+    mbrce_aae, mbrce_vae, _ = rows
+    assert mbrce_aae["p_holm"] < 0.05 and mbrce_vae["p_holm"] > 0.05
+    # the significant pair: direction, size and CI as in the row
+    number = r"(-?[0-9.]+)"
+    m = re.search(rf"mbrce vs aae: FID lower by {number} \[{number}, {number}\], p = {number} \(mbrce better\)", text)
+    assert m, text
+    assert float(m.group(1)) == pytest.approx(-mbrce_aae["difference"], rel=0.01)
+    assert float(m.group(2)) == pytest.approx(mbrce_aae["ci_low"], rel=0.01)
+    assert float(m.group(3)) == pytest.approx(mbrce_aae["ci_high"], rel=0.01)
+    assert float(m.group(4)) == pytest.approx(mbrce_aae["p_value"], abs=0.006)
+    # the other: no claim, with the MDD
+    m = re.search(r"mbrce vs vae: no detectable FID difference \(.*?MDD ([0-9.]+)\)", text)
+    assert m, text
+    assert float(m.group(1)) == pytest.approx(mbrce_vae["mdd"], rel=0.01)
+    assert "higher by" not in text.split("mbrce vs vae")[1].split(";")[0]
+
+
+def test_conclusions_say_when_nothing_can_be_tested():
+    rows = stats.compare_arms("reconstruction.mse", {"a": [0.1], "b": [0.2]})
+    text = stats.conclusions(rows)
+    assert "Not testable" in text and "a vs b" in text and "lower by" not in text
+
+
+def test_direction_of_metrics():
+    assert stats.direction("fid.fid") == "lower" and stats.direction("precision_recall.recall") == "higher"
+    assert stats.direction("kid.kid") == "lower" and stats.direction("parzen.log_likelihood") == "higher"
+    assert stats.direction("something.else") is None
