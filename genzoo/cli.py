@@ -398,8 +398,12 @@ def compare(
     title: str = typer.Option("genzoo compare", help="Report title."),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    arms: str = typer.Option(
+        "auto", help="auto: group <arm>-s<seed> runs into arms (CIs, pairwise tests); none: one row per run."
+    ),
 ):
-    """Evaluate several models the same way; write a Markdown + static HTML report with the metrics table,
+    """Evaluate several models the same way; write a Markdown + static HTML report with the metrics table (per
+    arm: mean, std, 95 % CI; pairwise Welch tests; per-run rows; a generated conclusions paragraph),
     metric-over-training plots from metrics.jsonl, and sample / reconstruction grids side by side."""
     import genzoo
     from genzoo.analysis.report import compare as write_comparison
@@ -428,7 +432,10 @@ def compare(
             title=title,
             load=genzoo.load,
             progress=lambda what: status.update(f"evaluating {what}"),
+            arms=arms,
         )
+    if report.get("conclusions"):
+        console.print(report["conclusions"], markup=False)
     _print_report(
         console,
         report,
@@ -444,15 +451,34 @@ def study(
         None, help="Dotted overrides for every recipe: data.root=/path/to/mnist"
     ),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (evaluation)."),
+    jobs: int = typer.Option(1, help="Runs at once, each in its own process (the CPU threads split between them)."),
+    shard: Optional[str] = typer.Option(None, help="i/k: run only every k-th run of the grid, from the i-th."),
+    merge: bool = typer.Option(False, "--merge", help="Train nothing: write the report from the shards' results."),
 ):
-    """Train every model of a study over its seeds with one budget, evaluate them alike, and write the compare
-    report with mean ± std over the seeds; finished runs are reused, interrupted ones resume."""
+    """Train every model of a study over its seeds with one budget, evaluating each run as soon as it is trained
+    (its result written at once), and write the report: per arm mean, std and 95 % CI, pairwise Welch tests,
+    per-run rows, conclusions. A stopped study started again redoes no finished run or evaluation."""
     from genzoo.analysis.study import run_study
 
     console = _console()
     report = run_study(
-        spec, overrides or [], device=_device(device), console=console, progress=lambda what: console.print(what)
+        spec,
+        overrides or [],
+        device=_device(device),
+        console=console if jobs <= 1 else None,
+        progress=lambda what: console.print(what, markup=False),
+        jobs=jobs,
+        shard=shard,
+        merge=merge,
     )
+    if "pending" in report:
+        console.print(
+            f"shard done; {len(report['pending'])} runs still have no result: run their shards, then "
+            f"genzoo study {spec} --merge",
+            markup=False,
+        )
+        return
+    console.print(report["conclusions"], markup=False)
     _print_report(console, report, f"wrote {report['markdown']}, {report['html']}, {report['json']}")
 
 

@@ -46,7 +46,7 @@ def report(two_runs):
 def test_compare_writes_the_report(report, two_runs):
     out, proc = report
     assert "small" in proc.stdout and "wide" in proc.stdout and "report.html" in proc.stdout
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text())["runs"]
     assert set(results) == {"small", "wide"}
     assert results["small"]["results"]["prior_match"]["codes"] == 100
     assert results["wide"]["results"]["reconstruction"]["protocol"]["model"]["step"] == 20
@@ -109,7 +109,8 @@ def test_grouped_table_gives_mean_and_spread():
     entries = [entry("a-s0", 1.0), entry("a-s1", 3.0), entry("b-s0", 2.0)]
     header, rows = table_rows(entries, {"a-s0": "a", "a-s1": "a", "b-s0": "b"})
     assert header == ["model", "n", "reconstruction.mse"]
-    assert rows == [["a", "2", "2 ± 1.4"], ["b", "1", "2"]]
+    # mean ± std [95 % t interval: 2 ± 12.706 * 1.414 / sqrt(2)]
+    assert rows == [["a", "2", "2 ± 1.4 [-10.71, 14.71]"], ["b", "1", "2"]]
 
 
 def test_compare_needs_models(tmp_path):
@@ -143,14 +144,20 @@ def test_study_trains_seeds_and_reports_mean_and_spread(tmp_path):
     )
     proc = run_cli("study", study, "train.batch_size=40")
     report = tmp_path / "studies" / "s" / "report"
-    results = json.loads((report / "results.json").read_text())
+    full = json.loads((report / "results.json").read_text())
+    results = full["runs"]
     assert sorted(results) == ["aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"]
     assert results["mbrce-s1"]["group"] == "mbrce"
+    mse = full["metrics"]["reconstruction.mse"]
+    assert set(mse) == {"aae", "mbrce"} and set(mse["aae"]) == {"mean", "std", "ci_low", "ci_high", "n"}
+    assert [(c["metric"], c["a"], c["b"]) for c in full["comparisons"]][0] == ("reconstruction.mse", "aae", "mbrce")
+    assert full["training"]["aae-s0"]["steps"] == 12 and full["training"]["aae-s0"]["optimizer_steps"] == 36
     recipe = yaml.safe_load((tmp_path / "studies" / "s" / "mbrce-s1" / "recipe.yaml").read_text())
     assert recipe["seed"] == 1 and recipe["train"]["steps"] == 12 and recipe["train"]["batch_size"] == 40
     assert recipe["model"]["prior_weight"] == 2.0
     md = (report / "report.md").read_text()
-    assert re.search(r"\| aae \| 2 \| [0-9.e-]+ ± [0-9.e-]+ \|", md), md
+    assert re.search(r"\| aae \| 2 \| [0-9.e-]+ ± [0-9.e-]+ \[[0-9.e-]+, [0-9.e-]+\] \|", md), md
+    assert "## Conclusions" in md and "## Pairwise comparisons" in md and "| aae-s1 |" in md
     assert "± " in proc.stdout
     # a second run reuses the finished runs
     again = run_cli("study", study, "train.batch_size=40")

@@ -5,8 +5,16 @@ one static self-contained page: images embedded, no script), results.json (every
 plots/*.png (each logged quantity of metrics.jsonl against the training step, one line per run; matplotlib, Agg)
 and grids/*.png (samples and reconstructions of each model, side by side in the page).
 
-Runs can be grouped (the study command does: one group per model, one run per seed); the table then gives
-mean ± standard deviation over the runs of each group, and n.
+Runs can be grouped into arms (the study command does: one arm per model, one run per seed; `compare` groups
+`<arm>-s<seed>` labels the same way). The report then gives, per metric and arm, n, mean ± std and the 95 % t
+interval of the mean; every pair of arms with Welch's t-test (difference, its 95 % CI, p-value, Holm-adjusted p,
+exact permutation p, and the minimum detectable difference at 80 % power: genzoo.analysis.stats); the per-run
+rows; and a generated paragraph of what the numbers can and cannot conclude. results.json holds the same:
+`runs` (every result with its protocol), `metrics` ({metric: {arm: {mean, std, ci_low, ci_high, n}}}),
+`comparisons` ([{metric, a, b, difference, ci_low, ci_high, p_value, ...}]) and `conclusions`.
+
+`prior_match` scores each model's codes against its own prior with MBRCE's own objective: it is circular across
+models, so it stays in the per-run rows and is left out of the arm table, the comparisons and the conclusions.
 """
 
 from __future__ import annotations
@@ -15,11 +23,64 @@ import base64
 import html
 import json
 import math
+import re
 from pathlib import Path
 
+from genzoo.analysis.stats import compare_arms, conclusions, summarize
 from genzoo.metrics.evaluate import format_value, protocol_lines, scalar_items
 
-BOOKKEEPING = {"images", "reference_images", "codes", "samples", "alpha", "bandwidth", "kid_std"}
+BOOKKEEPING = {
+    "images",
+    "reference_images",
+    "codes",
+    "samples",
+    "alpha",
+    "bandwidth",
+    "kid_std",
+    "kid_subset_size",
+    "fid_ci_low",
+    "fid_ci_high",
+    "fid_bootstrap_std",
+    "bootstrap",
+    "slope",
+    "points",
+}
+# Metrics that score each model against its own prior (circular across models): per-run rows only.
+CIRCULAR = ("prior_match.",)
+# Column order: FID with recall beside it, then the other sample metrics; everything else after, as found.
+LEADING = (
+    "fid.fid",
+    "precision_recall.recall",
+    "precision_recall.precision",
+    "precision_recall.density",
+    "precision_recall.coverage",
+    "fid_infinity.fid_infinity",
+    "kid.kid",
+)
+NAMES = {
+    "fid.fid": "FID",
+    "fid_infinity.fid_infinity": "FID-infinity",
+    "kid.kid": "KID",
+    "precision_recall.recall": "recall",
+    "precision_recall.precision": "precision",
+    "precision_recall.density": "density",
+    "precision_recall.coverage": "coverage",
+    "parzen.log_likelihood": "Parzen log-likelihood",
+    "reconstruction.mse": "reconstruction MSE",
+}
+SEED_SUFFIX = re.compile(r"^(.+)-s\d+$")
+
+
+def seed_groups(labels: list[str]) -> dict[str, str] | None:
+    """{label: arm} for labels `<arm>-s<seed>` when some arm has two or more runs; else None."""
+    arms = {}
+    for label in labels:
+        m = SEED_SUFFIX.match(label)
+        arms[label] = m.group(1) if m else label
+    counts = {}
+    for arm in arms.values():
+        counts[arm] = counts.get(arm, 0) + 1
+    return arms if any(c > 1 for c in counts.values()) else None
 
 
 def run_label(source, taken: set) -> str:
@@ -84,8 +145,10 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def training_plots(entries: list[dict], folder: Path) -> list[Path]:
-    """One PNG per logged quantity (losses, images/s, ...) against the step, a line per run."""
+def training_plots(entries: list[dict], folder: Path, groups: dict[str, str] | None = None) -> list[Path]:
+    """One PNG per logged quantity (losses, images/s, ...) against the step, so no two loss scales share an axis:
+    a thin line per run, and with arms, the arm's colour for its runs and a thick line for the arm mean (at the
+    steps every run of the arm logged)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,15 +161,33 @@ def training_plots(entries: list[dict], folder: Path) -> list[Path]:
                 if k not in ("step", "epoch") and isinstance(v, (int, float)) and k not in keys:
                     keys.append(k)
     folder.mkdir(parents=True, exist_ok=True)
+    arms = _arm_order(entries, groups) if groups else []
+    colours = {g: f"C{i % 10}" for i, g in enumerate(arms)}
     paths = []
     for key in keys:
         fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        curves = {}
         for e in entries:
             pts = [
                 (row["step"], row[key]) for row in e["log"] if "step" in row and isinstance(row.get(key), (int, float))
             ]
-            if pts:
+            if not pts:
+                continue
+            curves[e["label"]] = dict(pts)
+            if groups:
+                ax.plot(*zip(*pts), color=colours[groups.get(e["label"], e["label"])], linewidth=0.6, alpha=0.45)
+            else:
                 ax.plot(*zip(*pts), label=e["label"], linewidth=1.2)
+        for g in arms:
+            members = [
+                curves[e["label"]] for e in entries if groups.get(e["label"], e["label"]) == g and e["label"] in curves
+            ]
+            if not members:
+                continue
+            steps = sorted(set.intersection(*(set(m) for m in members)))
+            if steps:
+                mean = [sum(m[s] for m in members) / len(members) for s in steps]
+                ax.plot(steps, mean, color=colours[g], linewidth=2, label=f"{g} (mean of {len(members)})")
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -119,42 +200,154 @@ def training_plots(entries: list[dict], folder: Path) -> list[Path]:
     return paths
 
 
-def table_rows(entries: list[dict], groups: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per run, or per group with mean ± std (over its runs) and n."""
-    columns = []
+def metric_columns(entries: list[dict], cross_model: bool = False) -> list[str]:
+    """Numeric result keys (`metric.value`) in report order; `cross_model` leaves out the circular ones."""
+    found = []
     for e in entries:
         for key, value in scalar_items(e["results"]):
-            if key.split(".", 1)[1] not in BOOKKEEPING and isinstance(value, (int, float)) and key not in columns:
-                columns.append(key)
-    values = [dict(scalar_items(e["results"])) for e in entries]
-    if not groups:
-        return ["run", *columns], [
-            [e["label"], *[format_value(v.get(c, "")) for c in columns]] for e, v in zip(entries, values)
-        ]
-    rows, order = [], []
+            if key.split(".", 1)[1] in BOOKKEEPING or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            if cross_model and key.startswith(CIRCULAR):
+                continue
+            if key not in found:
+                found.append(key)
+    return [c for c in LEADING if c in found] + [c for c in found if c not in LEADING]
+
+
+def _arm_order(entries: list[dict], groups: dict[str, str]) -> list[str]:
+    order = []
     for e in entries:
         g = groups.get(e["label"], e["label"])
         if g not in order:
             order.append(g)
-    for g in order:
-        members = [v for e, v in zip(entries, values) if groups.get(e["label"], e["label"]) == g]
+    return order
+
+
+def arm_values(entries: list[dict], groups: dict[str, str] | None) -> dict[str, dict[str, list[float]]]:
+    """{metric: {arm: [per-run values]}} over the cross-model metrics."""
+    groups = groups or {e["label"]: e["label"] for e in entries}
+    values = [dict(scalar_items(e["results"])) for e in entries]
+    out = {}
+    for c in metric_columns(entries, cross_model=True):
+        out[c] = {}
+        for g in _arm_order(entries, groups):
+            xs = [
+                float(v[c])
+                for e, v in zip(entries, values)
+                if groups.get(e["label"], e["label"]) == g
+                and isinstance(v.get(c), (int, float))
+                and math.isfinite(float(v[c]))
+            ]
+            out[c][g] = xs
+    return out
+
+
+def statistics(entries: list[dict], groups: dict[str, str] | None, budget: str | None = None) -> dict:
+    """{metrics: {metric: {arm: summary}}, comparisons: [...], conclusions: text} (genzoo.analysis.stats)."""
+    by_metric = arm_values(entries, groups)
+    summaries = {c: {g: summarize(xs) for g, xs in arms.items()} for c, arms in by_metric.items()}
+    comparisons = [row for c, arms in by_metric.items() for row in compare_arms(c, arms)]
+    return {
+        "metrics": summaries,
+        "comparisons": comparisons,
+        "conclusions": conclusions(comparisons, NAMES, budget=budget),
+        "method": "per arm: mean, std (ddof 1), 95 % t interval of the mean; pairs: Welch's t-test (two-sided), "
+        "95 % CI of the difference a - b, Holm-adjusted p over each metric's pairs, exact permutation p, minimum "
+        "detectable difference at alpha 0.05 and 80 % power",
+    }
+
+
+def _short(x) -> str:
+    return "" if x is None else f"{x:.4g}"
+
+
+def table_rows(entries: list[dict], groups: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per run (every metric), or per arm (cross-model metrics) with n and
+    mean ± std [95 % CI]."""
+    if not groups:
+        columns = metric_columns(entries)
+        values = [dict(scalar_items(e["results"])) for e in entries]
+        return ["run", *columns], [
+            [e["label"], *[format_value(v.get(c, "")) for c in columns]] for e, v in zip(entries, values)
+        ]
+    by_metric = arm_values(entries, groups)
+    columns = list(by_metric)
+    rows = []
+    for g in _arm_order(entries, groups):
+        n = sum(1 for e in entries if groups.get(e["label"], e["label"]) == g)
         cells = []
         for c in columns:
-            xs = [float(m[c]) for m in members if isinstance(m.get(c), (int, float)) and math.isfinite(float(m[c]))]
-            if not xs:
+            s = summarize(by_metric[c][g])
+            if s["n"] == 0:
                 cells.append("")
-                continue
-            mean = sum(xs) / len(xs)
-            std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-            cells.append(f"{mean:.4g} ± {std:.2g}" if len(xs) > 1 else f"{mean:.4g}")
-        rows.append([g, str(len(members)), *cells])
+            elif s["n"] == 1:
+                cells.append(_short(s["mean"]))
+            else:
+                cells.append(f"{_short(s['mean'])} ± {s['std']:.2g} [{_short(s['ci_low'])}, {_short(s['ci_high'])}]")
+        rows.append([g, str(n), *cells])
     return ["model", "n", *columns], rows
 
 
-def _markdown(title, header, rows, entries, plots, folder) -> str:
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", "## Protocol", ""]
+def comparison_rows(comparisons: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = ["metric", "a", "b", "a - b", "95 % CI", "p (Welch)", "p (Holm)", "p (permutation)", "MDD (80 %)"]
+    rows = [
+        [
+            NAMES.get(r["metric"], r["metric"]),
+            r["a"],
+            r["b"],
+            _short(r["difference"]),
+            "" if r["ci_low"] is None else f"[{_short(r['ci_low'])}, {_short(r['ci_high'])}]",
+            _short(r["p_value"]),
+            _short(r.get("p_holm")),
+            _short(r.get("p_permutation")),
+            _short(r.get("mdd")),
+        ]
+        for r in comparisons
+    ]
+    return header, rows
+
+
+def _md_table(header, rows) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _sections(entries, groups, stats_block, notes) -> list[tuple[str, str | None, list[str], list[list[str]]]]:
+    """(heading, paragraph, header, rows) for each table of the report."""
+    run_header, run_rows = table_rows(entries, None)
+    if not groups:
+        return [("Results", notes, run_header, run_rows)]
+    header, rows = table_rows(entries, groups)
+    pair_header, pair_rows = comparison_rows(stats_block["comparisons"])
+    circular = [c for c in run_header if c.startswith(CIRCULAR)]
+    return [
+        (
+            "Per arm: mean ± std [95 % CI]",
+            notes,
+            header,
+            rows,
+        ),
+        ("Pairwise comparisons (a - b)", stats_block["method"] + ".", pair_header, pair_rows),
+        (
+            "Per run",
+            (
+                f"{', '.join(circular)}: each model scored against its own prior with MBRCE's own objective; "
+                "circular across models, so left out of the tables above."
+            )
+            if circular
+            else None,
+            run_header,
+            run_rows,
+        ),
+    ]
+
+
+def _markdown(title, sections, conclusions_text, entries, plots, folder) -> str:
+    lines = [f"# {title}", ""]
+    if conclusions_text:
+        lines += ["## Conclusions", "", conclusions_text, ""]
+    for heading, paragraph, header, rows in sections:
+        lines += [f"## {heading}", ""] + ([paragraph, ""] if paragraph else []) + _md_table(header, rows) + [""]
+    lines += ["## Protocol", ""]
     for e in entries:
         lines += [f"- **{e['label']}** (`{e['source']}`)"] + [f"  - {p}" for p in protocol_lines(e["results"])]
     if plots:
@@ -167,7 +360,7 @@ def _markdown(title, header, rows, entries, plots, folder) -> str:
         "|---|---|---|",
     ]
     for e in entries:
-        s, r = (e["grids"][k].relative_to(folder).as_posix() for k in ("samples", "reconstructions"))
+        s, r = (Path(e["grids"][k]).relative_to(folder).as_posix() for k in ("samples", "reconstructions"))
         lines.append(f"| {e['label']} | ![samples]({s}) | ![reconstructions]({r}) |")
     return "\n".join(lines) + "\n"
 
@@ -177,10 +370,19 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _html(title, header, rows, entries, plots) -> str:
+def _html(title, sections, conclusions_text, entries, plots) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+
+    def table(header, rows, cls="metrics"):
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+    tables = "".join(
+        f"<h2>{esc(heading)}</h2>" + (f"<p>{esc(paragraph)}</p>" if paragraph else "") + table(header, rows)
+        for heading, paragraph, header, rows in sections
+    )
+    summary = f"<h2>Conclusions</h2><p>{esc(conclusions_text)}</p>" if conclusions_text else ""
     protocol = "".join(
         f"<li><b>{esc(e['label'])}</b> <code>{esc(str(e['source']))}</code><ul>"
         + "".join(f"<li>{esc(p)}</li>" for p in protocol_lines(e["results"]))
@@ -201,6 +403,7 @@ def _html(title, header, rows, entries, plots) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
+p {{ max-width: 60em; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; vertical-align: top; }}
 th:first-child, td:first-child {{ text-align: left; }}
 thead th {{ background: #f2f2f2; }}
@@ -211,7 +414,8 @@ li {{ font-size: 0.9em; }}
 </style></head>
 <body>
 <h1>{esc(title)}</h1>
-<table class="metrics"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{summary}
+{tables}
 <h2>Protocol</h2><ul>{protocol}</ul>
 <h2>Training</h2>{plot_html}
 <h2>Samples and reconstructions</h2>
@@ -222,24 +426,44 @@ li {{ font-size: 0.9em; }}
 
 
 def write_report(
-    entries: list[dict], folder: Path, title: str = "genzoo compare", groups: dict[str, str] | None = None
+    entries: list[dict],
+    folder: Path,
+    title: str = "genzoo compare",
+    groups: dict[str, str] | None = None,
+    notes: str | None = None,
+    extra: dict | None = None,
 ) -> dict:
     """Write report.md, report.html, results.json and plots/ under `folder` from evaluated entries
-    ({label, source, results, log, grids})."""
+    ({label, source, results, log, grids}); `notes` is a paragraph above the table (the study's budget),
+    `extra` goes into results.json as is."""
     from genzoo.core.io import atomic_write_text, write_json
 
     folder = Path(folder)
-    plots = training_plots(entries, folder / "plots")
-    header, rows = table_rows(entries, groups)
+    plots = training_plots(entries, folder / "plots", groups)
+    stats_block = statistics(entries, groups, budget=(extra or {}).get("budget_text"))
+    sections = _sections(entries, groups, stats_block, notes)
+    header, rows = sections[0][2], sections[0][3]
+    conclusions_text = stats_block["conclusions"] if groups else None
     write_json(
         folder / "results.json",
         {
-            e["label"]: {"source": str(e["source"]), "group": (groups or {}).get(e["label"]), "results": e["results"]}
-            for e in entries
+            "runs": {
+                e["label"]: {
+                    "source": str(e["source"]),
+                    "group": (groups or {}).get(e["label"]),
+                    "results": e["results"],
+                }
+                for e in entries
+            },
+            "metrics": stats_block["metrics"],
+            "comparisons": stats_block["comparisons"],
+            "conclusions": conclusions_text,
+            "method": stats_block["method"],
+            **(extra or {}),
         },
     )
-    atomic_write_text(folder / "report.md", _markdown(title, header, rows, entries, plots, folder))
-    atomic_write_text(folder / "report.html", _html(title, header, rows, entries, plots))
+    atomic_write_text(folder / "report.md", _markdown(title, sections, conclusions_text, entries, plots, folder))
+    atomic_write_text(folder / "report.html", _html(title, sections, conclusions_text, entries, plots))
     return {
         "markdown": folder / "report.md",
         "html": folder / "report.html",
@@ -247,7 +471,49 @@ def write_report(
         "plots": plots,
         "header": header,
         "rows": rows,
+        "conclusions": conclusions_text,
+        "comparisons": stats_block["comparisons"],
     }
+
+
+def evaluate_source(
+    source,
+    label: str,
+    metrics: list[str],
+    options: dict | None,
+    folder: Path,
+    split: str = "test",
+    limit: int | None = None,
+    data_root: str | None = None,
+    device: str = "cpu",
+    samples: int = 64,
+    load=None,
+    progress=None,
+    grid_seed: int = 0,
+) -> dict:
+    """One report entry: the model's results on `metrics`, its training log and its grids (under folder/grids)."""
+    from genzoo.metrics.evaluate import dataset_for, evaluate
+    from genzoo.modelfile.folder import model_revision
+    from genzoo.modelfile.hub import load as load_any
+
+    load = load or load_any
+    if progress is not None:
+        progress(f"{label}: loading")
+    model = load(source, device=device)
+    results = evaluate(
+        model,
+        metrics,
+        options,
+        split=split,
+        limit=limit,
+        data_root=data_root,
+        revision=model_revision(model, source),
+        progress=None if progress is None else (lambda name, lb=label: progress(f"{lb}: {name}")),
+    )
+    grids = model_grids(
+        model, dataset_for(model, split, data_root), Path(folder) / "grids", _safe(label), samples, seed=grid_seed
+    )
+    return {"label": label, "source": source, "results": results, "log": training_log(source), "grids": grids}
 
 
 def compare(
@@ -265,33 +531,22 @@ def compare(
     labels: list[str] | None = None,
     load=None,
     progress=None,
+    arms: str = "auto",
 ) -> dict:
-    """Evaluate every source the same way, draw its grids, and write the report."""
-    from genzoo.metrics.evaluate import dataset_for, evaluate, resolve_metrics
-    from genzoo.modelfile.folder import model_revision
-    from genzoo.modelfile.hub import load as load_any
+    """Evaluate every source the same way, draw its grids, and write the report. With `arms="auto"` and no
+    `groups`, labels `<arm>-s<seed>` are grouped into arms (statistics over seeds); `arms="none"` keeps runs apart."""
+    from genzoo.metrics.evaluate import resolve_metrics
 
     resolve_metrics(metrics, options)  # fail before any work
-    load = load or load_any
     taken: set = set()
     entries = []
     for i, source in enumerate(sources):
         label = labels[i] if labels else run_label(source, taken)
-        if progress is not None:
-            progress(f"{label}: loading")
-        model = load(source, device=device)
-        results = evaluate(
-            model,
-            metrics,
-            options,
-            split=split,
-            limit=limit,
-            data_root=data_root,
-            revision=model_revision(model, source),
-            progress=None if progress is None else (lambda name, lb=label: progress(f"{lb}: {name}")),
-        )
-        grids = model_grids(model, dataset_for(model, split, data_root), Path(folder) / "grids", _safe(label), samples)
         entries.append(
-            {"label": label, "source": source, "results": results, "log": training_log(source), "grids": grids}
+            evaluate_source(
+                source, label, metrics, options, folder, split, limit, data_root, device, samples, load, progress
+            )
         )
+    if groups is None and arms == "auto":
+        groups = seed_groups([e["label"] for e in entries])
     return write_report(entries, folder, title, groups)

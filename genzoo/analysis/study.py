@@ -5,24 +5,41 @@ A study file:
     name: mbrce_vs_baselines_mnist
     output_dir: runs/studies            # runs go to <output_dir>/<name>/<model>-s<seed>, the report to .../report
     seeds: [0, 1, 2]
-    overrides: [train.epochs=50]        # applied to every recipe (the matched budget), before the command line's
+    budget: {images: 120000}            # the same for every arm: epochs, steps (batches), images (seen) or
+                                        # optimizer_steps (phases x batches); turned into train.steps / epochs
+    overrides: [train.log_every=100]    # applied to every recipe, before the budget and the command line's
     models:                             # label: recipe, or {recipe: ..., overrides: [...]} for one model only
       mbrce_aae: recipes/mbrce_mnist.yaml
       aae: recipes/aae_mnist.yaml
-    metrics: [reconstruction, prior_match, fid, parzen]
+    factors:                            # optional: what each arm is, for the report ({arm: {factor: level}})
+      mbrce_aae: {matching: mbrce, prior: mixture}
+    metrics: [reconstruction, fid, precision_recall, parzen]
     metric_options: {fid: {count: 10000}}
+    per_seed_draws: true                # each run's metrics draw with the run's seed (samples; and with
+                                        # fresh_reference, the reference images), unless metric_options fix a seed
+    fresh_reference: false
     split: test
 
-Runs that exist resume (or are already finished: the trainer returns at once); the report table gives mean ±
-standard deviation over the seeds of each model.
+The runner trains one run, evaluates it at once and writes its result to <output_dir>/<name>/results/<run>.json
+(atomically) before the next; a stopped study started again skips every run whose result is there for the same
+weights and the same evaluation, and resumes an interrupted training from its checkpoint. `jobs` runs that many
+runs at once in separate processes (the CPU threads split between them, each run's console output in
+<output_dir>/<name>/logs/<run>.log); `shard=(i, k)` runs every k-th run from the i-th, and `merge` only writes the
+report from the results present (all of them must be). The report is genzoo.analysis.report's, grouped by arm.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from genzoo.core.errors import GenzooError
+
+BUDGET_KINDS = ("epochs", "steps", "images", "optimizer_steps")
 
 
 @dataclass
@@ -31,8 +48,12 @@ class StudySpec:
     models: dict
     seeds: list[int] = field(default_factory=lambda: [0])
     overrides: list[str] = field(default_factory=list)
+    budget: dict = field(default_factory=dict)
+    factors: dict = field(default_factory=dict)
     metrics: list[str] = field(default_factory=lambda: ["reconstruction"])
     metric_options: dict = field(default_factory=dict)
+    per_seed_draws: bool = True
+    fresh_reference: bool = False
     split: str = "test"
     limit: int | None = None
     output_dir: str = "runs/studies"
@@ -47,6 +68,16 @@ def load_study(path) -> StudySpec:
     spec = build_dataclass(StudySpec, raw, "study") if not isinstance(raw, StudySpec) else raw
     if not spec.models:
         raise GenzooError(f"study '{path}' names no models", "add models: {label: recipes/x.yaml}")
+    if spec.budget:
+        unknown = [k for k in spec.budget if k not in BUDGET_KINDS]
+        if unknown or len(spec.budget) != 1:
+            raise GenzooError(
+                f"study key 'budget' must name exactly one of {', '.join(BUDGET_KINDS)}, got {dict(spec.budget)}",
+                "write e.g. budget: {images: 120000}",
+            )
+        ((kind, value),) = spec.budget.items()
+        if not isinstance(value, (int, float)) or value <= 0:
+            raise GenzooError(f"study key 'budget.{kind}' must be a positive number, got {value!r}", "fix it")
     base = Path(path).resolve().parent
     for label, entry in list(spec.models.items()):
         entry = {"recipe": entry} if isinstance(entry, str) else dict(entry)
@@ -61,48 +92,348 @@ def load_study(path) -> StudySpec:
     return spec
 
 
-def run_study(path, overrides: list[str] | None = None, device: str = "cpu", console=None, progress=None) -> dict:
-    from genzoo.analysis.report import compare
-    from genzoo.core.recipe import load_recipe
-    from genzoo.train.trainer import Trainer
+def _phase_count(recipe) -> int:
+    from genzoo.core.registry import DATASETS, build
+    from genzoo.modelfile.folder import create_model
 
-    spec = load_study(path)
+    dataset, _ = build(DATASETS, dict(recipe.data), "data", split="train")
+    return len(create_model(recipe.model, recipe.prior, dataset.image_shape).phases())
+
+
+def budget_overrides(spec: StudySpec, entry: dict, overrides: list[str]) -> list[str]:
+    """The train.steps / train.epochs overrides that give this arm the study's budget."""
+    from genzoo.core.recipe import load_recipe
+
+    if not spec.budget:
+        return []
+    ((kind, value),) = spec.budget.items()
+    if kind == "epochs":
+        return [f"train.epochs={value}", "train.steps=null"]
+    if kind == "steps":
+        return [f"train.steps={int(value)}", "train.epochs=null"]
+    recipe = load_recipe(entry["recipe"], [*spec.overrides, *entry["overrides"], *overrides])
+    per_step = recipe.train.batch_size if kind == "images" else _phase_count(recipe)
+    return [f"train.steps={max(1, math.ceil(value / per_step))}", "train.epochs=null"]
+
+
+def study_runs(spec: StudySpec, overrides: list[str] | None = None) -> dict:
+    """{run: {label, seed, recipe}} in grid order (arm-major), every recipe resolved (a bad key fails here)."""
+    from genzoo.core.recipe import load_recipe
+
     root = Path(spec.output_dir) / spec.name
-    recipes = {}
-    for label, entry in spec.models.items():  # resolve every recipe first: a bad key fails before any training
+    runs = {}
+    for label, entry in spec.models.items():
+        budget = budget_overrides(spec, entry, overrides or [])
         for seed in spec.seeds:
             run = f"{label}-s{seed}"
-            recipes[run] = (
-                label,
-                load_recipe(
-                    entry["recipe"],
-                    [
-                        *spec.overrides,
-                        *entry["overrides"],
-                        *(overrides or []),
-                        f"seed={seed}",
-                        f"name={run}",
-                        f"output_dir={root}",
-                    ],
-                ),
+            recipe = load_recipe(
+                entry["recipe"],
+                [
+                    *spec.overrides,
+                    *entry["overrides"],
+                    *budget,
+                    *(overrides or []),
+                    f"seed={seed}",
+                    f"name={run}",
+                    f"output_dir={root}",
+                ],
             )
-    runs, groups = [], {}
-    for run, (label, recipe) in recipes.items():
-        if progress is not None:
-            progress(f"training {run}")
-        runs.append(Trainer(recipe, console=console).fit())
-        groups[run] = label
-    return compare(
-        runs,
+            runs[run] = {"label": label, "seed": seed, "recipe": recipe}
+    return runs
+
+
+def run_metric_options(spec: StudySpec, seed: int) -> dict:
+    """The metric options of one run: with per_seed_draws, each metric that draws (has a `seed` option) draws
+    with the run's seed unless the study fixes it; with fresh_reference also the reference images."""
+    import inspect
+
+    from genzoo.core.registry import METRICS
+
+    options = {name: dict((spec.metric_options or {}).get(name, {})) for name in spec.metrics}
+    if not spec.per_seed_draws:
+        return options
+    for name in spec.metrics:
+        params = inspect.signature(METRICS.get(name)).parameters
+        if "seed" in params:
+            options[name].setdefault("seed", seed)
+        if spec.fresh_reference and "reference_seed" in params:
+            options[name].setdefault("reference_seed", seed)
+    return options
+
+
+def _eval_key(spec: StudySpec, options: dict) -> str:
+    text = json.dumps(
+        {
+            "metrics": spec.metrics,
+            "options": options,
+            "split": spec.split,
+            "limit": spec.limit,
+            "samples": spec.samples,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _weights_sha(run_dir: Path) -> str | None:
+    from genzoo.core.io import file_sha256
+
+    path = Path(run_dir) / "model" / "model.safetensors"
+    return file_sha256(path) if path.is_file() else None
+
+
+def finished_result(spec: StudySpec, root: Path, run: str, seed: int) -> dict | None:
+    """The run's saved result if it is for the current weights and the current evaluation, else None."""
+    path = root / "results" / f"{run}.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if saved.get("eval_key") != _eval_key(spec, run_metric_options(spec, seed)):
+        return None
+    if saved.get("weights_sha256") != _weights_sha(root / run):
+        return None
+    return saved
+
+
+def training_record(model, recipe, run_dir: Path) -> dict:
+    """What the run was given: steps, images seen, optimiser steps (one per phase per batch) and every phase's
+    optimiser settings as trained (recipe overrides applied)."""
+    phases = {}
+    for phase in model.phases():
+        own = (recipe.train.phases or {}).get(phase.name)
+
+        def get(key, default, own=own):
+            value = getattr(own, key, None) if own is not None else None
+            return default if value is None else value
+
+        phases[phase.name] = {
+            "lr": get("lr", phase.lr),
+            "betas": list(get("betas", phase.betas)),
+            "weight_decay": get("weight_decay", phase.weight_decay),
+        }
+    step = (getattr(model, "extra_config", {}) or {}).get("step")
+    return {
+        "steps": step,
+        "batch_size": recipe.train.batch_size,
+        "images_seen": None if step is None else step * recipe.train.batch_size,
+        "optimizer_steps": None if step is None else step * len(phases),
+        "phases": phases,
+    }
+
+
+def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", console=None, progress=None) -> dict:
+    """Train (or resume, or reuse) one run of the study, evaluate it and write results/<run>.json; returns it."""
+    from genzoo.analysis.report import evaluate_source
+    from genzoo.core.io import write_json
+    from genzoo.modelfile.hub import load
+    from genzoo.train.trainer import Trainer
+
+    spec = load_study(spec_path)
+    root = Path(spec.output_dir) / spec.name
+    info = study_runs(spec, overrides)[run]
+    saved = finished_result(spec, root, run, info["seed"])
+    if saved is not None:
+        return {**saved, "reused": True}
+    started = time.time()
+    if progress is not None:
+        progress(f"{run}: training")
+    run_dir = Trainer(info["recipe"], console=console).fit()
+    trained = time.time()
+    options = run_metric_options(spec, info["seed"])
+    entry = evaluate_source(
+        run_dir,
+        run,
         spec.metrics,
-        spec.metric_options,
+        options,
         root / "report",
         split=spec.split,
         limit=spec.limit,
         device=device,
         samples=spec.samples,
-        title=f"study {spec.name}",
-        groups=groups,
-        labels=list(recipes),
         progress=progress,
+        grid_seed=info["seed"],
     )
+    model = load(run_dir, device="cpu")
+    result = {
+        "run": run,
+        "arm": info["label"],
+        "seed": info["seed"],
+        "source": str(run_dir),
+        "results": entry["results"],
+        "grids": {k: str(v) for k, v in entry["grids"].items()},
+        "training": training_record(model, info["recipe"], run_dir),
+        "eval_key": _eval_key(spec, options),
+        "weights_sha256": _weights_sha(run_dir),
+        "seconds": {"training": round(trained - started, 1), "evaluation": round(time.time() - trained, 1)},
+    }
+    write_json(root / "results" / f"{run}.json", result)
+    return {**result, "reused": False}
+
+
+def _worker(args) -> dict:
+    spec_path, overrides, run, device, threads, log = args
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+    from rich.console import Console
+
+    torch.set_num_threads(threads)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        return run_one(spec_path, overrides, run, device, console=Console(file=f, width=120))
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        i, k = (int(x) for x in text.split("/"))
+    except ValueError:
+        i = k = 0
+    if not (k >= 1 and 1 <= i <= k):
+        raise GenzooError(f"--shard '{text}' is not i/k with 1 <= i <= k", "write e.g. --shard 1/2")
+    return i, k
+
+
+def _summary_line(result: dict) -> str:
+    bits = []
+    for key, name in (("fid", "fid"), ("precision_recall", "recall"), ("reconstruction", "mse")):
+        value = (result["results"].get(key) or {}).get(name)
+        if isinstance(value, (int, float)):
+            bits.append(f"{name} {value:.4g}")
+    return ", ".join(bits)
+
+
+def run_study(
+    path,
+    overrides: list[str] | None = None,
+    device: str = "cpu",
+    console=None,
+    progress=None,
+    jobs: int = 1,
+    shard: str | None = None,
+    merge: bool = False,
+) -> dict:
+    """Run (a shard of) the study's grid, each run evaluated as soon as it is trained, then write the report
+    when every run has its result; returns the report (or {"pending": [...]} for a shard that leaves runs)."""
+    spec = load_study(path)
+    root = Path(spec.output_dir) / spec.name
+    runs = study_runs(spec, overrides)
+    names = list(runs)
+    part = parse_shard(shard)
+    todo = [] if merge else [r for i, r in enumerate(names) if part is None or i % part[1] == part[0] - 1]
+    say = progress or (lambda text: None)
+    done = 0
+
+    def finished(result):
+        nonlocal done
+        done += 1
+        how = (
+            "reused"
+            if result.get("reused")
+            else f"trained {result['seconds']['training']:.0f} s, "
+            + (f"evaluated {result['seconds']['evaluation']:.0f} s")
+        )
+        say(f"[{done}/{len(todo)}] {result['run']}: {how}; {_summary_line(result)}")
+
+    if jobs <= 1 or len(todo) <= 1:
+        for run in todo:
+            finished(
+                run_one(
+                    path,
+                    overrides or [],
+                    run,
+                    device,
+                    console=console,
+                    progress=None if progress is None else (lambda what: say(f"[{done + 1}/{len(todo)}] {what}")),
+                )
+            )
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        import torch
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        say(f"{len(todo)} runs, {jobs} at a time ({threads} thread(s) each); logs in {root / 'logs'}")
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [
+                pool.submit(
+                    _worker,
+                    (str(path), list(overrides or []), run, device, threads, str(root / "logs" / f"{run}.log")),
+                )
+                for run in todo
+            ]
+            for future in as_completed(futures):
+                finished(future.result())
+    return write_study_report(spec, root, runs, strict=merge or part is None)
+
+
+def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = True) -> dict:
+    from genzoo.analysis.report import training_log, write_report
+
+    results, missing = {}, []
+    for run, info in runs.items():
+        saved = finished_result(spec, root, run, info["seed"])
+        if saved is None:
+            missing.append(run)
+        else:
+            results[run] = saved
+    if missing:
+        if strict:
+            raise GenzooError(
+                f"study '{spec.name}' has no current result for {', '.join(missing)}",
+                "run the missing shards (or the study without --merge) first",
+            )
+        return {"pending": missing, "done": list(results)}
+    entries = [
+        {
+            "label": run,
+            "source": r["source"],
+            "results": r["results"],
+            "log": training_log(r["source"]),
+            "grids": {k: Path(v) for k, v in r["grids"].items()},
+        }
+        for run, r in results.items()
+    ]
+    groups = {run: r["arm"] for run, r in results.items()}
+    budget = budget_text(spec, results)
+    return write_report(
+        entries,
+        root / "report",
+        f"study {spec.name}",
+        groups,
+        notes=budget,
+        extra={
+            "budget": spec.budget,
+            "budget_text": budget,
+            "factors": spec.factors,
+            "training": {run: r["training"] for run, r in results.items()},
+            "seeds": spec.seeds,
+        },
+    )
+
+
+def budget_text(spec: StudySpec, results: dict) -> str:
+    """One line on what each arm was given (steps, images seen, optimiser steps) and with which optimisers."""
+    arms = {}
+    for r in results.values():
+        arms.setdefault(r["arm"], r["training"])
+    named = ", ".join(f"{k} {v}" for k, v in spec.budget.items()) if spec.budget else "the recipes' own schedule"
+    parts = []
+    for arm, t in arms.items():
+        factor = spec.factors.get(arm) or {}
+        what = f" ({', '.join(f'{k} {v}' for k, v in factor.items())})" if factor else ""
+        opt = "; ".join(
+            f"{p} lr {o['lr']:g} betas ({o['betas'][0]:g}, {o['betas'][1]:g})" for p, o in t["phases"].items()
+        )
+        parts.append(
+            f"{arm}{what}: {t['steps']} steps of {t['batch_size']}, {t['images_seen']} images, "
+            f"{t['optimizer_steps']} optimiser steps [{opt}]"
+        )
+    return f"Budget: {named}. " + "; ".join(parts) + "."
