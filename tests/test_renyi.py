@@ -530,7 +530,9 @@ def test_spectral_functions_gradcheck_in_every_region(p, trunc):
             (lambda s: (R._MatPow.apply(s, p, eps) * s2).sum(), (s1,)),
         ]
     for fn, inputs in fns:
-        assert gradcheck(fn, inputs, eps=1e-7, atol=1e-6, rtol=1e-5)
+        # central differences carry ~u·|f|/h of round-off (|f| reaches 1e5 for p = -2): atol scales with |f|
+        atol = max(1e-6, 1e-8 * float(fn(*inputs).detach().abs()))
+        assert gradcheck(fn, inputs, eps=1e-7, atol=atol, rtol=1e-5)
 
 
 def test_regularised_power_shape():
@@ -633,10 +635,10 @@ def test_integer_alpha_fast_path_equals_eigen_path(kernel, alpha, monkeypatch):
         (lambda f: R.renyi_entropy(x, alpha, kernel, "median", fast_path=f), 0),
         (lambda f: R.joint_entropy(x, w, alpha, kernel, "median", fast_path=f), 0),
         (lambda f: R.mutual_information(x, w, alpha, kernel, "median", fast_path=f), 0),
-        (lambda f: R.bipartite_divergence(x, y, alpha, kernel, "median", fast_path=f), 1),
+        (lambda f: R.bipartite_divergence(x, y, alpha, kernel, "median", fast_path=f), 0),  # Cholesky
         (lambda f: R.mirrored_divergence(x, y, alpha, kernel, "median", fast_path=f), 1),
         (lambda f: R.pooled_divergence(x, yp, alpha, kernel, "median", mix=0.2, fast_path=f), 1),
-        (lambda f: R.cross_entropy(x, y, alpha, kernel, "median", "bipartite", fast_path=f), 1),
+        (lambda f: R.cross_entropy(x, y, alpha, kernel, "median", "bipartite", fast_path=f), 0),
     ]
     real_eigh = torch.linalg.eigh
     calls = []
@@ -645,14 +647,17 @@ def test_integer_alpha_fast_path_equals_eigen_path(kernel, alpha, monkeypatch):
         calls.append(a.shape)
         return real_eigh(a, *args, **kwargs)
 
-    for fn, n_eigh in cases:
+    for i, (fn, n_eigh) in enumerate(cases):
+        # the bipartite fast path regularises by the shift eps·I (Cholesky), the eigen path by the clamp
+        # max(mu, eps): they differ by about (alpha - 1)·eps/mu_min relative (mu_min ~ 1e-2 here)
+        tol = 1e-8 if i in (3, 6) else 1e-10
         slow = float(fn(False))
         monkeypatch.setattr(torch.linalg, "eigh", counting_eigh)
         calls.clear()
         fast = float(fn(True))
         monkeypatch.setattr(torch.linalg, "eigh", real_eigh)
         assert len(calls) == n_eigh, calls  # the fast path skips eigendecompositions
-        assert abs(fast - slow) <= 1e-10 * max(1.0, abs(slow)), (fast, slow)
+        assert abs(fast - slow) <= tol * max(1.0, abs(slow)), (fast, slow)
 
 
 MEASURE_FNS = {

@@ -112,6 +112,7 @@ __all__ = [
     "DEFAULT_EPS",
     "KERNELS",
     "MEASURES",
+    "PRECISIONS",
     "gram_matrix",
     "median_bandwidth",
     "normalized_gram",
@@ -135,6 +136,9 @@ Sigma = Union[float, int, str, torch.Tensor]
 _F64 = torch.float64
 # relative gap below which two eigenvalues are "equal" for the non-power divided differences
 _CLOSE = 1e-6
+# float32 compute, mixed pooled measure: the pseudo-inverse threshold of its (n_x+n_y)² Y side, in units of
+# (n_x+n_y)·u (with eps = 1e-12 the round-off eigenvalues of that singular-ish matrix get μ^-α weights)
+_F32_MIX_EPS = 0.01
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -187,8 +191,9 @@ def _check_mix(mix) -> float:
     return float(mix)
 
 
-def _check_points(x, name: str) -> torch.Tensor:
-    """Validate a point cloud and return it as float64 (autograd-connected)."""
+def _check_points(x, name: str, dtype: torch.dtype = _F64) -> torch.Tensor:
+    """Validate a point cloud and return it in the compute dtype (float64 unless the precision policy says
+    otherwise; autograd-connected)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (n, d) or (..., n, d) (got {type(x).__name__})")
     if x.is_complex():
@@ -207,7 +212,38 @@ def _check_points(x, name: str) -> torch.Tensor:
             f"{name} contains {bad} non-finite value(s) (NaN or Inf); the estimators need finite points: "
             "check the upstream network for divergence (e.g. lower the learning rate) or filter the batch"
         )
-    return x.to(_F64)
+    return x.to(dtype)
+
+
+PRECISIONS = ("auto", "float64", "float32")
+
+
+def _compute_dtype(precision, *tensors: torch.Tensor, f32_ok: bool = True) -> torch.dtype:
+    """The dtype of the kernel and spectral work: "float64"; "float32"; "auto" = float64 when every input
+    is on the CPU, and on other devices (GPUs run float64 at 1/2-1/64 of float32's rate) float32 where its
+    error against float64 was measured small (f32_ok: no negative power of a matrix with round-off-level
+    eigenvalues, no mirrored sandwich; docs/mbrce.md, section 7), float64 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS} (got {precision!r})")
+    if precision == "auto":
+        kinds = {t.device.type for t in tensors if isinstance(t, torch.Tensor)}
+        if kinds <= {"cpu"}:
+            return _F64
+        if "mps" in kinds:  # no float64 there
+            return torch.float32
+        return torch.float32 if f32_ok else _F64
+    return _F64 if precision == "float64" else torch.float32
+
+
+def _f32_ok(measure: str, alpha: float, mix=0.0) -> bool:
+    """Where "auto" may compute in float32 off the CPU: the pooled measure without mix, the bipartite one
+    for α < 1 or integer α (Cholesky route); not the mirrored one (its sandwich squares the Gram matrix's
+    condition number) nor negative clamped powers (bipartite non-integer α > 1, pooled with mix)."""
+    if measure == "pooled":
+        return not mix
+    if measure == "bipartite":
+        return alpha < 1 or _is_int(alpha)
+    return False
 
 
 def _out_dtype(x: torch.Tensor) -> torch.dtype:
@@ -291,7 +327,8 @@ class _SqDistSelf(torch.autograd.Function):
 def _safe_dist(d2: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """√d2 with a finite gradient: entries at round-off level of the expansion count as 0 distance
     (duplicated rows), where the Laplacian kernel's cone has subgradient 0."""
-    tiny = 1e-14 * scale.detach() + torch.finfo(_F64).tiny
+    rel = 1e-14 if d2.dtype == _F64 else 5e-6  # ~50 units of round-off of the expansion
+    tiny = rel * scale.detach() + torch.finfo(d2.dtype).tiny
     pos = d2 > tiny
     return torch.where(pos, torch.sqrt(torch.where(pos, d2, torch.ones_like(d2))), torch.zeros_like(d2))
 
@@ -301,15 +338,27 @@ def _triu_idx(m: int, device: str):
     return torch.triu_indices(m, m, 1, device=device)
 
 
+def _upper(d2: torch.Tensor) -> torch.Tensor:
+    """The strict upper triangle of a (..., m, m) matrix as (..., m(m-1)/2)."""
+    iu = _triu_idx(d2.shape[-1], str(d2.device))
+    return d2[..., iu[0], iu[1]]
+
+
 def _median_d2(d2: torch.Tensor) -> torch.Tensor:
     """Median of √d2 over the strict upper triangle of a (..., m, m) squared-distance matrix (detached)."""
     d2 = d2.detach()
-    m = d2.shape[-1]
-    if m < 2:
-        return torch.ones(d2.shape[:-2], dtype=_F64, device=d2.device)
-    iu = _triu_idx(m, str(d2.device))
-    v = d2[..., iu[0], iu[1]]
+    if d2.shape[-1] < 2:
+        return torch.ones(d2.shape[:-2], dtype=d2.dtype, device=d2.device)
+    return _median_pairs(_upper(d2))
+
+
+def _median_pairs(v: torch.Tensor) -> torch.Tensor:
+    """Median of √v over the last dimension of (..., npairs) squared pair distances (detached), with the
+    degenerate-sample fallbacks of median_bandwidth."""
+    v = v.detach()
     npairs = v.shape[-1]
+    if npairs < 1:
+        return torch.ones(v.shape[:-1], dtype=v.dtype, device=v.device)
     k = (npairs - 1) // 2
     lo2 = v.kthvalue(k + 1, dim=-1).values
     if npairs % 2 == 0:
@@ -329,7 +378,7 @@ def _median64(z: torch.Tensor) -> torch.Tensor:
     """Median pairwise distance of the rows of z (float64, detached), shape z.shape[:-2]."""
     z = z.detach()
     if z.shape[-2] < 2:
-        return torch.ones(z.shape[:-2], dtype=_F64, device=z.device)
+        return torch.ones(z.shape[:-2], dtype=z.dtype, device=z.device)
     return _median_d2(_sqdist(z)[0])
 
 
@@ -360,7 +409,7 @@ def _resolve_sigma(sigma: Sigma, *pts: torch.Tensor, d2: Optional[torch.Tensor] 
         z = pts[0] if len(pts) == 1 else torch.cat(_broadcast_pair(pts[0], pts[1]), dim=-2)
         return _median64(z)[..., None, None]
     if isinstance(sigma, torch.Tensor):
-        s = sigma.to(device=pts[0].device, dtype=_F64)
+        s = sigma.to(device=pts[0].device, dtype=pts[0].dtype)
         with torch.no_grad():
             ok = bool(torch.isfinite(s).all() and (s > 0).all())
         if not ok:
@@ -368,7 +417,7 @@ def _resolve_sigma(sigma: Sigma, *pts: torch.Tensor, d2: Optional[torch.Tensor] 
         return s[..., None, None]
     if isinstance(sigma, bool) or not isinstance(sigma, Real) or not math.isfinite(float(sigma)) or sigma <= 0:
         raise ValueError(f"sigma must be a finite number > 0, a tensor or 'median' (got {sigma!r})")
-    return torch.tensor(float(sigma), dtype=_F64, device=pts[0].device)
+    return torch.tensor(float(sigma), dtype=pts[0].dtype, device=pts[0].device)
 
 
 def _kernel64(d2, scale, kernel: str, sigma: torch.Tensor) -> torch.Tensor:
@@ -409,13 +458,30 @@ def _normalize64(k: torch.Tensor) -> torch.Tensor:
     return k / k.shape[-1]
 
 
-def _pooled_kernel(x64, y64, kernel, sigma):
-    """Unit-diagonal Gram matrix of Z = [x; y] and the σ used (median of Z's pairwise distances when
-    sigma="median", from the same distance matrix)."""
-    z = torch.cat([x64, y64], dim=-2)
-    d2, scale = _sqdist(z)
-    s = _resolve_sigma(sigma, z, d2=d2)
-    return _kernel64(d2, scale, kernel, s), s
+def _gram_blocks(x64, y64, kernel, sigma, cross: bool = True):
+    """Unit-diagonal Gram blocks K_XX, K_XY, K_YY of Z = [x; y] with one σ (median of all pairwise
+    distances of Z when sigma="median").
+
+    Built block by block, so that a sample that needs no gradient (a prior draw, frozen real codes) costs
+    no backward work: its block and the median stay outside the autograd graph, and the spectral functions
+    then skip its branch.  With cross=False K_XY is not returned (None); its distances are still computed,
+    without gradient, when the median needs them."""
+    median = isinstance(sigma, str)
+    if median and sigma != "median":
+        _resolve_sigma(sigma, x64)  # raises the usual message
+    dxx, sxx = _SqDistSelf.apply(x64)
+    dyy, syy = _SqDistSelf.apply(y64)
+    dxy = sxy = None
+    if cross or median:
+        with torch.set_grad_enabled(cross and torch.is_grad_enabled()):
+            dxy, sxy = _sqdist(x64, y64)
+    if median:
+        pairs = torch.cat([_upper(dxx), dxy.flatten(-2), _upper(dyy)], dim=-1)
+        s = _median_pairs(pairs)[..., None, None]
+    else:
+        s = _resolve_sigma(sigma, x64)
+    kxy = _kernel64(dxy, sxy, kernel, s) if cross else None
+    return _kernel64(dxx, sxx, kernel, s), kxy, _kernel64(dyy, syy, kernel, s)
 
 
 def normalized_gram(x: torch.Tensor, kernel: str = "gaussian", sigma: Sigma = 1.0) -> torch.Tensor:
@@ -494,7 +560,7 @@ def _loewner(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> to
     reg = _power_region(lam, p, eps, trunc)
     k = int((~reg).sum(-1).max()) if lam.numel() else 0
     # clamp only what lies outside the power region (those rows/columns are replaced below)
-    lt = lam.clamp_min(torch.finfo(_F64).tiny if p >= 1 else eps)
+    lt = lam.clamp_min(torch.finfo(lam.dtype).tiny if p >= 1 else eps)
     logl = lt.log()
     t = logl[..., :, None] - logl[..., None, :]
     t = t.abs_().neg_()
@@ -518,11 +584,16 @@ def _eigh(s: torch.Tensor):
 
 
 class _TracePow(torch.autograd.Function):
-    """tr g_p(S) for symmetric S; gradient g_p'(S) (exact for any eigenvalue multiplicity)."""
+    """tr g_p(S) for symmetric S; gradient g_p'(S) (exact for any eigenvalue multiplicity).
+
+    rel: None for the absolute threshold eps (trace-1 matrices); a number r for the threshold
+    r · λ_max(S) relative to the matrix's own scale (the mirrored sandwich), held constant in the gradient."""
 
     @staticmethod
-    def forward(ctx, s, p, eps):
+    def forward(ctx, s, p, eps, rel=None):
         lam, v = _eigh(s)
+        if rel is not None:
+            eps = (rel * lam[..., -1:]).clamp_min(torch.finfo(lam.dtype).tiny)
         g, dg = _g(lam, p, eps)
         ctx.save_for_backward(v, dg)
         return g.sum(-1)
@@ -532,7 +603,7 @@ class _TracePow(torch.autograd.Function):
     def backward(ctx, grad):
         v, dg = ctx.saved_tensors
         gs = (v * (dg * grad[..., None])[..., None, :]) @ v.mT
-        return gs, None, None
+        return gs, None, None, None
 
 
 class _MatPow(torch.autograd.Function):
@@ -649,11 +720,11 @@ def _trace_int_power(s: torch.Tensor, k: int) -> torch.Tensor:
     return (p * q).sum((-2, -1))
 
 
-def _tr_power(s: torch.Tensor, p: float, eps: float, fast: bool) -> torch.Tensor:
-    """tr g_p(S) for symmetric PSD S."""
+def _tr_power(s: torch.Tensor, p: float, eps: float, fast: bool, rel: Optional[float] = None) -> torch.Tensor:
+    """tr g_p(S) for symmetric PSD S (threshold: eps, or rel · λ_max(S) when rel is given)."""
     if fast and _is_int(p) and p >= 1:
         return _trace_int_power(s, int(p))
-    return _TracePow.apply(s, p, eps)
+    return _TracePow.apply(s, p, eps, rel)
 
 
 def _entropy_from(a: torch.Tensor, alpha: float, eps: float, fast: bool) -> torch.Tensor:
@@ -671,6 +742,7 @@ def renyi_entropy(
     *,
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Matrix-based Rényi α-entropy S_α(A) = 1/(1-α) log Σ λ_i^α of the normalised Gram matrix of x.
 
@@ -678,7 +750,7 @@ def renyi_entropy(
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     _check_kernel(kernel)
     out = _out_dtype(x)
-    x64 = _check_points(x, "x")
+    x64 = _check_points(x, "x", _compute_dtype(precision, x))  # float32 measured fine for entropies
     a = _normalize64(_gram64(x64, None, kernel, _resolve_sigma(sigma, x64)))
     return _entropy_from(a, alpha, eps, fast_path).to(out)
 
@@ -691,9 +763,10 @@ def _pair_sigmas(sigma, x64, y64):
     return _resolve_sigma(sigma, x64), _resolve_sigma(sigma, y64)
 
 
-def _joint_setup(x, y, kernel, sigma, what):
+def _joint_setup(x, y, kernel, sigma, what, precision):
     _check_kernel(kernel)
-    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    dt = _compute_dtype(precision, x, y)
+    x64, y64 = _check_points(x, "x", dt), _check_points(y, "y", dt)
     _same_n(x64, y64, what, "")
     x64, y64 = _broadcast_pair(x64, y64)
     sx, sy = _pair_sigmas(sigma, x64, y64)
@@ -713,13 +786,14 @@ def joint_entropy(
     *,
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Joint entropy S_α(A∘B / tr(A∘B)) of paired samples x (n, d1) and y (n, d2).
 
     sigma applies to each variable ("median": each variable's own median), or pass (sigma_x, sigma_y)."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
-    _, _, ab = _joint_setup(x, y, kernel, sigma, "joint_entropy")
+    _, _, ab = _joint_setup(x, y, kernel, sigma, "joint_entropy", precision)
     return _entropy_from(ab, alpha, eps, fast_path).to(out)
 
 
@@ -732,11 +806,12 @@ def mutual_information(
     *,
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Matrix-based mutual information I_α = S_α(A) + S_α(B) - S_α(A∘B/tr(A∘B)) of paired samples."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
-    a, b, ab = _joint_setup(x, y, kernel, sigma, "mutual_information")
+    a, b, ab = _joint_setup(x, y, kernel, sigma, "mutual_information", precision)
     f = fast_path
     mi = _entropy_from(a, alpha, eps, f) + _entropy_from(b, alpha, eps, f) - _entropy_from(ab, alpha, eps, f)
     return mi.to(out)
@@ -745,9 +820,10 @@ def mutual_information(
 # ----------------------------------------------------------------------------------------------------
 # divergences
 # ----------------------------------------------------------------------------------------------------
-def _paired_grams(x, y, kernel, sigma, what):
+def _paired_grams(x, y, kernel, sigma, what, precision, f32_ok=True):
     _check_kernel(kernel)
-    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    dt = _compute_dtype(precision, x, y, f32_ok=f32_ok)
+    x64, y64 = _check_points(x, "x", dt), _check_points(y, "y", dt)
     _same_dim(x64, y64, what)
     _same_n(x64, y64, what, "; use pooled_divergence for samples of different sizes")
     x64, y64 = _broadcast_pair(x64, y64)
@@ -756,10 +832,10 @@ def _paired_grams(x, y, kernel, sigma, what):
 
 def _paired_k(x64, y64, kernel, sigma):
     """Normalised Gram matrices κ1, κ2 of x and y with one σ."""
-    if isinstance(sigma, str):  # "median": one pooled distance matrix serves σ and both blocks
+    if isinstance(sigma, str):  # "median": of the pooled sample, from the blocks' distances
         n = x64.shape[-2]
-        k, _ = _pooled_kernel(x64, y64, kernel, sigma)
-        return k[..., :n, :n] / n, k[..., n:, n:] / n
+        kxx, _, kyy = _gram_blocks(x64, y64, kernel, sigma, cross=False)
+        return kxx / n, kyy / n
     s = _resolve_sigma(sigma, x64)
     return _normalize64(_gram64(x64, None, kernel, s)), _normalize64(_gram64(y64, None, kernel, s))
 
@@ -768,11 +844,39 @@ def _trace(s):
     return torch.diagonal(s, dim1=-2, dim2=-1).sum(-1)
 
 
+def _bipartite_int_cholesky(k1, k2, a: int, eps: float):
+    """tr(κ1^a (κ2 + εI)^(1-a)) for an integer a ≥ 2 without eigendecomposition, or None when the
+    Cholesky factorisation of κ2 + εI fails (then the caller uses the eigendecomposition).
+
+    With κ2 + εI = L Lᵀ and X = L⁻¹ (so (κ2 + εI)⁻¹ = Xᵀ X): a = 2 is ‖L⁻¹ κ1‖_F², a sum of squares; for
+    a ≥ 3 the value is tr(Hᵀ κ1^a H) with H = (XᵀX)^m (a - 1 = 2m) or (XᵀX)^m Xᵀ (a - 1 = 2m + 1), a PSD
+    quadratic form.  The regulariser is the shift εI (not the eigenvalue clamp of the eigen path); for
+    κ2's eigenvalues μ ≫ ε both equal μ^(1-a) to relative order ε/μ.  Plain autograd differentiates it
+    (Cholesky and triangular solves have no eigenvalue-gap divisions)."""
+    n = k2.shape[-1]
+    eye = torch.eye(n, dtype=k2.dtype, device=k2.device)
+    chol, info = torch.linalg.cholesky_ex(_sym(k2) + eps * eye)
+    if bool((info != 0).any()):
+        return None
+    if a == 2:
+        z = torch.linalg.solve_triangular(chol, k1, upper=False)
+        return (z * z).sum((-2, -1))
+    x = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False)
+    k, m = a - 1, (a - 1) // 2
+    h = x.mT if k % 2 else eye
+    if m:
+        h = _int_power(x.mT @ x, m) @ h
+    return (h * (_int_power(k1, a) @ h)).sum((-2, -1))
+
+
 def _bipartite64(k1, k2, alpha, eps, fast):
+    t = None
     if fast and _is_int(alpha):
+        t = _bipartite_int_cholesky(k1, k2, int(alpha), eps)
+    if t is None and fast and _is_int(alpha):
         # κ1^α by products; only κ2^(1-α) (a non-positive power) needs an eigendecomposition
         t = _TraceSandwichPow.apply(_int_power(k1, int(alpha)), None, k2, 1.0 - alpha, eps, False)
-    else:
+    elif t is None:
         t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps, False)
     return (torch.log(t) - torch.log(_trace(k1))) / (alpha - 1.0)
 
@@ -786,6 +890,7 @@ def bipartite_divergence(
     *,
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Published bipartite divergence C_α(κ1‖κ2) = 1/(α-1) log tr(κ1^α κ2^(1-α)) - 1/(α-1) log tr κ1.
 
@@ -793,15 +898,19 @@ def bipartite_divergence(
     Row-paired: permuting the rows of y alone changes the value (docs/mbrce.md)."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
-    k1, k2 = _paired_grams(x, y, kernel, sigma, "bipartite_divergence")
+    k1, k2 = _paired_grams(x, y, kernel, sigma, "bipartite_divergence", precision, _f32_ok("bipartite", alpha))
     return _bipartite64(k1, k2, alpha, eps, fast_path).to(out)
 
 
 def _mirrored64(k1, k2, alpha, eps, fast):
     beta = (1.0 - alpha) / (2.0 * alpha)
+    n = k1.shape[-1]
     p = _MatPow.apply(k2, beta, eps)
     m = _sym(p @ k1 @ p)
-    return (torch.log(_tr_power(m, alpha, eps, fast)) - torch.log(_trace(k1))) / (alpha - 1.0)
+    # M is not trace-1 (its scale is about λ_max(κ)^(1/α)): its threshold is relative, at its round-off
+    # level n·u·λ_max(M) for the default eps, and scaled with eps when the caller raises it
+    rel = n * torch.finfo(m.dtype).eps * (eps / DEFAULT_EPS)
+    return (torch.log(_tr_power(m, alpha, eps, fast, rel)) - torch.log(_trace(k1))) / (alpha - 1.0)
 
 
 def mirrored_divergence(
@@ -813,30 +922,34 @@ def mirrored_divergence(
     *,
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Published mirrored (sandwiched) divergence
     C'_α = 1/(α-1) log tr((κ2^β κ1 κ2^β)^α) - 1/(α-1) log tr κ1, β = (1-α)/(2α), the matrix raised to α
     before the trace.  Same n for x and y; same kernel and σ for both."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
-    k1, k2 = _paired_grams(x, y, kernel, sigma, "mirrored_divergence")
+    k1, k2 = _paired_grams(x, y, kernel, sigma, "mirrored_divergence", precision, False)
     return _mirrored64(k1, k2, alpha, eps, fast_path).to(out)
 
 
-def _pooled64(k, nx, alpha, mix, eps, fast):
-    """The pooled divergence from the unit-diagonal Gram matrix k of Z = [x; y] (x: the first nx rows)."""
-    m = k.shape[-1]
-    ny = m - nx
-    sp = k[..., :nx, :nx] / nx  # nonzero spectrum of K^½ D_X K^½
+def _pooled64(kxx, kxy, kyy, alpha, mix, eps, fast):
+    """The pooled divergence from the unit-diagonal Gram blocks of Z = [x; y]."""
+    nx, ny = kxx.shape[-1], kyy.shape[-1]
+    m = nx + ny
+    sp = kxx / nx  # nonzero spectrum of K^½ D_X K^½
     if mix == 0.0:
-        sq = k[..., nx:, nx:] / ny
-        b = k[..., :nx, nx:] / math.sqrt(nx * ny)
+        sq = kyy / ny
+        b = kxy / math.sqrt(nx * ny)
     else:
-        q = torch.full((m,), mix / m, dtype=_F64, device=k.device)
+        k = torch.cat([torch.cat([kxx, kxy], dim=-1), torch.cat([kxy.mT, kyy], dim=-1)], dim=-2)
+        q = torch.full((m,), mix / m, dtype=k.dtype, device=k.device)
         q[nx:] += (1.0 - mix) / ny
         rq = q.sqrt()
         sq = k * rq[:, None] * rq[None, :]
         b = k[..., :nx, :] * (rq / math.sqrt(nx))[None, :]
+    if mix and kxx.dtype != _F64:
+        eps = max(eps, _F32_MIX_EPS * m * torch.finfo(kxx.dtype).eps)
     if fast and _is_int(alpha):  # α - 1 ≥ 1 is an integer power: products for the X side
         f = _int_power(sp, int(alpha) - 1)
         t = _TraceSandwichPow.apply(f, b, sq, -alpha, eps, True)
@@ -856,10 +969,11 @@ def _check_pooled(alpha: float, mix) -> float:
     return mix
 
 
-def _pooled_setup(x, y, kernel, sigma, alpha, mix):
+def _pooled_setup(x, y, kernel, sigma, alpha, mix, precision):
     _check_kernel(kernel)
     mix = _check_pooled(alpha, mix)
-    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    dt = _compute_dtype(precision, x, y, f32_ok=_f32_ok("pooled", alpha, mix))
+    x64, y64 = _check_points(x, "x", dt), _check_points(y, "y", dt)
     _same_dim(x64, y64, "pooled_divergence")
     x64, y64 = _broadcast_pair(x64, y64)
     return x64, y64, mix
@@ -875,6 +989,7 @@ def pooled_divergence(
     mix: float = 0.0,
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Order-invariant divergence over the pooled Gram matrix of Z = [x; y] (docs/mbrce.md):
 
@@ -886,9 +1001,8 @@ def pooled_divergence(
     (for any mix).  Computed without any (n_x+n_y)² eigendecomposition when mix = 0."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
-    x64, y64, mix = _pooled_setup(x, y, kernel, sigma, alpha, mix)
-    k, _ = _pooled_kernel(x64, y64, kernel, sigma)
-    return _pooled64(k, x64.shape[-2], alpha, mix, eps, fast_path).to(out)
+    x64, y64, mix = _pooled_setup(x, y, kernel, sigma, alpha, mix, precision)
+    return _pooled64(*_gram_blocks(x64, y64, kernel, sigma), alpha, mix, eps, fast_path).to(out)
 
 
 def divergence(
@@ -902,15 +1016,18 @@ def divergence(
     mix: float = 0.0,
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Dispatch to pooled_divergence / bipartite_divergence / mirrored_divergence (mix: pooled only)."""
     measure = _check_measure(measure)
     if measure == "pooled":
-        return pooled_divergence(x, y, alpha, kernel, sigma, mix=mix, eps=eps, fast_path=fast_path)
+        return pooled_divergence(
+            x, y, alpha, kernel, sigma, mix=mix, eps=eps, fast_path=fast_path, precision=precision
+        )
     if mix != 0.0:
         raise ValueError(f"mix applies to measure='pooled' only (got mix={mix} with measure={measure!r}); use mix=0")
     fn = bipartite_divergence if measure == "bipartite" else mirrored_divergence
-    return fn(x, y, alpha, kernel, sigma, eps=eps, fast_path=fast_path)
+    return fn(x, y, alpha, kernel, sigma, eps=eps, fast_path=fast_path, precision=precision)
 
 
 def cross_entropy(
@@ -924,6 +1041,7 @@ def cross_entropy(
     mix: float = 0.0,
     eps: float = DEFAULT_EPS,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Rényi α-cross-entropy in the Shannon sense: S_α(x) + divergence(x‖y) (docs/mbrce.md).
 
@@ -933,15 +1051,16 @@ def cross_entropy(
     measure = _check_measure(measure)
     _check_kernel(kernel)
     out = _out_dtype(x)
-    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    dt = _compute_dtype(precision, x, y, f32_ok=_f32_ok(measure, alpha, mix))
+    x64, y64 = _check_points(x, "x", dt), _check_points(y, "y", dt)
     _same_dim(x64, y64, "cross_entropy")
     x64, y64 = _broadcast_pair(x64, y64)
     nx = x64.shape[-2]
     if measure == "pooled":
         mix = _check_pooled(alpha, mix)
-        k, _ = _pooled_kernel(x64, y64, kernel, sigma)
-        k1 = k[..., :nx, :nx] / nx
-        div = _pooled64(k, nx, alpha, mix, eps, fast_path)
+        kxx, kxy, kyy = _gram_blocks(x64, y64, kernel, sigma)
+        k1 = kxx / nx
+        div = _pooled64(kxx, kxy, kyy, alpha, mix, eps, fast_path)
     else:
         if mix != 0.0:
             raise ValueError(f"mix applies to measure='pooled' only (got mix={mix}); use mix=0")
@@ -973,6 +1092,7 @@ class RenyiDivergence(torch.nn.Module):
         measure: str = "pooled",
         eps: float = DEFAULT_EPS,
         mix: float = 0.0,
+        precision: str = "auto",
     ):
         super().__init__()
         self.alpha = _check_alpha(alpha)
@@ -985,16 +1105,29 @@ class RenyiDivergence(torch.nn.Module):
         self.measure = _check_measure(measure)
         self.eps = _check_eps(eps)
         self.mix = _check_mix(mix)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS} (got {precision!r})")
+        self.precision = precision
         if self.measure == "pooled":
             _check_pooled(self.alpha, self.mix)
         if self.measure != "pooled" and self.mix != 0.0:
             raise ValueError(f"mix applies to measure='pooled' only (got measure={measure!r}); use mix=0")
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return divergence(x, y, self.alpha, self.kernel, self.sigma, self.measure, mix=self.mix, eps=self.eps)
+        return divergence(
+            x,
+            y,
+            self.alpha,
+            self.kernel,
+            self.sigma,
+            self.measure,
+            mix=self.mix,
+            eps=self.eps,
+            precision=self.precision,
+        )
 
     def extra_repr(self) -> str:
         return (
             f"alpha={self.alpha}, kernel={self.kernel!r}, sigma={self.sigma!r}, measure={self.measure!r}, "
-            f"eps={self.eps}, mix={self.mix}"
+            f"eps={self.eps}, mix={self.mix}, precision={self.precision!r}"
         )

@@ -1,0 +1,227 @@
+"""Numerics of genzoo.metrics.renyi (issue #15): the mirrored measure's relative threshold against a 50-digit
+mpmath computation, the no-gradient path for a target sample, the Cholesky route for integer alpha, the
+float32 precision policy and the Nystrom approximation for large samples."""
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+
+from genzoo.metrics import renyi as R
+
+F64 = torch.float64
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _pts(seed, n, d, shift=0.0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)) + shift
+
+
+# ----------------------------------------------------------------------------------------------------
+# mirrored measure: threshold relative to the sandwich's scale
+# ----------------------------------------------------------------------------------------------------
+def _mp_gram(a, s):
+    n = len(a)
+    k = mpmath.matrix(n, n)
+    for i in range(n):
+        for j in range(n):
+            d2 = sum((mpmath.mpf(float(a[i, c])) - mpmath.mpf(float(a[j, c]))) ** 2 for c in range(a.shape[1]))
+            k[i, j] = mpmath.exp(-d2 / (2 * mpmath.mpf(s) ** 2)) / n
+    return k
+
+
+def _mp_mirrored(x, y, alpha, s):
+    """C'_alpha from its definition, every step in 50-digit arithmetic (no eigenvalue threshold at all)."""
+    alpha = mpmath.mpf(alpha)
+    k1, k2 = _mp_gram(x, s), _mp_gram(y, s)
+    e, q = mpmath.eigsy(k2)
+    beta = (1 - alpha) / (2 * alpha)
+    p = q * mpmath.diag([v**beta for v in e]) * q.T
+    em, _ = mpmath.eigsy(p * k1 * p)
+    t = mpmath.fsum(v**alpha for v in em)
+    tr1 = mpmath.fsum(k1[i, i] for i in range(k1.rows))
+    return (mpmath.log(t) - mpmath.log(tr1)) / (alpha - 1)
+
+
+def test_mirrored_matches_50_digit_mpmath_at_alpha_0_3():
+    """At alpha = 0.3 the sandwich M = k2^b k1 k2^b (b = 7/6) has genuine eigenvalues near 2e-13: an
+    absolute 1e-12 threshold dropped them (error 1.8e-4); the relative one keeps them (error ~1e-10)."""
+    x, y = _pts(24, 24, 4), _pts(24, 24, 4, 0.3)
+    with mpmath.workdps(50):
+        want = float(_mp_mirrored(x, y, 0.3, 1.5))
+    got = float(R.mirrored_divergence(torch.tensor(x), torch.tensor(y), 0.3, "gaussian", 1.5))
+    assert abs(got - want) < 1e-9, (got, want, got - want)
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.5, 0.99])
+@pytest.mark.parametrize("seed,n,d", [(16, 16, 3), (24, 24, 4), (10, 40, 6)])
+def test_mirrored_of_a_sample_with_itself_is_zero(alpha, seed, n, d):
+    """M = k^(1/alpha) for y = x: at alpha = 0.3 its eigenvalues are those of k cubed and more, far below
+    1e-12 for a well-conditioned k (condition number ~1e3-1e4 here)."""
+    x = torch.tensor(_pts(seed, n, d))
+    k = R.normalized_gram(x, "gaussian", 1.5)
+    lam = torch.linalg.eigvalsh(k)
+    assert lam.min() > 1e-5 and lam.max() / lam.min() < 1e5  # well-conditioned
+    assert abs(float(R.mirrored_divergence(x, x, alpha, "gaussian", 1.5))) < 1e-8
+
+
+# ----------------------------------------------------------------------------------------------------
+# no gradient work for inputs that need none
+# ----------------------------------------------------------------------------------------------------
+NOGRAD_FNS = {
+    "pooled 0.5 median": lambda a, b: R.pooled_divergence(a, b, 0.5, "gaussian", "median"),
+    "pooled 0.7 laplacian median": lambda a, b: R.pooled_divergence(a, b, 0.7, "laplacian", "median"),
+    "pooled 1.5 mix median": lambda a, b: R.pooled_divergence(a, b, 1.5, "gaussian", "median", mix=0.1),
+    "bipartite 0.5 median": lambda a, b: R.bipartite_divergence(a, b[: a.shape[0]], 0.5, "gaussian", "median"),
+    "bipartite 2 median": lambda a, b: R.bipartite_divergence(a, b[: a.shape[0]], 2, "gaussian", "median"),
+    "mirrored 0.5 median": lambda a, b: R.mirrored_divergence(a, b[: a.shape[0]], 0.5, "gaussian", "median"),
+    "cross pooled median": lambda a, b: R.cross_entropy(a, b, 0.5, "gaussian", "median"),
+}
+
+
+@pytest.mark.parametrize("name", list(NOGRAD_FNS))
+def test_no_gradient_target_gives_the_same_value_and_x_gradient(name):
+    fn = NOGRAD_FNS[name]
+    g = torch.Generator().manual_seed(21)
+    x = torch.randn(14, 5, generator=g, dtype=F64, requires_grad=True)
+    y = torch.randn(17, 5, generator=g, dtype=F64) + 0.4
+    v_alone = fn(x, y)
+    (g_alone,) = torch.autograd.grad(v_alone, x)
+    yg = y.clone().requires_grad_()
+    v_both = fn(x, yg)
+    g_both, g_y = torch.autograd.grad(v_both, (x, yg))
+    assert abs(float(v_alone.detach()) - float(v_both.detach())) <= 1e-10
+    torch.testing.assert_close(g_alone, g_both, rtol=1e-10, atol=1e-12)
+    assert g_y.abs().sum() > 0
+
+
+def test_no_gradient_target_skips_its_branch(monkeypatch):
+    """With y = a prior sample (median bandwidth), the backward forms no Loewner matrix for y's side and
+    builds K_YY outside the graph (today's training loss: one Loewner matrix, x's, instead of two)."""
+    calls = []
+    real = R._loewner
+
+    def counting(lam, *args, **kwargs):
+        calls.append(lam.shape[-1])
+        return real(lam, *args, **kwargs)
+
+    monkeypatch.setattr(R, "_loewner", counting)
+    g = torch.Generator().manual_seed(22)
+    x = torch.randn(12, 4, generator=g, dtype=F64, requires_grad=True)
+    y = torch.randn(9, 4, generator=g, dtype=F64)
+    for fn, want in (
+        (lambda: R.pooled_divergence(x, y, 0.5, "gaussian", "median"), [12]),
+        (lambda: R.bipartite_divergence(x, y[:9].repeat(2, 1)[:12], 0.5, "gaussian", "median"), [12]),
+    ):
+        calls.clear()
+        fn().backward()
+        assert calls == want, calls
+    kxx, kxy, kyy = R._gram_blocks(x, y, "gaussian", "median")
+    assert kxx.requires_grad and kxy.requires_grad and not kyy.requires_grad
+
+
+# ----------------------------------------------------------------------------------------------------
+# integer alpha: Cholesky route
+# ----------------------------------------------------------------------------------------------------
+def _ref_bipartite(x, y, alpha, s):
+    def gram(a):
+        d2 = ((a[:, None, :] - a[None, :, :]) ** 2).sum(-1)
+        return np.exp(-d2 / (2 * s * s)) / len(a)
+
+    k1, k2 = gram(x), gram(y)
+    # the notebook's integer route: matrix_power and an inverse
+    t = np.trace(np.linalg.matrix_power(k1, alpha) @ np.linalg.matrix_power(np.linalg.inv(k2), alpha - 1))
+    return (math.log(t) - math.log(np.trace(k1))) / (alpha - 1)
+
+
+@pytest.mark.parametrize("alpha", [2, 3, 4, 5])
+def test_integer_alpha_cholesky_route_matches_matrix_power_reference(alpha, monkeypatch):
+    x, y = _pts(31, 20, 6), _pts(32, 20, 6, 0.3)
+    want = _ref_bipartite(x, y, alpha, 2.0)
+    calls = []
+    real = torch.linalg.eigh
+    monkeypatch.setattr(torch.linalg, "eigh", lambda a, *k, **kw: calls.append(1) or real(a, *k, **kw))
+    xt = torch.tensor(x, requires_grad=True)
+    got = R.bipartite_divergence(xt, torch.tensor(y), alpha, "gaussian", 2.0)
+    assert not calls  # no eigendecomposition
+    # the shift eps*I differs from no regularisation by ~(alpha - 1) eps / mu_min (mu_min ~ 1e-3 here)
+    assert abs(float(got) - want) <= 1e-8 * max(1.0, abs(want)), (float(got), want)
+    (gx,) = torch.autograd.grad(got, xt)
+    monkeypatch.setattr(torch.linalg, "eigh", real)
+    xe = torch.tensor(x, requires_grad=True)
+    (ge,) = torch.autograd.grad(
+        R.bipartite_divergence(xe, torch.tensor(y), alpha, "gaussian", 2.0, fast_path=False), xe
+    )
+    torch.testing.assert_close(gx, ge, rtol=1e-7, atol=1e-10)
+
+
+def test_integer_alpha_falls_back_when_cholesky_fails():
+    """A target Gram matrix that is indefinite beyond the shift (not a kernel matrix) takes the eigen path."""
+    k1 = R.normalized_gram(torch.tensor(_pts(1, 6, 2)), "gaussian", 1.0)
+    k2 = torch.diag(torch.tensor([0.5, 0.3, 0.2, 0.1, 1e-3, -1e-3], dtype=F64))
+    assert R._bipartite_int_cholesky(k1, k2, 2, 1e-12) is None
+    assert torch.isfinite(R._bipartite64(k1, k2, 2.0, 1e-12, True))
+
+
+# ----------------------------------------------------------------------------------------------------
+# precision policy
+# ----------------------------------------------------------------------------------------------------
+# measured float32 error against float64 (|value|, relative gradient norm), x ~ N(0, I), y ~ N(0.5, I),
+# median bandwidth, n 64..512, d 8..64; docs/mbrce.md section 7 records the table.  Bounds with ~10x margin.
+F32_CASES = {
+    "entropy 0.5": (lambda x, y, p: R.renyi_entropy(x, 0.5, "gaussian", "median", precision=p), 1e-3, 3e-2),
+    "pooled 0.5": (lambda x, y, p: R.pooled_divergence(x, y, 0.5, "gaussian", "median", precision=p), 1e-4, 3e-3),
+    "pooled 0.9": (lambda x, y, p: R.pooled_divergence(x, y, 0.9, "gaussian", "median", precision=p), 1e-4, 3e-2),
+    "bipartite 0.5": (
+        lambda x, y, p: R.bipartite_divergence(x, y, 0.5, "gaussian", "median", precision=p),
+        1e-3,
+        3e-2,
+    ),
+    "bipartite 2": (lambda x, y, p: R.bipartite_divergence(x, y, 2, "gaussian", "median", precision=p), 1e-3, 0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(F32_CASES))
+@pytest.mark.parametrize("n,d", [(64, 8), (256, 8), (256, 64)])
+def test_float32_path_error_against_float64(name, n, d):
+    fn, vtol, gtol = F32_CASES[name]
+    g = torch.Generator().manual_seed(n + d)
+    x0 = torch.randn(n, d, generator=g, dtype=F64)
+    y = torch.randn(n, d, generator=g, dtype=F64) + 0.5
+    out = {}
+    for p in ("float64", "float32"):
+        x = x0.clone().requires_grad_()
+        v = fn(x, y, p)
+        (gx,) = torch.autograd.grad(v, x)
+        out[p] = (float(v.detach()), gx)
+    assert abs(out["float32"][0] - out["float64"][0]) < vtol
+    assert (out["float32"][1] - out["float64"][1]).norm() < gtol * out["float64"][1].norm()
+
+
+def test_precision_policy():
+    x, y = torch.tensor(_pts(3, 12, 3)), torch.tensor(_pts(4, 12, 3, 0.2))
+    # auto is float64 on the CPU: bit for bit the float64 value
+    for fn in (R.pooled_divergence, R.bipartite_divergence, R.mirrored_divergence):
+        assert float(fn(x, y, 0.5, "gaussian", "median")) == float(
+            fn(x, y, 0.5, "gaussian", "median", precision="float64")
+        )
+    f32 = float(R.pooled_divergence(x, y, 0.5, "gaussian", "median", precision="float32"))
+    assert f32 != float(R.pooled_divergence(x, y, 0.5, "gaussian", "median")) and math.isfinite(f32)
+    assert R.pooled_divergence(x.float(), y.float(), 0.5, precision="float32").dtype == torch.float32
+    with pytest.raises(ValueError, match="precision"):
+        R.pooled_divergence(x, y, 0.5, precision="half")
+    with pytest.raises(ValueError, match="precision"):
+        R.RenyiDivergence(precision="float16")
+    # the automatic choice off the CPU (decided from the device type only)
+    meta = torch.empty(2, 2, device="meta")
+    assert R._compute_dtype("auto", x) == F64
+    assert R._compute_dtype("auto", meta, f32_ok=True) == torch.float32
+    assert R._compute_dtype("auto", meta, f32_ok=False) == F64
+    assert R._compute_dtype("float64", meta) == F64 and R._compute_dtype("float32", x) == torch.float32
+    assert R._f32_ok("pooled", 0.5) and not R._f32_ok("pooled", 1.5, 0.1)
+    assert R._f32_ok("bipartite", 0.5) and R._f32_ok("bipartite", 2.0) and not R._f32_ok("bipartite", 1.5)
+    assert not R._f32_ok("mirrored", 0.5)
