@@ -14,12 +14,27 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"max_content_width": 119},
+    rich_markup_mode=None,  # click's plain help: this typer's rich panels print flags as taking a <bool> value
 )
 _state = {"debug": False}
 
 
+def _print_version(value: bool):
+    if value:
+        from genzoo.core.version import __version__
+
+        typer.echo(f"genzoo {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks.")):
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+):
     _state["debug"] = debug
 
 
@@ -30,7 +45,8 @@ def _console(stderr=False):
 
 
 def friendly(fn):
-    """Turn a GenzooError into one red line and exit 1 (the traceback only with --debug)."""
+    """Every failure is one red line and exit 1; the traceback only with --debug. A GenzooError names its problem and
+    fix; anything else (a bug, a full disk, an allocation failure) is named with the command and the exception."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -38,22 +54,72 @@ def friendly(fn):
 
         try:
             return fn(*args, **kwargs)
-        except GenzooError as exc:
-            if _state["debug"]:
-                raise
-            _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True)
-            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             _console(stderr=True).print("stopped; run the same command again to resume from the last checkpoint")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if _state["debug"]:
+                raise
+            if isinstance(exc, GenzooError):
+                line = str(exc)
+            else:
+                import click
+
+                context = click.get_current_context(silent=True)
+                command = context.info_name if context is not None else fn.__name__
+                line = f"genzoo {command} failed: {_describe_exception(exc)}; rerun with --debug for the traceback"
+            _error_line(line)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _describe_exception(exc: Exception) -> str:
+    """One line for an unexpected exception; disk and permission problems say what to do."""
+    import errno
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device while writing '{exc.filename or '?'}': free disk space and run it again"
+    if isinstance(exc, PermissionError):
+        return f"permission denied for '{exc.filename or '?'}': choose a folder you can write to"
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
+        return f"out of memory ({text or type(exc).__name__}): lower the batch size or the model's size"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _error_line(line: str) -> None:
+    from rich.text import Text
+
+    message = Text("error: ", style="bold red")
+    message.append(line)  # plain text: brackets in paths or values are not markup
+    _console(stderr=True).print(message, soft_wrap=True)
 
 
 def _device(device: Optional[str]) -> str:
     import torch
 
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from genzoo.core.errors import GenzooError
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise GenzooError(f"--device '{device}' is not a device", "write cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise GenzooError(f"--device {device}: this machine has no CUDA GPU torch can use", "use --device cpu")
+    if (
+        kind == "cuda"
+        and torch.device(device).index is not None
+        and torch.device(device).index >= torch.cuda.device_count()
+    ):
+        raise GenzooError(
+            f"--device {device}: there are {torch.cuda.device_count()} GPUs", "choose an index below that"
+        )
+    return device
 
 
 @app.command()
@@ -69,7 +135,7 @@ def train(
     console = _console()
     resolved = load_recipe(recipe, overrides or [])
     run_dir = Trainer(resolved, console=console).fit()
-    if _is_main():
+    if _is_main():  # fit() returns only once model/ holds the final step's export
         console.print(f"done: {run_dir} (model in {run_dir / 'model'}, log in {run_dir / 'metrics.jsonl'})")
 
 
@@ -102,18 +168,25 @@ def sample(
     from genzoo.core.errors import GenzooError
     from genzoo.core.grids import save_grid, save_images
 
-    if count < 1:
-        raise GenzooError(f"--count must be at least 1, got {count}", "pass a positive count")
+    if count < 1 or batch_size < 1:
+        raise GenzooError(
+            f"--count and --batch-size must be at least 1, got {count}, {batch_size}", "pass positive values"
+        )
     model = genzoo.load(source, device=_device(device))
     g = torch.Generator().manual_seed(seed)
-    images = torch.cat(
-        [model.sample(min(batch_size, count - i), generator=g).cpu() for i in range(0, count, batch_size)]
-    )
+    shown = min(count, 256)  # the grid holds the first 256; the rest only go to --images-dir
+    total = count if images_dir else shown
+    grid = []
+    for start in range(0, total, batch_size):  # streamed: one batch in memory at a time
+        images = model.sample(min(batch_size, total - start), generator=g).cpu()
+        if start < shown:
+            grid.append(images[: shown - start])
+        if images_dir:
+            save_images(images, images_dir, start=start)
     out = out or _default_out(source, "samples.png")
-    save_grid(images[: min(count, 256)], out, nrow=nrow)
+    save_grid(torch.cat(grid), out, nrow=nrow)
     written = [str(out)]
     if images_dir:
-        save_images(images, images_dir)
         written.append(f"{count} images in {images_dir}")
     _console().print("wrote " + ", ".join(written))
 

@@ -56,10 +56,20 @@ def read_json(path: Path, what: str):
 
 
 def save_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
+    """Write a safetensors file; a full disk or a refused write is an OSError naming the file (safetensors itself
+    raises its own error type with the OS error inside its message)."""
+    import errno
+
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    save_file(tensors, str(path), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    try:
+        save_file(tensors, str(path), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    except SafetensorError as exc:
+        text = str(exc)
+        code = errno.ENOSPC if ("StorageFull" in text or "code: 28" in text) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} ({text})", str(path)) from None
 
 
 def load_tensors(path: Path, what: str = "weights file") -> dict:
@@ -110,6 +120,39 @@ def replace_dir(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
     if old.exists():
         shutil.rmtree(old)
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str):
+    """Hold an advisory lock on `folder` (fcntl.flock on folder/.lock) for the block; another process asking for it
+    gets a GenzooError naming the holder. The kernel drops the lock when its process dies, so a kill leaves none."""
+    import fcntl
+    import socket
+    import time
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise GenzooError(
+                f"'{folder}' is in use: {holder}",
+                "wait for it to finish or stop it; two processes writing one run folder would corrupt it",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"{what} by process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+        )
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def file_sha256(path: Path) -> str:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.options import build_dataclass
+from genzoo.core.options import PositiveFloat, PositiveInt, build_dataclass
 
 
 @dataclass
@@ -61,20 +64,20 @@ class EvalSpec:
 
 @dataclass
 class TrainSpec:
-    batch_size: int = 64  # global batch, split evenly over processes
-    steps: int | None = None  # optimisation steps in all; or give epochs
-    epochs: float | None = None
-    log_every: int = 50
-    sample_every: int = 500
-    sample_count: int = 64
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
-    ema_half_life_images: float | None = None  # ALAE uses 10k images; None: no EMA
+    batch_size: PositiveInt = 64  # global batch, split evenly over processes
+    steps: PositiveInt | None = None  # optimisation steps in all; or give epochs
+    epochs: PositiveFloat | None = None
+    log_every: PositiveInt = 50
+    sample_every: PositiveInt = 500
+    sample_count: PositiveInt = 64
+    checkpoint_every: PositiveInt = 1000
+    keep_checkpoints: PositiveInt = 2
+    ema_half_life_images: PositiveFloat | None = None  # ALAE uses 10k images; None: no EMA
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     cpu: bool = False  # train on the CPU even where a GPU is present
-    grad_clip: float | None = None
-    grad_accumulation: int = 1
-    num_workers: int = 0
+    grad_clip: PositiveFloat | None = None
+    grad_accumulation: PositiveInt = 1
+    num_workers: Annotated[int, Ge(0)] = 0
     log_with: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
     phases: dict[str, PhaseOptions] = field(default_factory=dict)
     growth: GrowthSpec | None = None  # progressive growing, for models with `set_growth` (StyleALAE)
@@ -120,6 +123,9 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def parse_override(text: str) -> tuple[list[str], object]:
     import yaml
 
@@ -153,6 +159,25 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def _unique_key_loader():
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last one)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key '{key}' is given twice (first at line {seen[key] + 1})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def read_yaml(path: str | Path) -> dict:
     import yaml
 
@@ -160,7 +185,7 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise GenzooError(f"recipe '{path}' does not exist", "check the path (the shipped recipes are in recipes/)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_unique_key_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -183,6 +208,11 @@ def resolve(raw: dict, default_name: str = "run") -> Recipe:
 
     recipe = build_dataclass(Recipe, raw)
     recipe.name = recipe.name or default_name
+    if not _RUN_NAME.fullmatch(recipe.name) or recipe.name in (".", ".."):
+        raise GenzooError(
+            f"recipe key 'name' must be a plain folder name (letters, digits, '.', '-', '_'), got {recipe.name!r}",
+            "the run is written to output_dir/<name>: choose a name without '/' or '..'",
+        )
     recipe.data = resolve_section(DATASETS, recipe.data, "data", injected=("split",))
     recipe.model = resolve_section(MODELS, recipe.model, "model", injected=("prior", "image_shape"))
     model_cls = MODELS.get(recipe.model["name"])
@@ -199,8 +229,6 @@ def resolve(raw: dict, default_name: str = "run") -> Recipe:
             f"model '{recipe.model['name']}' takes no prior, but the recipe has a 'prior' section",
             "remove the 'prior' section",
         )
-    if recipe.train.batch_size < 1:
-        raise GenzooError("recipe key 'train.batch_size' must be at least 1", "set a positive batch size")
     if recipe.train.steps is None and recipe.train.epochs is None:
         raise GenzooError("the recipe sets neither 'train.steps' nor 'train.epochs'", "set one of them")
     if recipe.train.eval is not None:  # an unknown metric or option fails now, not after hours of training

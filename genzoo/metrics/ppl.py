@@ -137,7 +137,14 @@ def ppl(
 
     model.eval()
     device = next(model.parameters()).device
-    net = torch.jit.load(str(path), map_location=device).eval()
+    try:
+        net = torch.jit.load(str(path), map_location=device).eval()
+    except Exception as exc:  # a pickle, a truncated download, another network
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GenzooError(
+            f"LPIPS network '{path}' is not a TorchScript archive ({first})",
+            "give NVlabs' vgg16.pt (ppl.lpips=PATH or GENZOO_LPIPS); genzoo never unpickles plain pickle files",
+        ) from None
     n = min(samples, limit or samples)
     dist = path_lengths(model, net, n, epsilon, sampling, interpolation, seed, batch_size)
     return {

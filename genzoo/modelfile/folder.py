@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # torch loads on first use, so `genzoo push` / `pull` stay li
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "genzoo-model/1"
+SKIP_CHECK_ENV = "GENZOO_SKIP_WEIGHTS_CHECK"  # =1: load weights whose checksum differs (edited on purpose)
 
 
 def create_model(model: dict, prior: dict | None = None, image_shape=(1, 28, 28)) -> torch.nn.Module:
@@ -37,12 +38,81 @@ def create_model(model: dict, prior: dict | None = None, image_shape=(1, 28, 28)
 
 def save_pretrained(model: torch.nn.Module, folder: Path, extra: dict | None = None) -> Path:
     """Write `folder` = config.json + model.safetensors, whole or not at all (io.atomic_dir)."""
+    from genzoo.core.io import file_sha256
     from genzoo.core.version import __version__
 
     with atomic_dir(folder) as tmp:
         save_tensors(tmp / WEIGHTS_NAME, model.state_dict(), metadata={"format": "pt"})
-        write_json(tmp / CONFIG_NAME, {**model.config, "genzoo_version": __version__, **(extra or {})})
+        config = {
+            **model.config,
+            "genzoo_version": __version__,
+            "components": component_sources(model.config),
+            "weights_sha256": file_sha256(tmp / WEIGHTS_NAME),  # checked by every load
+            **(extra or {}),
+        }
+        write_json(tmp / CONFIG_NAME, config)
     return Path(folder)
+
+
+def component_sources(config: dict) -> dict:
+    """{"model": package, "prior": package}: where each component came from ("genzoo" or a plugin's package), so
+    that loading without the plugin can say which package to install."""
+    from genzoo.core.registry import MODELS, PRIORS
+
+    sources = {}
+    for key, registry in (("model", MODELS), ("prior", PRIORS)):
+        name = (config.get(key) or {}).get("name")
+        if name is not None and name in registry:
+            sources[key] = registry.entry(name).source
+    return sources
+
+
+def exported_step(folder: Path) -> int | None:
+    """The training step of an intact model folder (config readable, weights matching their checksum), else None."""
+    from genzoo.core.io import file_sha256
+
+    try:
+        config = read_config(folder)
+        intact = config.get("weights_sha256") == file_sha256(Path(folder) / WEIGHTS_NAME)
+    except (GenzooError, OSError):
+        return None
+    return config.get("step") if intact else None
+
+
+def check_weights_sha256(folder: Path, config: dict) -> None:
+    """model.safetensors must be the file its config.json was written with (a flipped byte loads and runs)."""
+    import os
+
+    from genzoo.core.io import file_sha256
+
+    expected = config.get("weights_sha256")
+    if expected is None or os.environ.get(SKIP_CHECK_ENV) == "1":
+        return  # written before checksums existed, or skipped on purpose
+    if file_sha256(Path(folder) / WEIGHTS_NAME) != expected:
+        raise GenzooError(
+            f"'{Path(folder) / WEIGHTS_NAME}' does not match the sha256 its config.json records: it was corrupted "
+            "or changed after export",
+            f"re-export or download it again; if you edited the weights on purpose, set {SKIP_CHECK_ENV}=1",
+        )
+
+
+def _build_from_config(folder: Path, config: dict):
+    """create_model from a config.json; its problems are named as config.json's, with the plugin to install."""
+    try:
+        return create_model(config["model"], config.get("prior"), config["image_shape"])
+    except GenzooError as exc:
+        problem = exc.problem.replace("recipe key '", "config.json key '")
+        fix = exc.fix
+        missing = [
+            f"{package} (for {key} '{config[key]['name']}')"
+            for key, package in (config.get("components") or {}).items()
+            if package != "genzoo" and f"'{config[key]['name']}'" in exc.problem
+        ]
+        if missing:
+            fix = f"this model needs the plugin package {', '.join(missing)}: pip install it"
+        elif "config.json key" in problem:
+            fix = "the folder was written by another genzoo version or edited: re-export it with this one"
+        raise GenzooError(f"'{Path(folder) / CONFIG_NAME}': {problem}", fix) from None
 
 
 def read_config(
@@ -80,8 +150,9 @@ def resolve_model_folder(path: str | Path) -> Path:
 def load_folder(folder: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a model from a local model folder, weights loaded, in eval mode (hub.load takes any source)."""
     config = read_config(folder)
-    model = create_model(config["model"], config.get("prior"), config["image_shape"])
-    state = load_tensors(folder / WEIGHTS_NAME, "model weights")
+    model = _build_from_config(folder, config)
+    state = load_tensors(folder / WEIGHTS_NAME, "model weights")  # a truncated or foreign file is named as such
+    check_weights_sha256(folder, config)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
@@ -97,6 +168,7 @@ def load_folder(folder: Path, device: str | torch.device = "cpu") -> torch.nn.Mo
             "the weights and config.json come from different models: re-export the run",
         )
     model.config = {k: config[k] for k in ("format", "model", "prior", "image_shape", "data") if k in config}
+    # what was true of the file (its checksum, sources, step) is not part of the model's own config
     model.extra_config = {k: v for k, v in config.items() if k not in model.config}
     return model.to(device).eval()
 

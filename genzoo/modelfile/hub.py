@@ -44,8 +44,8 @@ def parse_hub_source(source) -> tuple[str, str | None] | None:
         if not re.fullmatch(rf"(?:{_REPO_ID}/)?{_REPO_ID}", repo_id) or (not revision and "@" in text):
             raise GenzooError(f"'{text}' is not a Hub model id", "write hf://org/name or hf://org/name@revision")
         return repo_id, revision or None
-    if Path(text).exists():
-        return None
+    if Path(text).exists() or Path(text).parent.is_dir() and Path(text).parent != Path("."):
+        return None  # a local path, or one whose folder exists locally (runs/<typo>): never a Hub id
     match = re.fullmatch(rf"({_REPO_ID}/{_REPO_ID})(?:@(.+))?", text)
     return (match.group(1), match.group(2)) if match else None
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.errors import GenzooError
+from genzoo.core.options import PositiveFloat, PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.priors.base import Prior
@@ -225,7 +226,7 @@ class LBAE(GenerativeAutoencoder):
     def __init__(
         self,
         image_shape: tuple[int, int, int],
-        latent_dim: int = 1500,
+        latent_dim: PositiveInt = 1500,
         base_channels: int = 64,
         max_channels: int = 256,
         levels: int | None = None,
@@ -233,7 +234,7 @@ class LBAE(GenerativeAutoencoder):
         reconstruction: Literal["mse", "bce"] = "mse",
         negative_slope: float = 0.02,
         init_std: float = 0.02,
-        lr: float = 1e-3,
+        lr: PositiveFloat = 1e-3,
         weight_decay: float = 0.0,
         sample_method: Literal["cov", "random"] = "cov",
         fit_images: int | None = None,

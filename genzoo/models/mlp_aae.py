@@ -6,6 +6,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from genzoo.core.options import Fraction, PositiveFloat, PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import mlp
@@ -25,14 +26,14 @@ class MLPAAE(GenerativeAutoencoder):
         self,
         image_shape: tuple[int, int, int],
         prior: Prior,
-        latent_dim: int = 8,
-        hidden: int = 1200,
-        layers: int = 2,
-        dropout: float = 0.2,
+        latent_dim: PositiveInt = 8,
+        hidden: PositiveInt = 1200,
+        layers: PositiveInt = 2,
+        dropout: Fraction = 0.2,
         activation: Literal["relu", "leaky_relu"] = "relu",
         posterior: Literal["deterministic", "gaussian"] = "gaussian",
-        lr: float = 2e-4,
-        regularization_lr: float = 1e-4,
+        lr: PositiveFloat = 2e-4,
+        regularization_lr: PositiveFloat = 1e-4,
         prior_weight: float = 1.0,
     ):
         super().__init__(image_shape)

@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.errors import GenzooError
+from genzoo.core.options import PositiveFloat, PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import PixelNorm, equal_mlp
@@ -82,14 +83,14 @@ class MLPALAE(GenerativeAutoencoder):
         self,
         image_shape: tuple[int, int, int],
         prior: Prior,
-        latent_dim: int = 50,
-        hidden: int = 1024,
-        layers: int = 2,
-        mapping_layers: int = 6,
+        latent_dim: PositiveInt = 50,
+        hidden: PositiveInt = 1024,
+        layers: PositiveInt = 2,
+        mapping_layers: PositiveInt = 6,
         mapping_lr_mult: float = 0.1,
         discriminator_layers: int = 3,
         discriminator_lr_mult: float = 0.1,
-        lr: float = 0.002,
+        lr: PositiveFloat = 0.002,
         r1_gamma: float = 10.0,
         reciprocity_step: Literal["separate", "folded"] = "separate",
         reciprocity_updates_mapping: bool = True,

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.errors import GenzooError
+from genzoo.core.options import PositiveFloat, PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import SLOPE, EqualConv2d, EqualLinear, PixelNorm, equal_mlp
@@ -198,13 +199,13 @@ class StyleALAE(GenerativeAutoencoder):
         self,
         image_shape: tuple[int, int, int],
         prior: Prior,
-        latent_dim: int = 512,
-        mapping_layers: int = 8,
+        latent_dim: PositiveInt = 512,
+        mapping_layers: PositiveInt = 8,
         start_filters: int = 64,
         max_filters: int = 512,
         start_resolution: int = 4,
         mapping_lr_mult: float = 0.1,
-        lr: float = 0.0015,
+        lr: PositiveFloat = 0.0015,
         betas: tuple[float, float] = (0.0, 0.99),
         r1_gamma: float = 10.0,
         style_mixing_prob: float = 0.9,

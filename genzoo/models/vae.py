@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.errors import GenzooError
+from genzoo.core.options import Fraction, PositiveFloat, PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import ACTIVATIONS, mlp
@@ -59,19 +60,19 @@ class ConvVAE(GenerativeAutoencoder):
         self,
         image_shape: tuple[int, int, int],
         prior: Prior,
-        latent_dim: int = 64,
+        latent_dim: PositiveInt = 64,
         max_filters: int = 128,
-        layers: int = 3,
+        layers: PositiveInt = 3,
         reconstruction: Literal["mse", "bce"] = "mse",
         kl_weight: float = 1.0,
         prior_weight: float = 1.0,
         negative_slope: float = 0.01,
-        lr: float = 3e-4,
+        lr: PositiveFloat = 3e-4,
         weight_decay: float = 0.0,
         adamw: bool = False,
         network: Literal["conv", "mlp"] = "conv",
-        hidden: int = 1200,
-        dropout: float = 0.0,
+        hidden: PositiveInt = 1200,
+        dropout: Fraction = 0.0,
     ):
         super().__init__(image_shape)
         if latent_dim < 1 or layers < 1 or max_filters < 2 ** (layers - 1):

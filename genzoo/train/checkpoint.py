@@ -110,9 +110,11 @@ class Checkpoints:
         write_json(tmp / "trainer.json", state)
 
     @staticmethod
-    def write_rank(tmp: Path, rank: int) -> None:
-        """Every process saves its own RNG state, so a resumed multi-process run draws the same noise."""
+    def write_rank(tmp: Path, rank: int, extra: dict | None = None) -> None:
+        """Every process saves its own RNG state, so a resumed multi-process run draws the same noise (and `extra`,
+        e.g. the fingerprint of the model state it held)."""
         tensors, meta = rng_state()
+        meta.update(extra or {})
         save_tensors(tmp / f"rng-rank{rank}.safetensors", tensors)
         write_json(tmp / f"rng-rank{rank}.json", meta)
 

@@ -211,11 +211,37 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------------
     def fit(self) -> Path:
         self._setup()
-        self._resume_or_start()
+        with self._run_lock():
+            self._resume_or_start()
+            self._repair_export()
+            if self.step >= self.total_steps:
+                self._say(f"run '{self.run_dir}' already finished at step {self.step}; raise train.steps to continue")
+                return self.run_dir
+            return self._loop()
+
+    def _run_lock(self):
+        """One training per run folder: an advisory lock held by the main process (released when it exits)."""
+        from genzoo.core.io import folder_lock
+
+        if not self.acc.is_main_process:
+            return contextlib.nullcontext()
+        return folder_lock(self.run_dir, "training")
+
+    def _repair_export(self):
+        """model/ must hold the latest checkpoint's weights: a kill between a checkpoint and its export (or during the
+        export) left an older or no model/, so write it again from the checkpoint just loaded."""
+        from genzoo.modelfile.folder import exported_step
+
+        latest = self.checkpoints.latest() if self.checkpoints.dir.is_dir() else None
+        if latest is None or exported_step(self.run_dir / "model") == self.step:
+            return
+        if self.acc.is_main_process:
+            self._say(f"model/ is not the export of {latest.name}: writing it again")
+            self._export()
+        self.acc.wait_for_everyone()
+
+    def _loop(self) -> Path:
         acc, spec = self.acc, self.spec
-        if self.step >= self.total_steps:
-            self._say(f"run '{self.run_dir}' already finished at step {self.step}; raise train.steps to continue")
-            return self.run_dir
         if spec.log_with:
             from genzoo.core.recipe import flat_items
 
@@ -253,13 +279,15 @@ class Trainer:
                         images_per_s = (self.step - step0) * self.batch_size / (time.perf_counter() - t0)
                         self._log(sums, count, images_per_s, progress)
                         sums, count, t0, step0 = {}, 0, time.perf_counter(), self.step
-                    if self.step % spec.sample_every == 0 or last:
-                        self._sample_grid()
                     if spec.eval and self._eval_due():
                         self._evaluate()
                     if self.step % spec.checkpoint_every == 0 or last:
                         self._check_finite(sums)
                         self.save_checkpoint()
+                    if (
+                        self.step % spec.sample_every == 0 or last
+                    ):  # after the checkpoint: a failing grid loses nothing
+                        self._sample_grid()
                     if last or level_done:
                         break
                 if self._stopping:
@@ -384,6 +412,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "images_per_s": round(images_per_s, 2),
+            "steps_averaged": count,  # fewer than log_every after a resume or at the end: a partial window
             **{f"loss/{k}": v for k, v in values.items()},
         }
         if self.growth:  # epochs count images over all levels; the level and blend the last step used
@@ -439,10 +468,9 @@ class Trainer:
 
     def save_checkpoint(self):
         """Write a checkpoint and the model/ export. All processes take part (each saves its RNG state)."""
-        from genzoo.modelfile.folder import save_pretrained
-
         acc = self.acc
-        _check_in_sync(self.all_params, self.world)
+        if self.world > 1:
+            _average_buffers(self.model, self.world)
         if acc.is_main_process and hasattr(self.model, "prepare_export"):
             # e.g. LBAE fits its code sampler on training codes: before the state is taken, so that the checkpoint
             # and the export hold the same fitted buffers.
@@ -450,34 +478,55 @@ class Trainer:
             with self._ema_weights(), torch.random.fork_rng(devices=[]):
                 self.model.prepare_export(self.data)
             self.model.train()
+        if self.world > 1 and hasattr(self.model, "prepare_export"):
+            _broadcast_buffers(self.model)  # the main process's fit, on every process
+        fingerprint = state_fingerprint(self.model)
+        _check_in_sync(fingerprint, self.world, acc.device)
         tmp = self.checkpoints.dir / f".tmp-step-{self.step:07d}"
-        if acc.is_main_process:
-            tmp = self.checkpoints.begin(self.step)
+        try:
+            if acc.is_main_process:
+                tmp = self.checkpoints.begin(self.step)
+            acc.wait_for_everyone()
+            Checkpoints.write_rank(tmp, self.rank, {"model_state_sha256": fingerprint})
+            if acc.is_main_process:
+                model_tensors = dict(self.model.state_dict())
+                if self.ema:
+                    model_tensors.update(self.ema.state_dict())
+                state = {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "batch_in_epoch": self.batch_in_epoch,
+                    "processes": self.world,
+                    "recipe": self.recipe.name,
+                    "best_eval": self.best,
+                }
+                optimizers = {n: o.state_dict() for n, o in self.optimizers.items()}
+                self.checkpoints.write_main(tmp, model_tensors, optimizers, state)
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                self.checkpoints.commit(tmp, self.step)
+                self._export()
+        except OSError as exc:  # a full disk, a quota, a permission: nothing half-written stays behind
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            latest = self.checkpoints.latest() if self.checkpoints.dir.is_dir() else None
+            kept = f"the last good checkpoint ({latest.name}) is intact" if latest else "no checkpoint was written"
+            raise GenzooError(
+                f"could not write the checkpoint of step {self.step} ({exc.strerror or exc}: '{exc.filename}'); "
+                + kept,
+                "free disk space (or fix the folder's permissions), then run the same command to resume",
+            ) from None
         acc.wait_for_everyone()
-        Checkpoints.write_rank(tmp, self.rank)
-        if acc.is_main_process:
-            model_tensors = dict(self.model.state_dict())
-            if self.ema:
-                model_tensors.update(self.ema.state_dict())
-            state = {
-                "step": self.step,
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "processes": self.world,
-                "recipe": self.recipe.name,
-                "best_eval": self.best,
-            }
-            self.checkpoints.write_main(
-                tmp, model_tensors, {n: o.state_dict() for n, o in self.optimizers.items()}, state
-            )
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            self.checkpoints.commit(tmp, self.step)
-            self.model.eval()
-            with self._ema_weights():
-                save_pretrained(self.model, self.run_dir / "model", extra={"step": self.step})
-            self.model.train()
-        acc.wait_for_everyone()
+
+    def _export(self):
+        """model/: the weights of the current step (EMA weights when enabled), whole or not at all."""
+        from genzoo.modelfile.folder import save_pretrained
+
+        self.model.eval()
+        with self._ema_weights():
+            save_pretrained(self.model, self.run_dir / "model", extra={"step": self.step})
+        self.model.train()
 
     # -- console and signals ----------------------------------------------------------------------------------
     def _say(self, text):
@@ -546,27 +595,65 @@ def _all_reduce_mean(grads: list[torch.Tensor], world: int) -> None:
         offset += g.numel()
 
 
-def _check_in_sync(params, world: int) -> None:
-    """Guard against silent divergence of processes: their weights must agree at every checkpoint."""
+def _float_buffers(model) -> list[torch.Tensor]:
+    return [b for b in model.buffers() if b.is_floating_point()]
+
+
+def _average_buffers(model, world: int) -> None:
+    """Buffers each process updates from its own batches (BatchNorm running statistics, StyleALAE's average
+    dlatent) are averaged over processes, so every process, the checkpoint and the export hold the same values;
+    integer buffers (BatchNorm's batch counter) advance alike on every process."""
+    _all_reduce_mean(_float_buffers(model), world)
+
+
+def state_fingerprint(model) -> str:
+    """sha256 over every parameter and buffer of the model, in state_dict order: equal exactly when the states are."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _broadcast_buffers(model) -> None:
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def _check_in_sync(fingerprint: str, world: int, device) -> None:
+    """Guard against silent divergence of processes: their weights and buffers must agree, bit for bit, at every
+    checkpoint (one all_gather of a 32-byte digest)."""
     if world == 1:
         return
     import torch.distributed as dist
 
-    total = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)
-    gathered = [torch.zeros_like(total) for _ in range(world)]
-    dist.all_gather(gathered, total)
+    digest = torch.tensor(list(bytes.fromhex(fingerprint)), dtype=torch.uint8, device=device)
+    gathered = [torch.zeros_like(digest) for _ in range(world)]
+    dist.all_gather(gathered, digest)
     if any(not torch.equal(g, gathered[0]) for g in gathered):
         raise GenzooError(
-            "processes hold different weights (gradient synchronisation failed)",
+            "processes hold different weights or buffers (synchronisation failed)",
             "report this as a bug with the recipe; run with one process meanwhile",
         )
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from, so metrics.jsonl reads as one run."""
+    """Drop log lines written after the checkpoint we resume from, so metrics.jsonl reads as one run. The log is
+    append-only, so a crash or a full disk can only tear its last line: a line that is not whole JSON is dropped."""
     if not path.is_file():
         return
     from genzoo.core.io import atomic_write_text
 
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # torn by a kill mid-append
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
     atomic_write_text(path, "".join(line + "\n" for line in kept))
