@@ -1,7 +1,6 @@
 """Every command as a real subprocess, on a really trained model; every bad input gives one clear line."""
 
 import json
-import time
 
 import pytest
 from conftest import run_cli, write_recipe
@@ -17,15 +16,16 @@ def trained(tmp_path_factory):
     return folder, recipe, folder / "runs" / "tiny"
 
 
-def test_help_is_instant_and_does_not_import_torch():
+def test_help_does_not_import_torch():
+    """`genzoo --help` stays light (its time is measured in bench/cli_startup.py, not asserted here)."""
     import subprocess
     import sys
 
     code = "import sys; from genzoo.cli import app; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
-    start = time.perf_counter()
     proc = run_cli("--help")
-    assert "train" in proc.stdout and time.perf_counter() - start < 3.0
+    assert "train" in proc.stdout and "--version" in proc.stdout and "<bool>" not in proc.stdout
+    assert run_cli("--version").stdout.strip().startswith("genzoo ")
 
 
 def test_sample_writes_grid_and_images(trained, tmp_path):
