@@ -122,6 +122,7 @@ __all__ = [
     "bipartite_divergence",
     "mirrored_divergence",
     "pooled_divergence",
+    "nystrom_divergence",
     "divergence",
     "cross_entropy",
     "RenyiDivergence",
@@ -219,18 +220,21 @@ PRECISIONS = ("auto", "float64", "float32")
 
 
 def _compute_dtype(precision, *tensors: torch.Tensor, f32_ok: bool = True) -> torch.dtype:
-    """The dtype of the kernel and spectral work: "float64"; "float32"; "auto" = float64 when every input
-    is on the CPU, and on other devices (GPUs run float64 at 1/2-1/64 of float32's rate) float32 where its
-    error against float64 was measured small (f32_ok: no negative power of a matrix with round-off-level
-    eigenvalues, no mirrored sandwich; docs/mbrce.md, section 7), float64 elsewhere."""
+    """The dtype of the kernel and spectral work: "float64"; "float32"; "auto" = float64 on the CPU and for
+    float64 points anywhere; on other devices (GPUs run float64 at 1/2-1/64 of float32's rate), for points
+    in float32 or lower, float32 where its error against float64 was measured small (f32_ok: no negative
+    power of a matrix with round-off-level eigenvalues, no mirrored sandwich; docs/mbrce.md, section 7)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS} (got {precision!r})")
     if precision == "auto":
-        kinds = {t.device.type for t in tensors if isinstance(t, torch.Tensor)}
+        ts = [t for t in tensors if isinstance(t, torch.Tensor)]
+        kinds = {t.device.type for t in ts}
         if kinds <= {"cpu"}:
             return _F64
         if "mps" in kinds:  # no float64 there
             return torch.float32
+        if any(t.dtype == _F64 for t in ts):
+            return _F64
         return torch.float32 if f32_ok else _F64
     return _F64 if precision == "float64" else torch.float32
 
@@ -1070,6 +1074,85 @@ def cross_entropy(
         div = fn(k1, k2, alpha, eps, fast_path)
     ent = _entropy_from(k1, alpha, eps, fast_path)
     return (ent + div).to(out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# large samples: Nyström approximation of the pooled measure
+# ----------------------------------------------------------------------------------------------------
+def _subsample(n: int, k: int, generator) -> torch.Tensor:
+    return torch.randperm(n, generator=generator)[:k]
+
+
+@torch.no_grad()
+def nystrom_divergence(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    kernel: str = "gaussian",
+    sigma: Sigma = "median",
+    *,
+    landmarks: int = 1000,
+    mix: float = 0.0,
+    eps: float = DEFAULT_EPS,
+    median_points: int = 2000,
+    chunk: int = 4096,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """The pooled divergence of two large samples (evaluation: thousands of feature vectors), approximated
+    with a Nyström feature map.  Detached (no gradient), float64, unbatched x (n_x, d) and y (n_y, d).
+
+    m = ``landmarks`` points L drawn from the pooled sample (x and y in proportion) give the features
+    φ(z) = K_zL K_LL^(-½) (eigenvalues of K_LL below its round-off level dropped), and the covariance
+    operators C_X = Φ_Xᵀ Φ_X / n_x, C_Y likewise, are m × m: the same formula as pooled_divergence in
+    the span of the landmarks' features.  With all n_x + n_y points as landmarks it is the exact value (to
+    the dropped eigenvalues).  Cost: O((n_x + n_y) m (d + m) + m³) time, computed in chunks of ``chunk``
+    rows, O(chunk · m + m²) memory.  sigma="median": the median pairwise distance of ``median_points``
+    points drawn from the pooled sample (all of them if fewer).  ``generator`` seeds both draws.
+    Measured error against the exact value: docs/mbrce.md, section 7."""
+    alpha, eps = _check_alpha(alpha), _check_eps(eps)
+    _check_kernel(kernel)
+    mix = _check_pooled(alpha, mix)
+    out = _out_dtype(x)
+    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    _same_dim(x64, y64, "nystrom_divergence")
+    if x64.dim() != 2 or y64.dim() != 2:
+        raise ValueError("nystrom_divergence takes unbatched samples x (n_x, d) and y (n_y, d)")
+    for name, v in (("landmarks", landmarks), ("median_points", median_points), ("chunk", chunk)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+            raise ValueError(f"{name} must be an integer >= 2 (got {v!r})")
+    nx, ny = x64.shape[0], y64.shape[0]
+    z = torch.cat([x64, y64])
+    m_all = nx + ny
+    if isinstance(sigma, str):
+        if sigma != "median":
+            _resolve_sigma(sigma, x64)  # raises
+        pts = z if m_all <= median_points else z[_subsample(m_all, median_points, generator).to(z.device)]
+        s = _median64(pts)
+    else:
+        s = _resolve_sigma(sigma, x64)
+    if landmarks >= m_all:
+        lm = z
+    else:  # x and y in proportion to their sizes
+        mx = min(nx, max(1, round(landmarks * nx / m_all)))
+        my = min(ny, landmarks - mx)
+        ix, iy = _subsample(nx, mx, generator), _subsample(ny, my, generator)
+        lm = torch.cat([x64[ix.to(z.device)], y64[iy.to(z.device)]])
+    lam, q = _eigh(_gram64(lm, None, kernel, s))
+    keep = lam > lm.shape[0] * torch.finfo(_F64).eps * lam[-1]  # round-off level of K_LL's spectrum
+    t = q[:, keep] * lam[keep].rsqrt()
+
+    def cov(a):
+        acc = torch.zeros(t.shape[1], t.shape[1], dtype=_F64, device=a.device)
+        for i in range(0, a.shape[0], chunk):
+            phi = _gram64(a[i : i + chunk], lm, kernel, s) @ t
+            acc += phi.mT @ phi
+        return acc
+
+    ax, ay = cov(x64), cov(y64)
+    cx = ax / nx
+    cy = ay / ny if mix == 0.0 else (1.0 - mix) * ay / ny + mix * (ax + ay) / m_all
+    tr = _BilinearTrace.apply(cx, None, cy, alpha, 1.0 - alpha, eps, True)
+    return ((torch.log(tr) - torch.log(_trace(cx))) / (alpha - 1.0)).to(out)
 
 
 # ----------------------------------------------------------------------------------------------------
