@@ -90,6 +90,18 @@ def test_training_on_the_gpu_resumes_as_one_run(cuda_run):
     assert close(wa, wb, atol=1e-5), max((wa[k] - wb[k]).abs().max().item() for k in wa)
 
 
+def test_sample_grids_leave_the_gpu_training_stream_alone(tmp_path):
+    """A sample grid draws from a fixed seed without touching the training noise (dropout masks, on the GPU drawn by
+    the CUDA generator): a grid every 5 steps or none before the end give the same weights."""
+    often = write_recipe(tmp_path, "often", train={**SHORT, "steps": 20, "sample_every": 5, "checkpoint_every": 20})
+    never = write_recipe(tmp_path, "never", train={**SHORT, "steps": 20, "sample_every": 1000, "checkpoint_every": 20})
+    fit(load_recipe(often))
+    fit(load_recipe(never))
+    assert len(list((tmp_path / "runs" / "often" / "samples").glob("*.png"))) == 4
+    wa, wb = (load_tensors(tmp_path / "runs" / n / "model" / "model.safetensors") for n in ("often", "never"))
+    assert close(wa, wb, atol=1e-6), max((wa[k] - wb[k]).abs().max().item() for k in wa)
+
+
 def test_sample_encode_and_reconstruct_on_the_gpu_match_the_cpu(cuda_run):
     _, run = cuda_run
     gpu, cpu = genzoo.load(run, device=DEVICE), genzoo.load(run)
