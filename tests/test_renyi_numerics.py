@@ -278,3 +278,18 @@ def test_nystrom_validation():
         R.nystrom_divergence(x, y, 1.5)
     with pytest.raises(ValueError, match="columns"):
         R.nystrom_divergence(x, y[:, :2], 0.5)
+
+
+@pytest.mark.parametrize("npairs", [8192, 8193, 130816, 130817])
+@pytest.mark.parametrize("kind", ["continuous", "ties", "half_zero", "all_zero"])
+def test_bracketed_median_equals_the_full_selection(npairs, kind):
+    """The median bandwidth of a large unbatched sample selects from a sampled bracket; it must equal the
+    batched path's full selection bit for bit, with ties and degenerate samples too."""
+    v = torch.rand(npairs, generator=torch.Generator().manual_seed(npairs), dtype=F64)
+    if kind == "ties":
+        v = (v * 10).floor()
+    elif kind == "half_zero":
+        v[: npairs // 2 + 5] = 0
+    elif kind == "all_zero":
+        v.zero_()
+    assert float(R._median_pairs(v)) == float(R._median_pairs(v[None])[0])
