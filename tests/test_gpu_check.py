@@ -33,6 +33,7 @@ def test_gpu_check_smoke_writes_every_section(tmp_path):
     assert tests["passed"] + tests["skipped"] >= 5 and "-m cuda" in tests["command"]
 
     # 2. every resolution of the smoke table, in fp32 and bf16, with a positive speed
+    assert result["throughput"]["complete"]
     rows = result["throughput"]["rows"]
     assert sorted((r["resolution"], r["precision"]) for r in rows) == [
         (res, p) for res in (4, 8, 16) for p in ("bf16", "fp32")
