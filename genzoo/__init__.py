@@ -26,6 +26,56 @@ def create_model(model: dict, prior: dict | None = None, image_shape=(1, 28, 28)
     return _create(model, prior, image_shape)
 
 
+def recipe(source, overrides=()):
+    """A validated Recipe, every default filled, from a YAML path or a dict of sections (data, model, prior, train),
+    with optional dotted overrides: genzoo.recipe({"data": {"name": "digits"}, ...}, ["train.steps=100"])."""
+    from pathlib import Path
+
+    from genzoo.core.recipe import Recipe, apply_overrides, load_recipe, resolve
+
+    if isinstance(source, Recipe):
+        return resolve(apply_overrides(source.to_dict(), list(overrides)), source.name)
+    if isinstance(source, (str, Path)):
+        return load_recipe(source, list(overrides))
+    return resolve(apply_overrides(dict(source), list(overrides)))
+
+
+def fit(recipe, dataset=None, *, console=None):
+    """Train (or resume) the run a recipe describes; returns its run folder. `recipe` is a Recipe, a dict or a YAML
+    path. `dataset`: train on a torch Dataset given here instead of the recipe's data (its items uint8 (C, H, W),
+    floats in [0, 1] or PIL images; the recipe then records `data: {name: python}`)."""
+    from genzoo.core.recipe import Recipe
+    from genzoo.train.trainer import Trainer
+
+    if dataset is not None and not isinstance(recipe, Recipe):
+        sections = recipe if isinstance(recipe, dict) else None
+        if sections is not None and "data" not in sections:
+            recipe = {**sections, "data": {"name": "python"}}
+    resolved = globals()["recipe"](recipe)
+    if dataset is not None:
+        from genzoo.datasets.base import from_torch
+
+        dataset = from_torch(dataset)
+    return Trainer(resolved, console=console, dataset=dataset).fit()
+
+
+def evaluate(model, metrics, *, split="test", options=None, limit=None, datasets=None):
+    """{metric: {values..., protocol}} for a model (loaded or a source genzoo.load takes) on its data's `split`, or on
+    `datasets` ({split: torch Dataset}) given here."""
+    from genzoo.datasets.base import from_torch
+    from genzoo.metrics.evaluate import evaluate as run_metrics
+    from genzoo.modelfile.folder import model_revision
+
+    source = None
+    if not hasattr(model, "config"):
+        source, model = model, load(model)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    given = {k: from_torch(v) for k, v in (datasets or {}).items()}
+    return run_metrics(
+        model, metrics, options, split=split, limit=limit, revision=model_revision(model, source), datasets=given
+    )
+
+
 def __getattr__(name):
     """The registries (genzoo.PRIORS, MODELS, DATASETS, METRICS), imported on first use."""
     if name in ("PRIORS", "MODELS", "DATASETS", "METRICS", "REGISTRIES"):
@@ -35,4 +85,16 @@ def __getattr__(name):
     raise AttributeError(f"module 'genzoo' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "GenzooError", "load", "create_model", "PRIORS", "MODELS", "DATASETS", "METRICS"]
+__all__ = [
+    "__version__",
+    "GenzooError",
+    "recipe",
+    "fit",
+    "load",
+    "evaluate",
+    "create_model",
+    "PRIORS",
+    "MODELS",
+    "DATASETS",
+    "METRICS",
+]

@@ -12,7 +12,7 @@ def test_defaults_filled_for_train_and_components(tiny_recipe):
     assert r.model["layers"] == 2 and r.model["posterior"] == "gaussian"  # constructor defaults
     assert r.prior == {"name": "gaussian", "std": 2.0, "mean": 0.0}
     assert r.data == {"name": "digits", "test_size": 297, "size": None}
-    assert r.train.keep_checkpoints == 2 and r.train.mixed_precision == "no"
+    assert r.train.keep_checkpoints == 2 and r.train.mixed_precision is None  # None: Accelerate decides
 
 
 def test_overrides_are_typed_and_nested(tiny_recipe):

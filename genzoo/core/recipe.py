@@ -73,12 +73,14 @@ class TrainSpec:
     checkpoint_every: PositiveInt = 1000
     keep_checkpoints: PositiveInt = 2
     ema_half_life_images: PositiveFloat | None = None  # ALAE uses 10k images; None: no EMA
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    # None: Accelerate's (`accelerate config`, `accelerate launch --mixed_precision`, ACCELERATE_MIXED_PRECISION)
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = None
     cpu: bool = False  # train on the CPU even where a GPU is present
     grad_clip: PositiveFloat | None = None
     grad_accumulation: PositiveInt = 1
     num_workers: Annotated[int, Ge(0)] = 0
-    log_with: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
+    threads: PositiveInt | None = None  # CPU threads of this process; None: chosen from the cores and the load
+    log_with: list[str] = field(default_factory=list)  # any tracker Accelerate supports: tensorboard, wandb, mlflow...
     phases: dict[str, PhaseOptions] = field(default_factory=dict)
     growth: GrowthSpec | None = None  # progressive growing, for models with `set_growth` (StyleALAE)
     eval: EvalSpec | None = None  # a metric during training, keeping the best model
@@ -95,6 +97,7 @@ RESUMABLE_CHANGES = {
     "train.keep_checkpoints",
     "train.log_with",
     "train.num_workers",
+    "train.threads",
     "output_dir",
     "data.root",
     "data.download",
@@ -200,54 +203,96 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
+class RecipeProblems(GenzooError):
+    """Several independent problems of one recipe, all named at once (one line each)."""
+
+    def __init__(self, problems: list[GenzooError]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"the recipe has {len(problems)} problems:\n{lines}")
+
+
 def resolve(raw: dict, default_name: str = "run") -> Recipe:
-    """Validate a raw recipe mapping and fill every default, components included."""
+    """Validate a raw recipe mapping and fill every default, components included. The sections are checked one by
+    one and every section's problem is reported together, so one run of the command names them all."""
     import inspect
 
     from genzoo.core.registry import DATASETS, METRIC_INPUTS, METRICS, MODELS, PRIORS, resolve_section
 
-    recipe = build_dataclass(Recipe, raw)
-    recipe.name = recipe.name or default_name
-    if not _RUN_NAME.fullmatch(recipe.name) or recipe.name in (".", ".."):
-        raise GenzooError(
-            f"recipe key 'name' must be a plain folder name (letters, digits, '.', '-', '_'), got {recipe.name!r}",
-            "the run is written to output_dir/<name>: choose a name without '/' or '..'",
-        )
-    recipe.data = resolve_section(DATASETS, recipe.data, "data", injected=("split",))
-    recipe.model = resolve_section(MODELS, recipe.model, "model", injected=("prior", "image_shape"))
-    model_cls = MODELS.get(recipe.model["name"])
-    if "prior" in inspect.signature(model_cls).parameters:
-        if recipe.prior is None:
-            raise GenzooError(
-                f"model '{recipe.model['name']}' needs a prior but the recipe has no 'prior' section",
-                "add e.g. `prior: {name: gaussian}`",
+    problems: list[GenzooError] = []
+
+    def attempt(check, *args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except GenzooError as exc:
+            problems.append(exc)
+            return None
+
+    sections = {k: raw.get(k) for k in ("data", "model", "prior")}
+    train = attempt(build_dataclass, TrainSpec, raw.get("train") or {}, "train")
+    top = attempt(build_dataclass, Recipe, {k: v for k, v in raw.items() if k not in ("train", "prior")})
+    name = (top.name if top else None) or default_name
+    if top is not None and (not _RUN_NAME.fullmatch(name) or name in (".", "..")):
+        problems.append(
+            GenzooError(
+                f"recipe key 'name' must be a plain folder name (letters, digits, '.', '-', '_'), got {name!r}",
+                "the run is written to output_dir/<name>: choose a name without '/' or '..'",
             )
-        recipe.prior = resolve_section(PRIORS, recipe.prior, "prior", injected=("dim",))
-        _check_pairing(model_cls, recipe)
-    elif recipe.prior is not None:
-        raise GenzooError(
-            f"model '{recipe.model['name']}' takes no prior, but the recipe has a 'prior' section",
-            "remove the 'prior' section",
         )
-    if recipe.train.steps is None and recipe.train.epochs is None:
-        raise GenzooError("the recipe sets neither 'train.steps' nor 'train.epochs'", "set one of them")
-    if recipe.train.eval is not None:  # an unknown metric or option fails now, not after hours of training
-        ev = recipe.train.eval
-        resolve_section(METRICS, {**ev.options, "name": ev.metric}, ev.metric, injected=METRIC_INPUTS)
-    return recipe
+    present = [k for k in ("data", "model") if sections[k] is not None]  # a missing one is reported above
+    data = attempt(resolve_section, DATASETS, sections["data"], "data", ("split",)) if "data" in present else None
+    model = (
+        attempt(resolve_section, MODELS, sections["model"], "model", ("prior", "image_shape"))
+        if "model" in present
+        else None
+    )
+    prior = sections["prior"]
+    model_name = (sections["model"] or {}).get("name") if isinstance(sections["model"], dict) else None
+    if model_name in MODELS:  # the prior is checked even when the model's options have problems of their own
+        model_cls = MODELS.get(model_name)
+        if "prior" in inspect.signature(model_cls).parameters:
+            if prior is None:
+                problems.append(
+                    GenzooError(
+                        f"model '{model_name}' needs a prior but the recipe has no 'prior' section",
+                        "add e.g. `prior: {name: gaussian}`",
+                    )
+                )
+            else:
+                prior = attempt(resolve_section, PRIORS, prior, "prior", injected=("dim",))
+                if prior is not None:
+                    attempt(_check_pairing, model_cls, model_name, prior)
+        elif prior is not None:
+            problems.append(
+                GenzooError(
+                    f"model '{model_name}' takes no prior, but the recipe has a 'prior' section",
+                    "remove the 'prior' section",
+                )
+            )
+    if train is not None:
+        if train.steps is None and train.epochs is None:
+            problems.append(GenzooError("the recipe sets neither 'train.steps' nor 'train.epochs'", "set one of them"))
+        if train.eval is not None:  # an unknown metric or option fails now, not after hours of training
+            ev = train.eval
+            attempt(resolve_section, METRICS, {**ev.options, "name": ev.metric}, ev.metric, injected=METRIC_INPUTS)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise RecipeProblems(problems)
+    top.name, top.data, top.model, top.prior, top.train = name, data, model, prior, train
+    return top
 
 
-def _check_pairing(model_cls, recipe: Recipe) -> None:
+def _check_pairing(model_cls, model_name: str, prior: dict) -> None:
     """An impossible architecture/prior pairing fails here, not mid-run."""
     from genzoo.core.registry import PRIORS
 
-    prior_cls = PRIORS.get(recipe.prior["name"])
+    prior_cls = PRIORS.get(prior["name"])
     needs = getattr(model_cls, "prior_needs", ())
     missing = [cap for cap in needs if not getattr(prior_cls, cap, False)]
     if missing:
         raise GenzooError(
-            f"prior '{recipe.prior['name']}' cannot be used with model '{recipe.model['name']}' "
-            f"(it lacks: {', '.join(missing)})",
+            f"prior '{prior['name']}' cannot be used with model '{model_name}' (it lacks: {', '.join(missing)})",
             "choose another prior for this architecture",
         )
 

@@ -2,9 +2,11 @@
 
 from genzoo.datasets import (  # noqa: F401  (registers)
     digits,
+    hf,  # noqa: F401  (registers hf_dataset; the `datasets` package is imported only when used)
     images,  # noqa: F401  (registers cifar10, celeba, image_folder)
     mnist,
     prepared,  # noqa: F401  (registers prepared)
+    python,  # noqa: F401  (registers python: data given to genzoo.fit in Python)
 )
 from genzoo.datasets.base import ImageDataset, data_root
 

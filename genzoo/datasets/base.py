@@ -87,3 +87,33 @@ def data_root(root: str | None, name: str) -> Path:
 
 def to_unit_float(batch: torch.Tensor) -> torch.Tensor:
     return batch.float().div_(255.0)
+
+
+def from_torch(dataset, name: str = "python") -> ImageDataset:
+    """A user's torch Dataset (items: an image, or a tuple whose first element is one) as an in-memory ImageDataset:
+    uint8 tensors (C, H, W) are taken as they are, float tensors in [0, 1] are quantised, PIL images converted.
+    genzoo trains from memory, so the images are read once here."""
+    if isinstance(dataset, ImageDataset):
+        return dataset
+    images = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        if not isinstance(x, torch.Tensor):
+            a = np.asarray(x, dtype=np.uint8)  # PIL image or array, (H, W) or (H, W, C)
+            x = torch.from_numpy(a[..., None] if a.ndim == 2 else a).permute(2, 0, 1)
+        elif x.is_floating_point():
+            if x.min() < 0 or x.max() > 1:
+                raise GenzooError(
+                    f"item {i} of the dataset holds floats outside [0, 1] "
+                    f"({float(x.min()):.3g}..{float(x.max()):.3g})",
+                    "give uint8 images or floats in [0, 1] (undo any normalisation)",
+                )
+            x = (x * 255).round().to(torch.uint8)
+        if x.dim() == 2:
+            x = x[None]
+        images.append(x.to(torch.uint8))
+    shapes = {tuple(x.shape) for x in images}
+    if len(shapes) != 1:
+        raise GenzooError(f"the dataset's images differ in shape ({sorted(shapes)[:3]})", "resize them to one size")
+    return ImageDataset(torch.stack(images).contiguous(), name=name)

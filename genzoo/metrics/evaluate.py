@@ -61,6 +61,22 @@ def resolve_metrics(names: list[str], options: dict[str, dict] | None = None) ->
     return resolved
 
 
+def preflight(plan: dict) -> None:
+    """Check what the planned metrics need before any work (before training, with train.eval): clean-fid and the
+    Inception weights for the metrics that take an `inception` option, the LPIPS network for those taking `lpips`."""
+    for fn, opts in plan.values():
+        params = inspect.signature(fn).parameters
+        if "inception" in params:
+            from genzoo.metrics.inception import find_weights, require_cleanfid
+
+            require_cleanfid()
+            find_weights(opts.get("inception"))
+        if "lpips" in params:
+            from genzoo.metrics.ppl import find_lpips
+
+            find_lpips(opts.get("lpips"))
+
+
 def evaluate(
     model,
     metrics: list[str],
@@ -70,14 +86,17 @@ def evaluate(
     data_root: str | None = None,
     revision: dict | None = None,
     progress=None,
+    datasets: dict | None = None,
 ) -> dict:
     """{metric: {values..., "protocol": {...}}} for a loaded model on its dataset's `split`; `revision` says which
-    weights these are (modelfile.folder.model_revision)."""
+    weights these are (modelfile.folder.model_revision). `datasets` ({split: dataset}) gives the data directly (a
+    model trained on a dataset given in Python); otherwise the model's config.json names it."""
     from genzoo.core.version import __version__
 
     plan = resolve_metrics(metrics, options)
-    data = dataset_for(model, split, data_root)
-    loaded = {split: data}
+    loaded = dict(datasets or {})
+    data = loaded[split] if split in loaded else dataset_for(model, split, data_root)
+    loaded[split] = data
 
     def splits(name: str):
         if name not in loaded:

@@ -49,7 +49,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "genzoo"
 
 
-def _require_cleanfid():
+def require_cleanfid():
     try:
         import cleanfid.resize  # noqa: F401  (numpy, torch and PIL only: no torchvision)
     except ImportError:
@@ -183,7 +183,7 @@ class InceptionFeatures:
             raise GenzooError(
                 f"unknown FID mode '{mode}'{did_you_mean(mode, MODES)}", f"use one of {', '.join(MODES)}"
             )
-        _require_cleanfid()
+        require_cleanfid()
         from cleanfid.resize import build_resizer
 
         self.mode, self.device, self.batch_size = mode, torch.device(device), batch_size

@@ -28,12 +28,14 @@ class EpochBatches:
             yield b, order[lo : lo + self.per_process]
 
 
-def batch_stream(dataset, batches: EpochBatches, epoch: int, start: int, num_workers: int = 0):
+def batch_stream(dataset, batches: EpochBatches, epoch: int, start: int, num_workers: int = 0, pin: bool = False):
     """Yield (batch index, uint8 images) for one epoch. In-memory data is fetched with one indexing op per batch;
-    `num_workers > 0` reads through torch's DataLoader (for datasets that decode files)."""
+    `num_workers > 0` reads through torch's DataLoader (for datasets that decode files). With `pin` (training on a
+    GPU) batches come in page-locked memory, so the copy to the device can overlap (non_blocking)."""
     if num_workers == 0:
         for b, idx in batches.epoch(epoch, start):
-            yield b, dataset.__getitems__(idx)
+            images = dataset.__getitems__(idx)
+            yield b, images.pin_memory() if pin else images
         return
     plan = list(batches.epoch(epoch, start))
     loader = torch.utils.data.DataLoader(
@@ -41,7 +43,7 @@ def batch_stream(dataset, batches: EpochBatches, epoch: int, start: int, num_wor
         batch_sampler=[idx.tolist() for _, idx in plan],
         num_workers=num_workers,
         collate_fn=_as_batch,
-        pin_memory=False,
+        pin_memory=pin,
         generator=torch.Generator(),
     )  # never draws from the global RNG
     for (b, _), images in zip(plan, loader):

@@ -32,8 +32,11 @@ class NonFiniteLoss(GenzooError):
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, console=None):
+    def __init__(self, recipe: Recipe, console=None, dataset=None):
+        """`dataset`: a genzoo ImageDataset (or any object with __len__, __getitems__ and image_shape giving uint8
+        batches) to train on instead of the recipe's data section, from Python (README: the Python API)."""
         self.recipe = recipe
+        self.dataset = dataset
         self.spec = recipe.train
         self.run_dir = recipe.run_dir
         self.console = console
@@ -45,20 +48,26 @@ class Trainer:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
-        from genzoo.core.registry import DATASETS, build
         from genzoo.modelfile.folder import create_model
 
         spec, recipe = self.spec, self.recipe
+        _check_trackers(spec.log_with)
+        if spec.eval is not None:  # what the periodic metric needs (clean-fid, Inception weights) before any work
+            from genzoo.metrics.evaluate import preflight, resolve_metrics
+
+            preflight(resolve_metrics([spec.eval.metric], {spec.eval.metric: dict(spec.eval.options)}))
         # Several processes without a GPU (accelerate launch --multi_gpu / torchrun on CPUs): gloo on the CPU.
         cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
         self.acc = acc = Accelerator(
-            mixed_precision=spec.mixed_precision,
+            mixed_precision=spec.mixed_precision,  # None: Accelerate's own (config file, launch flag, environment)
             log_with=spec.log_with or None,
             project_dir=str(self.run_dir),
             cpu=spec.cpu or cpu_processes,
         )
         self.rank, self.world = acc.process_index, acc.num_processes
-        self.data, _ = build(DATASETS, recipe.data, "data", split="train")
+        self.threads, self.threads_why = choose_threads(spec.threads, acc.device, acc.num_processes)
+        torch.set_num_threads(self.threads)
+        self.data = self._dataset(recipe.data)
         set_seed(recipe.seed)  # identical initial weights on every process
         self.model = create_model(recipe.model, recipe.prior, self.data.image_shape).to(acc.device)
         self.model.config["data"] = recipe.data
@@ -124,6 +133,41 @@ class Trainer:
         self.checkpoints = Checkpoints(self.run_dir, spec.keep_checkpoints)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         torch.manual_seed(recipe.seed + 1000 * self.rank)  # per-process training noise
+
+    def _dataset(self, section: dict):
+        """The training split of the recipe's dataset, or the dataset given to the Trainer in Python."""
+        from genzoo.core.registry import DATASETS, build
+
+        if self.dataset is not None:
+            return self.dataset
+        return build(DATASETS, section, "data", split="train")[0]
+
+    def environment(self) -> dict:
+        """What this run resolved from its surroundings: saved as environment.json and printed at the start."""
+        from genzoo.core.version import __version__
+
+        return {
+            "genzoo": __version__,
+            "torch": torch.__version__,
+            "device": str(self.acc.device),
+            "processes": self.world,
+            "threads": self.threads,
+            "threads_from": self.threads_why,
+            "mixed_precision": str(self.acc.mixed_precision),
+        }
+
+    def _start_line(self) -> str:
+        params = sum(p.numel() for p in self.model.parameters())
+        prior = (self.recipe.prior or {}).get("name")
+        env = self.environment()
+        return (
+            f"training '{self.recipe.name}': {self.recipe.data['name']} ({len(self.data)} images "
+            f"{'x'.join(map(str, self.data.image_shape))}), {self.recipe.model['name']}"
+            + (f" + {prior}" if prior else "")
+            + f" ({params / 1e6:.2f}M parameters), {env['device']}, {self.world} process(es) x {self.threads} "
+            f"threads ({self.threads_why}), mixed precision {env['mixed_precision']}, step {self.step} of "
+            f"{self.total_steps}, into {self.run_dir}"
+        )
 
     def _growth_schedule(self):
         spec, model = self.spec.growth, self.model
@@ -213,6 +257,11 @@ class Trainer:
         self._setup()
         with self._run_lock():
             self._resume_or_start()
+            if self.acc.is_main_process:
+                from genzoo.core.io import write_json
+
+                write_json(self.run_dir / "environment.json", self.environment())
+            self._say(self._start_line())
             self._repair_export()
             if self.step >= self.total_steps:
                 self._say(f"run '{self.run_dir}' already finished at step {self.step}; raise train.steps to continue")
@@ -245,10 +294,13 @@ class Trainer:
         if spec.log_with:
             from genzoo.core.recipe import flat_items
 
+            config = flat_items(self.recipe.to_dict())  # typed: trackers plot numbers as numbers
             acc.init_trackers(
-                self.recipe.name, config={k: str(v) for k, v in flat_items(self.recipe.to_dict()).items()}
+                self.recipe.name,
+                config={k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in config.items()},
             )
         self._install_signal_handlers()
+        self._last_beat = time.perf_counter()
         self.model.train()
         sums, count, t0, step0 = {}, 0, time.perf_counter(), self.step
         progress = self._progress()
@@ -256,7 +308,10 @@ class Trainer:
             while self.step < self.total_steps:
                 if self.growth:
                     self._enter_level()
-                stream = batch_stream(self.level_data, self.batches, self.epoch, self.batch_in_epoch, spec.num_workers)
+                pin = acc.device.type == "cuda"
+                stream = batch_stream(
+                    self.level_data, self.batches, self.epoch, self.batch_in_epoch, spec.num_workers, pin
+                )
                 for b, images in stream:
                     x = to_unit_float(images.to(acc.device, non_blocking=True))
                     if self.growth:
@@ -275,6 +330,8 @@ class Trainer:
                     if self.ema:
                         self.ema.update(self.batch_size)
                     last = self.step >= self.total_steps or self._stopping
+                    if progress is None:
+                        self._heartbeat(step0, t0)
                     if self.step % spec.log_every == 0 or last:
                         images_per_s = (self.step - step0) * self.batch_size / (time.perf_counter() - t0)
                         self._log(sums, count, images_per_s, progress)
@@ -299,6 +356,18 @@ class Trainer:
                 acc.end_training()
             self._restore_signal_handlers()
         return self.run_dir
+
+    def _heartbeat(self, step0: int, t0: float):
+        """Off a terminal (a log file, a cluster job): a line every GENZOO_PROGRESS_SECONDS (30), between the
+        log_every lines, so that a log shows the run is alive and how fast it goes."""
+        now = time.perf_counter()
+        if now - self._last_beat < float(os.environ.get("GENZOO_PROGRESS_SECONDS", "30")):
+            return
+        self._last_beat = now
+        rate = (self.step - step0) * self.batch_size / max(now - t0, 1e-9)
+        left = (self.total_steps - self.step) * self.batch_size / max(rate, 1e-9)
+        eta = f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min"
+        self._say(f"step {self.step}/{self.total_steps} ({rate:,.0f} img/s, about {eta} left)")
 
     def _grow(self, x: torch.Tensor) -> torch.Tensor:
         """Set the model's level and blend for this step and blend the reals the same way (ALAE): during a
@@ -569,6 +638,40 @@ class Trainer:
     def _restore_signal_handlers(self):
         for sig, old in self._old_handlers.items():
             signal.signal(sig, old)
+
+
+def choose_threads(requested: int | None, device, processes: int) -> tuple[int, str]:
+    """(CPU threads for this process, where the number came from). On a shared machine torch's default (one thread
+    per core) collapses: OpenMP threads spin waiting for cores that other work holds (bench/threads.py measures it).
+    So, unless train.threads or OMP_NUM_THREADS says otherwise, each process takes its share of the cores that the
+    1-minute load average leaves free, and at least one."""
+    if requested is not None:
+        return requested, "train.threads"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads(), "OMP_NUM_THREADS"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", processes if device.type == "cpu" else 1))
+    share = max(1, cores // max(local, 1))
+    if device.type != "cpu":  # the GPU does the work; the threads feed it
+        return share, f"{cores} cores / {local} local processes"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    free = max(1, min(share, int((cores - load) / max(local, 1) + 0.5)))
+    return free, f"{cores} cores, load {load:.1f}; set train.threads to choose"
+
+
+def _check_trackers(names: list[str]) -> None:
+    from accelerate.utils import LoggerType
+
+    known = sorted(t.value for t in LoggerType if t.value != "all")
+    for name in names:
+        if name not in known:
+            from genzoo.core.errors import did_you_mean
+
+            raise GenzooError(
+                f"recipe key 'train.log_with' names '{name}', not a tracker Accelerate knows"
+                + did_you_mean(name, known),
+                f"use any of: {', '.join(known)}",
+            )
 
 
 def _can_sample(model) -> bool:
