@@ -177,6 +177,108 @@ def test_improved_precision_recall_matches_brute_force():
     assert improved_precision_recall(real, real, k=3) == (1.0, 1.0)
 
 
+def test_density_and_coverage_match_brute_force():
+    """Naeem et al. 2020 written out with scipy distances: density = sum over fakes of the real balls they fall in
+    / (k * fakes), coverage = fraction of real balls holding a fake; the balls are precision's."""
+    from scipy.spatial.distance import cdist
+
+    from genzoo.metrics.precision_recall import improved_precision_recall, precision_recall_density_coverage
+
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(90, 8))
+    fake = rng.normal(size=(60, 8)) * 0.7 + 0.4
+    k = 3
+    radii = np.sort(cdist(real, real), axis=1)[:, k]
+    inside = cdist(fake, real) <= radii[None, :]
+    values = precision_recall_density_coverage(real, fake, k)
+    assert values["density"] == pytest.approx(inside.sum() / (k * len(fake)))
+    assert values["coverage"] == pytest.approx(inside.any(axis=0).mean())
+    assert (values["precision"], values["recall"]) == pytest.approx(improved_precision_recall(real, fake, k))
+    assert 0 < values["coverage"] < 1 and values["density"] > 0
+    same = precision_recall_density_coverage(real, real, k)
+    assert same["coverage"] == 1.0 and same["density"] > 1  # each real point sits in its own and k others' balls
+
+
+def test_kid_std_is_nonzero_and_equals_an_independent_computation(monkeypatch):
+    """Subsets smaller than the samples: the std over subsets is that of MMD^2 estimates recomputed here with
+    sklearn's polynomial kernel on the same subsets; a subset as large as a side is refused."""
+    from sklearn.metrics.pairwise import polynomial_kernel
+
+    from genzoo.core.errors import GenzooError
+    from genzoo.metrics import fid as fid_module
+
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(40, 12)).astype(np.float32)
+    fake = (rng.normal(size=(40, 12)) * 1.2 + 0.2).astype(np.float32)
+    monkeypatch.setattr(fid_module, "feature_pair", lambda *a, **k: (real, fake, {}))
+    result = fid_module.kid(None, None, subsets=25, seed=4)
+    assert result["kid_subset_size"] == 20 and result["kid_std"] > 0
+    draws = np.random.RandomState(4)
+    values = []
+    for _ in range(25):
+        x = fake[draws.choice(40, 20, replace=False)].astype(np.float64)
+        y = real[draws.choice(40, 20, replace=False)].astype(np.float64)
+        kxx, kyy = (polynomial_kernel(a, degree=3, gamma=1 / 12, coef0=1) for a in (x, y))
+        kxy = polynomial_kernel(x, y, degree=3, gamma=1 / 12, coef0=1)
+        m = 20
+        values.append(
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+        )
+    assert result["kid"] == pytest.approx(np.mean(values), rel=1e-9)
+    assert result["kid_std"] == pytest.approx(np.std(values), rel=1e-9)
+    with pytest.raises(GenzooError, match="not smaller than the samples"):
+        fid_module.kid(None, None, subset_size=40)
+
+
+def test_fid_bootstrap_equals_a_hand_bootstrap(monkeypatch):
+    """The bootstrap interval recomputed with scipy's sqrtm FID on the same resamples."""
+    from scipy import linalg
+
+    from genzoo.metrics import fid as fid_module
+
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(60, 6))
+    fake = rng.normal(size=(50, 6)) * 1.3 + 0.5
+
+    def scipy_fid(a, b):
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        d = a.mean(0) - b.mean(0)
+        return float(d @ d + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real))
+
+    monkeypatch.setattr(fid_module, "feature_pair", lambda *a, **k: (real, fake, {}))
+    result = fid_module.fid(None, None, bootstrap=40, seed=9)
+    draws = np.random.default_rng(9)
+    values = []
+    for _ in range(40):
+        ri, gi = draws.integers(0, 60, 60), draws.integers(0, 50, 50)
+        values.append(scipy_fid(real[ri], fake[gi]))
+    full = scipy_fid(real, fake)
+    assert result["fid"] == pytest.approx(full, rel=1e-6)
+    assert result["fid_bootstrap_std"] == pytest.approx(np.std(values, ddof=1), rel=1e-6)
+    assert result["fid_bootstrap_mean"] == pytest.approx(np.mean(values), rel=1e-6)
+    assert result["fid_ci_low"] == pytest.approx(full - 1.96 * np.std(values, ddof=1), rel=1e-6)
+    assert result["fid_ci_high"] == pytest.approx(full + 1.96 * np.std(values, ddof=1), rel=1e-6)
+    assert np.mean(values) > full  # resamples repeat points: more bias, hence the interval centred on the estimate
+
+
+def test_fid_infinity_recovers_the_closed_form_fid_of_gaussians():
+    """Features from N(0, I) (reference, many) and N(mu, s^2 I) (generated): the true FID is
+    d (mu^2 + (s - 1)^2). FID on few samples is biased upwards; FID-infinity's 1/N extrapolation removes most of it."""
+    from genzoo.metrics.fid import fid_from_features, fid_infinity_from_features
+
+    d, mu, s = 32, 0.3, 1.2
+    true = d * (mu**2 + (s - 1) ** 2)
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(100_000, d))
+    fake = rng.normal(size=(3000, d)) * s + mu
+    small = fid_from_features(real, fake[:150])
+    fit = fid_infinity_from_features(real, fake, points=15, min_count=150, seed=1)
+    assert small - true > 0.5  # the small-sample bias, about d(d+1)/(2N)-ish
+    assert abs(fit["fid_infinity"] - true) < 0.25 * (small - true), (fit["fid_infinity"], true, small)
+    assert abs(fit["fid_infinity"] - true) < 0.15
+    assert fit["slope"] > 0 and len(fit["counts"]) == 15
+
+
 def test_prd():
     from genzoo.metrics.precision_recall import prd_curve, prd_f_scores, prd_from_features
 

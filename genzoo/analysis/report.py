@@ -41,6 +41,7 @@ BOOKKEEPING = {
     "fid_ci_low",
     "fid_ci_high",
     "fid_bootstrap_std",
+    "fid_bootstrap_mean",
     "bootstrap",
     "slope",
     "points",
@@ -68,6 +69,16 @@ NAMES = {
     "parzen.log_likelihood": "Parzen log-likelihood",
     "reconstruction.mse": "reconstruction MSE",
 }
+# The metrics the conclusions paragraph speaks of (all pairs of all metrics are in the table and results.json).
+HEADLINE = (
+    "fid.fid",
+    "fid_infinity.fid_infinity",
+    "precision_recall.recall",
+    "precision_recall.coverage",
+    "kid.kid",
+    "parzen.log_likelihood",
+    "reconstruction.mse",
+)
 SEED_SUFFIX = re.compile(r"^(.+)-s\d+$")
 
 
@@ -247,10 +258,11 @@ def statistics(entries: list[dict], groups: dict[str, str] | None, budget: str |
     by_metric = arm_values(entries, groups)
     summaries = {c: {g: summarize(xs) for g, xs in arms.items()} for c, arms in by_metric.items()}
     comparisons = [row for c, arms in by_metric.items() for row in compare_arms(c, arms)]
+    headline = [r for r in comparisons if r["metric"] in HEADLINE] or comparisons
     return {
         "metrics": summaries,
         "comparisons": comparisons,
-        "conclusions": conclusions(comparisons, NAMES, budget=budget),
+        "conclusions": conclusions(headline, NAMES, budget=budget),
         "method": "per arm: mean, std (ddof 1), 95 % t interval of the mean; pairs: Welch's t-test (two-sided), "
         "95 % CI of the difference a - b, Holm-adjusted p over each metric's pairs, exact permutation p, minimum "
         "detectable difference at alpha 0.05 and 80 % power",
@@ -267,9 +279,20 @@ def table_rows(entries: list[dict], groups: dict[str, str] | None = None) -> tup
     if not groups:
         columns = metric_columns(entries)
         values = [dict(scalar_items(e["results"])) for e in entries]
-        return ["run", *columns], [
-            [e["label"], *[format_value(v.get(c, "")) for c in columns]] for e, v in zip(entries, values)
+
+        def cell(v, c):
+            if c == "fid.fid" and isinstance(v.get("fid.fid_ci_low"), (int, float)):  # with its bootstrap interval
+                return f"{v[c]:.4g} [{v['fid.fid_ci_low']:.4g}, {v['fid.fid_ci_high']:.4g}]"
+            return format_value(v.get(c, ""))
+
+        header = [
+            "run",
+            *[
+                f"{c} [bootstrap 95 %]" if c == "fid.fid" and any("fid.fid_ci_low" in v for v in values) else c
+                for c in columns
+            ],
         ]
+        return header, [[e["label"], *[cell(v, c) for c in columns]] for e, v in zip(entries, values)]
     by_metric = arm_values(entries, groups)
     columns = list(by_metric)
     rows = []
@@ -440,7 +463,7 @@ def write_report(
 
     folder = Path(folder)
     plots = training_plots(entries, folder / "plots", groups)
-    stats_block = statistics(entries, groups, budget=(extra or {}).get("budget_text"))
+    stats_block = statistics(entries, groups, budget=(extra or {}).get("budget_short"))
     sections = _sections(entries, groups, stats_block, notes)
     header, rows = sections[0][2], sections[0][3]
     conclusions_text = stats_block["conclusions"] if groups else None

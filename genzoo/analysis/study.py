@@ -117,14 +117,16 @@ def budget_overrides(spec: StudySpec, entry: dict, overrides: list[str]) -> list
 
 
 def study_runs(spec: StudySpec, overrides: list[str] | None = None) -> dict:
-    """{run: {label, seed, recipe}} in grid order (arm-major), every recipe resolved (a bad key fails here)."""
+    """{run: {label, seed, recipe}} in grid order, seed-major (every arm's first seed, then every arm's second, ...:
+    a study stopped early has whole seeds of every arm), every recipe resolved (a bad key fails here)."""
     from genzoo.core.recipe import load_recipe
 
     root = Path(spec.output_dir) / spec.name
     runs = {}
-    for label, entry in spec.models.items():
-        budget = budget_overrides(spec, entry, overrides or [])
-        for seed in spec.seeds:
+    budgets = {label: budget_overrides(spec, entry, overrides or []) for label, entry in spec.models.items()}
+    for seed in spec.seeds:
+        for label, entry in spec.models.items():
+            budget = budgets[label]
             run = f"{label}-s{seed}"
             recipe = load_recipe(
                 entry["recipe"],
@@ -161,9 +163,14 @@ def run_metric_options(spec: StudySpec, seed: int) -> dict:
     return options
 
 
+# Bumped when a metric's computation changes, so that saved evaluations are redone (the runs are not retrained).
+EVALUATION_REVISION = 2
+
+
 def _eval_key(spec: StudySpec, options: dict) -> str:
     text = json.dumps(
         {
+            "revision": EVALUATION_REVISION,
             "metrics": spec.metrics,
             "options": options,
             "split": spec.split,
@@ -378,7 +385,8 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
     from genzoo.analysis.report import training_log, write_report
 
     results, missing = {}, []
-    for run, info in runs.items():
+    ordered = sorted(runs.items(), key=lambda item: (list(spec.models).index(item[1]["label"]), item[1]["seed"]))
+    for run, info in ordered:  # arm-major in the report
         saved = finished_result(spec, root, run, info["seed"])
         if saved is None:
             missing.append(run)
@@ -412,6 +420,7 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
         extra={
             "budget": spec.budget,
             "budget_text": budget,
+            "budget_short": ", ".join(f"{k} {v}" for k, v in spec.budget.items()) or None,
             "factors": spec.factors,
             "training": {run: r["training"] for run, r in results.items()},
             "seeds": spec.seeds,

@@ -3,6 +3,10 @@
 - `precision_recall`: improved precision and recall (Kynkaenniemi et al. 2019). Each real feature gets a ball
   whose radius is the distance to its k-th nearest real neighbour (k = 3); precision is the fraction of generated
   features inside at least one real ball, recall the fraction of real features inside at least one generated ball.
+  With the same real balls, density and coverage (Naeem et al. 2020, "Reliable Fidelity and Diversity Metrics for
+  Generative Models"): density is the number of real balls each generated feature falls in, summed, over k times
+  the generated count (1 on average when the two distributions agree; not capped at 1); coverage is the fraction
+  of real balls that hold at least one generated feature.
 - `prd`: precision-recall for distributions (Sajjadi et al. 2018), as LBAE reports it: real and generated features
   clustered together by k-means (20 clusters), the PRD curve over 1001 slopes, averaged over 10 clusterings; the
   summaries are F8 (recall-like) and F1/8 (precision-like), each the maximum over the curve.
@@ -52,6 +56,33 @@ def improved_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, de
     precision = coverage(fake_t, real_t, knn_radii(real_t, k))
     recall = coverage(real_t, fake_t, knn_radii(fake_t, k))
     return precision, recall
+
+
+def density_and_coverage(
+    real: torch.Tensor, fake: torch.Tensor, real_radii: torch.Tensor, k: int, chunk: int = 1024
+) -> tuple[float, float]:
+    """Naeem et al.'s density and coverage from the real features' k-NN radii (squared, as `knn_radii` gives)."""
+    inside_count = torch.zeros((), dtype=torch.float64, device=real.device)
+    covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
+    for i in range(0, len(fake), chunk):
+        inside = _sq_distances(fake[i : i + chunk], real) <= real_radii  # (fakes, reals)
+        inside_count += inside.sum()
+        covered |= inside.any(0)
+    return (inside_count / (k * len(fake))).item(), covered.double().mean().item()
+
+
+def precision_recall_density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 3, device="cpu") -> dict:
+    """{precision, recall, density, coverage}; precision, density and coverage share the real k-NN radii."""
+    real_t = torch.as_tensor(real, dtype=torch.float64, device=device)
+    fake_t = torch.as_tensor(fake, dtype=torch.float64, device=device)
+    real_radii = knn_radii(real_t, k)
+    density, covered = density_and_coverage(real_t, fake_t, real_radii, k)
+    return {
+        "precision": coverage(fake_t, real_t, real_radii),
+        "recall": coverage(real_t, fake_t, knn_radii(fake_t, k)),
+        "density": density,
+        "coverage": covered,
+    }
 
 
 def prd_curve(eval_dist: np.ndarray, ref_dist: np.ndarray, num_angles: int = 1001, epsilon: float = 1e-10):
@@ -114,9 +145,11 @@ def precision_recall(
     inception: str | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    reference_seed: int | None = None,
     k: int = 3,
 ) -> dict:
-    """Improved precision and recall (Kynkaanniemi et al. 2019): k-NN balls on Inception features, k = 3."""
+    """Improved precision and recall (Kynkaanniemi et al. 2019): k-NN balls on Inception features, k = 3; with
+    density and coverage (Naeem et al. 2020) from the same real balls."""
     ref, gen, protocol = feature_pair(
         model,
         dataset,
@@ -130,11 +163,11 @@ def precision_recall(
         inception=inception,
         seed=seed,
         batch_size=batch_size,
+        reference_seed=reference_seed,
     )
-    precision, recall = improved_precision_recall(ref, gen, k, next(model.parameters()).device)
+    values = precision_recall_density_coverage(ref, gen, k, next(model.parameters()).device)
     return {
-        "precision": precision,
-        "recall": recall,
+        **values,
         "images": len(gen),
         "reference_images": len(ref),
         "protocol": {**protocol, "k": k},
@@ -155,6 +188,7 @@ def prd(
     inception: str | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    reference_seed: int | None = None,
     num_clusters: int = 20,
     num_angles: int = 1001,
     num_runs: int = 10,
@@ -173,6 +207,7 @@ def prd(
         inception=inception,
         seed=seed,
         batch_size=batch_size,
+        reference_seed=reference_seed,
     )
     p, r = prd_from_features(ref, gen, num_clusters, num_angles, num_runs, seed)
     f8, f1_8 = prd_f_scores(p, r, 8)

@@ -1,0 +1,146 @@
+"""`genzoo study`'s runner on a tiny digits study (2 arms x 2 seeds): each run's result written as soon as it is
+evaluated, a study killed mid-way resumes without redoing finished runs, --jobs 2 gives the numbers of --jobs 1,
+--shard i/k plus --merge gives the same report, and the budget is turned into equal images seen."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from conftest import ONE_THREAD, run_cli, write_recipe
+
+from genzoo.analysis.study import budget_overrides, load_study, parse_shard
+
+
+def _study(tmp_path, out: str, steps: int = 30, **extra):
+    runs = tmp_path / "recipes"
+    runs.mkdir(exist_ok=True)
+    train = {"steps": 10, "checkpoint_every": 10, "log_every": 10, "sample_every": 1000}
+    aae = write_recipe(runs, "aae", train=train)
+    mbrce = write_recipe(runs, "mbrce", prior={"name": "mbrce", "target": "gaussian", "std": 2.0}, train=train)
+    study = tmp_path / f"{out}.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "output_dir": str(tmp_path / out),
+                "seeds": [0, 1],
+                "budget": {"images": steps * 50},
+                "overrides": [f"train.checkpoint_every={steps // 3}"],
+                "models": {"aae": str(aae), "mbrce": str(mbrce)},
+                "factors": {"aae": {"matching": "adversarial"}, "mbrce": {"matching": "mbrce"}},
+                "metrics": ["reconstruction", "prior_match"],
+                "metric_options": {"prior_match": {"samples": 100}},
+                "samples": 4,
+                **extra,
+            }
+        )
+    )
+    return study, tmp_path / out / "tiny"
+
+
+def _values(root):
+    return {
+        p.stem: json.loads(p.read_text())["results"]["reconstruction"]["mse"]
+        for p in (root / "results").glob("*.json")
+    }
+
+
+def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
+    study, root = _study(tmp_path, "killed", steps=60)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genzoo", "study", str(study)],
+        env={**os.environ, **ONE_THREAD},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    first = root / "results" / "aae-s0.json"
+    deadline = time.time() + 240
+    while not first.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.is_file(), proc.stdout.read().decode()[-3000:] if proc.poll() is not None else "no result yet"
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-way: the first run is written, the rest is not
+    proc.wait()
+    assert not (root / "report" / "results.json").exists()
+    done_before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (root / "results").glob("*.json")}
+    weights = root / "aae-s0" / "model" / "model.safetensors"
+    weights_before = weights.stat().st_mtime_ns
+    log_before = (root / "aae-s0" / "metrics.jsonl").read_bytes()
+
+    again = run_cli("study", study, env=ONE_THREAD)
+    assert "aae-s0: reused" in again.stdout, again.stdout
+    for name, (mtime, data) in done_before.items():  # finished runs: neither retrained nor re-evaluated
+        path = root / "results" / name
+        assert path.stat().st_mtime_ns == mtime and path.read_bytes() == data
+    assert weights.stat().st_mtime_ns == weights_before
+    assert (root / "aae-s0" / "metrics.jsonl").read_bytes() == log_before
+    full = json.loads((root / "report" / "results.json").read_text())
+    assert sorted(full["runs"]) == ["aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"]
+    assert full["budget"] == {"images": 3000}
+    assert {t["images_seen"] for t in full["training"].values()} == {3000}  # the budget: equal images seen
+    assert (
+        full["training"]["aae-s0"]["optimizer_steps"] == 180 and full["training"]["mbrce-s0"]["optimizer_steps"] == 120
+    )
+    assert "Budget: images 3000" in (root / "report" / "report.md").read_text()
+    # every run drew its own samples: the metrics' seed is the run's
+    assert full["runs"]["mbrce-s1"]["results"]["prior_match"]["protocol"]["seed"] == 1
+    # prior_match is circular across models: per-run rows only
+    assert not any(k.startswith("prior_match") for k in full["metrics"])
+    third = run_cli("study", study, env=ONE_THREAD)
+    assert third.stdout.count("reused") == 4
+
+
+def test_jobs_2_gives_the_numbers_of_jobs_1(tmp_path):
+    one, root1 = _study(tmp_path, "one")
+    two, root2 = _study(tmp_path, "two")
+    run_cli("study", one, "--jobs", "1", env=ONE_THREAD)
+    proc = run_cli("study", two, "--jobs", "2", env=ONE_THREAD)
+    assert "2 at a time" in proc.stdout
+    a, b = _values(root1), _values(root2)
+    assert sorted(a) == ["aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"] and a == b
+    j1 = json.loads((root1 / "report" / "results.json").read_text())
+    j2 = json.loads((root2 / "report" / "results.json").read_text())
+    assert j1["metrics"] == j2["metrics"] and j1["comparisons"] == j2["comparisons"]
+    assert (root2 / "logs" / "aae-s1.log").is_file()
+
+
+def test_shards_then_merge(tmp_path):
+    study, root = _study(tmp_path, "sharded")
+    first = run_cli("study", study, "--shard", "1/2", env=ONE_THREAD)
+    assert "still have no result" in first.stdout
+    # the grid is seed-major (aae-s0, mbrce-s0, aae-s1, mbrce-s1): shard 1/2 takes the 1st and 3rd
+    assert sorted(p.stem for p in (root / "results").glob("*.json")) == ["aae-s0", "aae-s1"]
+    early = run_cli("study", study, "--merge", check=False, env=ONE_THREAD)
+    assert early.returncode == 1 and "mbrce-s1" in early.stderr
+    run_cli("study", study, "--shard", "2/2", env=ONE_THREAD)
+    merged = run_cli("study", study, "--merge", env=ONE_THREAD)
+    assert "wrote" in merged.stdout
+    full = json.loads((root / "report" / "results.json").read_text())
+    assert sorted(full["runs"]) == ["aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"]
+
+
+def test_budget_and_shard_parsing(tmp_path):
+    study, _ = _study(tmp_path, "parse")
+    spec = load_study(study)
+    entry = spec.models["aae"]
+    assert budget_overrides(spec, entry, []) == ["train.steps=30", "train.epochs=null"]
+    assert budget_overrides(spec, entry, ["train.batch_size=25"]) == ["train.steps=60", "train.epochs=null"]
+    spec.budget = {"optimizer_steps": 90}
+    assert budget_overrides(spec, entry, []) == ["train.steps=30", "train.epochs=null"]  # 3 phases per batch
+    assert budget_overrides(spec, spec.models["mbrce"], []) == ["train.steps=45", "train.epochs=null"]
+    assert parse_shard("2/3") == (2, 3) and parse_shard(None) is None
+    from genzoo.core.errors import GenzooError
+
+    with pytest.raises(GenzooError):
+        parse_shard("3/2")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "b", "budget": {"hours": 2}, "models": {"x": str(study)}}))
+    with pytest.raises(GenzooError, match="budget"):
+        load_study(bad)
