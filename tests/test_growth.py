@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import run_cli, write_recipe
+from conftest import ROOT, run_cli, write_recipe
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.recipe import GrowthSpec, load_recipe
@@ -233,10 +233,18 @@ def test_two_processes_grow_across_a_resolution_switch(tmp_path):
     assert (ckpt / "rng-rank0.safetensors").is_file() and (ckpt / "rng-rank1.safetensors").is_file()
 
 
+def smoke_hint(recipe: str, kind: str) -> list[str]:
+    """The overrides a shipped recipe's comment gives for a CPU smoke run (`# smoke-data:` / `# smoke-train:`)."""
+    import shlex
+
+    lines = (ROOT / "recipes" / f"{recipe}.yaml").read_text().splitlines()
+    return [arg for line in lines if line.startswith(f"# {kind}:") for arg in shlex.split(line.split(":", 1)[1])]
+
+
 def test_mbrce_celeba256_recipe_prepares_and_trains_on_a_tiny_folder(tmp_path):
-    """The flagship recipe as shipped, shrunk by overrides only: `genzoo prepare` builds the store from a folder of
-    odd images, then `genzoo train` grows 4 -> 8 -> 16 with the MBRCE prior and measures FID at the top level on
-    the held-out split, keeping model-best/."""
+    """The flagship recipe as shipped, shrunk by the smoke-run overrides its own comment gives (so the hint works):
+    `genzoo prepare` builds the store from a folder of odd images, then `genzoo train` grows 4 -> 8 -> 16 with the
+    MBRCE prior and measures FID at the top level on the held-out split, keeping model-best/."""
     pytest.importorskip(
         "cleanfid", reason="clean-fid is not installed (README: pip install --no-deps clean-fid==0.1.35)"
     )
@@ -251,35 +259,10 @@ def test_mbrce_celeba256_recipe_prepares_and_trains_on_a_tiny_folder(tmp_path):
         image = Image.fromarray(array).convert("L") if i % 7 == 0 else Image.fromarray(array)
         image.save(source / (f"{i + 1:05d}.png" if i % 5 == 0 else f"{i + 1:05d}.jpg"))
     store = tmp_path / "store"
-    data = [
-        f"data.root={store}",
-        f"data.source={source}",
-        "data.resolution=16",
-        "data.train_count=16",
-        "data.test_count=8",
-    ]
+    data = [f"data.root={store}", f"data.source={source}", *smoke_hint("mbrce_celeba256", "smoke-data")]
     run_cli("prepare", "recipes/mbrce_celeba256.yaml", *data)
-    small = [
-        "model.latent_dim=16",
-        "model.mapping_layers=2",
-        "model.start_filters=8",
-        "model.max_filters=16",
-        "train.batch_size=8",
-        "train.growth.batch_size={}",
-        "train.growth.batch_size_by_processes={}",
-        "train.growth.epochs_per_level=null",
-        "train.growth.images_per_level=16",
-        "train.epochs=null",
-        "train.steps=8",
-        "train.log_every=1",
-        "train.sample_every=8",
-        "train.checkpoint_every=8",
-        "train.eval.every_epochs=null",
-        "train.eval.every_steps=4",
-        "train.eval.options={count: 8, reference_count: 8}",
-        f"output_dir={tmp_path / 'runs'}",
-    ]
-    run_cli("train", "recipes/mbrce_celeba256.yaml", *data, *small, timeout=600)
+    small = [*smoke_hint("mbrce_celeba256", "smoke-train"), f"output_dir={tmp_path / 'runs'}"]
+    run_cli("train", "recipes/mbrce_celeba256.yaml", *data, *small)
     run = tmp_path / "runs" / "mbrce_celeba256"
     log = log_of(run)
     assert [r["resolution"] for r in log if "resolution" in r] == [4, 4, 8, 8, 16, 16, 16, 16]

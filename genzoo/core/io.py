@@ -144,6 +144,10 @@ def folder_lock(folder: Path, what: str):
                 f"'{folder}' is in use: {holder}",
                 "wait for it to finish or stop it; two processes writing one run folder would corrupt it",
             ) from None
+        except OSError as exc:  # a shared filesystem without flock (some NFS mounts): go on, unguarded
+            import warnings
+
+            warnings.warn(f"cannot lock '{path}' ({exc.strerror}): nothing stops a second run here", stacklevel=3)
         handle.seek(0)
         handle.truncate()
         handle.write(

@@ -103,6 +103,9 @@ def check_value(value: Any, annotation: Any, path: str) -> Any:
     if origin is Literal:
         if value in args:
             return value
+        yaml11 = {False: ("no", "off", "false"), True: ("yes", "on", "true")}  # YAML 1.1 reads a bare `no` as false
+        if isinstance(value, bool) and any(word in args for word in yaml11[value]):
+            return next(word for word in yaml11[value] if word in args)
         raise GenzooError(
             f"recipe key '{path}' must be one of {', '.join(repr(a) for a in args)}, "
             f"got {value!r}{did_you_mean(value, args)}",

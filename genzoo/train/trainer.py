@@ -58,6 +58,10 @@ class Trainer:
             preflight(resolve_metrics([spec.eval.metric], {spec.eval.metric: dict(spec.eval.options)}))
         # Several processes without a GPU (accelerate launch --multi_gpu / torchrun on CPUs): gloo on the CPU.
         cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a second Trainer in this process (studies, Python) starts
+            from accelerate.state import AcceleratorState  # from its own settings, not the first one's
+
+            AcceleratorState._reset_state(reset_partial_state=True)
         self.acc = acc = Accelerator(
             mixed_precision=spec.mixed_precision,  # None: Accelerate's own (config file, launch flag, environment)
             log_with=spec.log_with or None,
@@ -318,6 +322,7 @@ class Trainer:
                         x = self._grow(x)
                     logs = self._train_step(x)
                     for k, v in logs.items():
+                        v = v.float()  # a bf16 loss summed over log_every steps in bf16 loses its digits
                         sums[k] = sums[k] + v if k in sums else v
                     count += 1
                     self.step += 1
@@ -433,6 +438,12 @@ class Trainer:
             return self._images_at(self.step) // span > self._images_at(self.step - 1) // span
         return self.step >= self.total_steps
 
+    def _own_rng(self):
+        """Evaluation, sample grids and export fits draw random numbers without moving the training stream: the CPU
+        generator and, on a GPU, the device's are restored after the block."""
+        devices = [self.acc.device] if self.acc.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
+
     def _ema_weights(self):
         """The EMA weights swapped in for the block (evaluation, samples, export); the live ones without EMA."""
         return self.ema.applied() if self.ema else contextlib.nullcontext()
@@ -447,7 +458,7 @@ class Trainer:
 
             forget_model_features()  # the same model object holds new weights now
             self.model.eval()
-            with torch.random.fork_rng(devices=[]), self._ema_weights():
+            with self._own_rng(), self._ema_weights():
                 result = evaluate(self.model, [ev.metric], {ev.metric: dict(ev.options)}, split=ev.split)[ev.metric]
                 value = float(result[ev.value or ev.metric])
                 better = self.best is None or (value > self.best if ev.higher_is_better else value < self.best)
@@ -527,7 +538,7 @@ class Trainer:
         from genzoo.core.grids import save_grid
 
         self.model.eval()
-        with torch.random.fork_rng(devices=[]), self._ema_weights():
+        with self._own_rng(), self._ema_weights():
             torch.manual_seed(self.recipe.seed)
             images = self.model.sample(
                 self.spec.sample_count, generator=torch.Generator().manual_seed(self.recipe.seed)
@@ -544,7 +555,7 @@ class Trainer:
             # e.g. LBAE fits its code sampler on training codes: before the state is taken, so that the checkpoint
             # and the export hold the same fitted buffers.
             self.model.eval()
-            with self._ema_weights(), torch.random.fork_rng(devices=[]):
+            with self._ema_weights(), self._own_rng():
                 self.model.prepare_export(self.data)
             self.model.train()
         if self.world > 1 and hasattr(self.model, "prepare_export"):
