@@ -279,6 +279,16 @@ def test_fid_infinity_recovers_the_closed_form_fid_of_gaussians():
     assert fit["slope"] > 0 and len(fit["counts"]) == 15
 
 
+def test_renyi_on_features_is_zero_for_a_sample_and_grows_with_the_shift():
+    from genzoo.metrics.fid import renyi_from_features
+
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(200, 16))
+    assert renyi_from_features(real, real)[0] == pytest.approx(0, abs=1e-9)
+    values = [renyi_from_features(real, rng.normal(size=(200, 16)) + shift)[0] for shift in (0.0, 0.5, 1.0, 2.0)]
+    assert values == sorted(values) and values[-1] > 10 * max(values[0], 1e-3)
+
+
 def test_prd():
     from genzoo.metrics.precision_recall import prd_curve, prd_f_scores, prd_from_features
 

@@ -38,7 +38,14 @@ HIGHER_IS_BETTER = {
     "prd.f1_8": True,
     "parzen.log_likelihood": True,
 }
-LOWER_IS_BETTER_PREFIXES = ("fid.", "fid_infinity.", "kid.", "reconstruction.mse", "reconstruction.bce")
+LOWER_IS_BETTER_PREFIXES = (
+    "fid.",
+    "fid_infinity.",
+    "kid.",
+    "renyi_features.",
+    "reconstruction.mse",
+    "reconstruction.bce",
+)
 
 
 def direction(key: str) -> str | None:
