@@ -166,3 +166,34 @@ def test_study_trains_seeds_and_reports_mean_and_spread(tmp_path):
     bad.write_text(yaml.safe_dump({"name": "b", "models": {"x": str(tmp_path / "missing.yaml")}}))
     proc = run_cli("study", bad, check=False)
     assert proc.returncode == 1 and "does not exist" in proc.stderr
+
+
+def test_compare_groups_seed_runs_into_arms_and_keeps_prior_match_out():
+    from genzoo.analysis.report import seed_groups, statistics
+
+    assert seed_groups(["aae-s0", "aae-s1", "vae-s0"]) == {"aae-s0": "aae", "aae-s1": "aae", "vae-s0": "vae"}
+    assert seed_groups(["small", "wide"]) is None  # nothing to group: one row per run
+
+    def entry(label, fid, recall, renyi):
+        return {
+            "label": label,
+            "results": {
+                "fid": {"fid": fid, "fid_ci_low": fid - 3, "fid_ci_high": fid + 3, "protocol": {}},
+                "precision_recall": {"recall": recall, "precision": 0.5, "protocol": {}},
+                "prior_match": {"renyi_divergence": renyi, "protocol": {}},
+            },
+        }
+
+    entries = [entry("a-s0", 150, 0.1, 0.01), entry("a-s1", 152, 0.12, 0.02), entry("b-s0", 170, 0.2, 0.3)]
+    entries.append(entry("b-s1", 168, 0.22, 0.4))
+    block = statistics(entries, seed_groups([e["label"] for e in entries]))
+    assert list(block["metrics"])[:2] == ["fid.fid", "precision_recall.recall"]  # recall beside FID
+    assert not any(k.startswith("prior_match") for k in block["metrics"])  # circular across models
+    assert {c["metric"] for c in block["comparisons"]} == {
+        "fid.fid",
+        "precision_recall.recall",
+        "precision_recall.precision",
+    }
+    fid = block["metrics"]["fid.fid"]["a"]
+    assert fid["n"] == 2 and fid["mean"] == 151 and fid["ci_low"] < 151 < fid["ci_high"]
+    assert "a vs b" in block["conclusions"]
