@@ -674,13 +674,18 @@ def push(
     dry_run: Optional[Path] = typer.Option(
         None, "--dry-run", help="Write the upload (model card included) into this folder; send nothing."
     ),
+    license: Optional[str] = typer.Option(
+        None, "--license", help="The weights' licence (a Hub licence id); default: the training data's, else other."
+    ),
 ):
     """Upload a trained model to the Hugging Face Hub: weights, config, recipe, samples, metrics and a model card."""
     from genzoo.modelfile.hub import push as push_to_hub
 
     console = _console()
     with console.status(f"pushing {source} to {repo}"):
-        result = push_to_hub(source, repo, private=private, revision=revision, commit_message=message, dry_run=dry_run)
+        result = push_to_hub(
+            source, repo, private=private, revision=revision, commit_message=message, dry_run=dry_run, license=license
+        )
     for note in result["notes"]:
         console.print(f"note: {note}")
     files = ", ".join(result["files"])

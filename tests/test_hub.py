@@ -124,7 +124,9 @@ def test_dry_run_builds_the_upload_and_its_model_card(run, tmp_path):
     card = (up / "README.md").read_text()
     _, front, body = card.split("---\n", 2)
     meta = yaml.safe_load(front)
-    assert meta["library_name"] == "genzoo" and meta["datasets"] == ["digits"]
+    assert meta["library_name"] == "genzoo" and "datasets" not in meta  # digits is no Hub dataset id
+    assert meta["license"] == "bsd-3-clause"  # the training data's licence (scikit-learn's digits)
+    assert body.startswith("\n# tiny-aae: mlp_aae + gaussian on digits") and "not on PyPI yet" in body
     assert meta["tags"] == ["genzoo", "generative-autoencoder", "mlp_aae", "gaussian"]
     (result_,) = meta["model-index"][0]["results"]
     assert result_["dataset"]["split"] == "test"
@@ -171,7 +173,7 @@ def test_push_then_pull_through_a_fake_hub(run, tmp_path):
         assert set(files) == UPLOADED | {".gitattributes"}
         assert files["model.safetensors"] == (run / "model" / "model.safetensors").read_bytes()
         assert files["recipe.yaml"] == (run / "recipe.yaml").read_bytes()
-        assert files["README.md"].startswith(b"---\nlibrary_name: genzoo\n")
+        assert files["README.md"].startswith(b"---\nlicense: bsd-3-clause\nlibrary_name: genzoo\n")
 
         pulled = run_cli("pull", "me/tiny-aae", "--to", tmp_path / "copy", env=env)
         assert "pulled me/tiny-aae" in pulled.stdout

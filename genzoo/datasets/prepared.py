@@ -139,7 +139,7 @@ def prepare_store(
     if not 0 <= test_count < n:
         raise GenzooError(
             f"'{source}' has {n} images: a test split of {test_count} leaves none to train on",
-            "lower the test count (--test-count, data.test_count)",
+            "lower the test count: data.test_count=N after a recipe, --test-count N after a folder of images",
         )
     train_count = n - test_count if train_count is None else train_count
     if not 0 < train_count <= n - test_count:

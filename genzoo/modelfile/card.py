@@ -10,7 +10,15 @@ from genzoo.core.io import read_json
 from genzoo.modelfile.folder import CONFIG_NAME, WEIGHTS_NAME, check_weights_file, read_config, resolve_model_folder
 
 # Hub dataset ids for the model card's `datasets:` (names not listed are written as they are).
-HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
+HUB_DATASETS = {
+    "mnist": "ylecun/mnist",
+    "fashion_mnist": "zalando-datasets/fashion_mnist",
+    "cifar10": "uoft-cs/cifar10",
+}
+# The weights' licence follows the data they learned from, where that licence is known (the Hub's licence ids).
+DATA_LICENSES = {"mnist": "cc-by-sa-3.0", "fashion_mnist": "mit", "digits": "bsd-3-clause"}
+# genzoo is not on PyPI: a model card tells how to install it from its source (the `pip install -e .` of its README).
+INSTALL = "pip install -e path/to/genzoo   # from a checkout of genzoo's repository (not on PyPI yet)"
 
 
 def _refuse_celeba(config: dict, recipe_text: str | None) -> None:
@@ -77,9 +85,11 @@ def model_card(
     metrics: dict | None = None,
     sample_image: str | None = None,
     prior_source: str = "genzoo",
+    license: str | None = None,
 ) -> str:
     """README.md for the Hub: YAML metadata the Hub understands, then how to load it, the metrics with their
-    protocol, and the training recipe."""
+    protocol, and the training recipe. `license` (a Hub licence id) defaults to the training data's where known,
+    else "other"."""
     import json
 
     import yaml
@@ -92,12 +102,13 @@ def model_card(
     model_name, prior_name, dataset = model.get("name", "?"), prior.get("name"), data.get("name")
     tags = ["genzoo", "generative-autoencoder", model_name] + ([prior_name] if prior_name else [])
     meta: dict = {
+        "license": license or DATA_LICENSES.get(dataset, "other"),
         "library_name": "genzoo",
         "tags": list(dict.fromkeys(tags)),
         "pipeline_tag": "unconditional-image-generation",
     }
-    if dataset:
-        meta["datasets"] = [HUB_DATASETS.get(dataset, dataset)]
+    if dataset in HUB_DATASETS:  # only real Hub dataset ids
+        meta["datasets"] = [HUB_DATASETS[dataset]]
     results, rows = [], []
     for name, values in (metrics or {}).items():
         protocol = json.loads(json.dumps(values.get("protocol") or {}))
@@ -132,15 +143,17 @@ def model_card(
 
     short = repo_id.split("/")[-1]
     step = config.get("step")
-    install = "pip install genzoo"
+    install = INSTALL
     if prior_source != "genzoo":
-        install += f" {prior_source}   # the '{prior_name}' prior comes from the plugin package {prior_source}"
+        install += f"\npip install {prior_source}   # the '{prior_name}' prior comes from this plugin package"
     lines = [
         "---",
         yaml.dump(meta, Dumper=_PlainDumper, sort_keys=False).rstrip(),
         "---",
         "",
-        f"# {short}",
+        f"# {short}: {model_name}"
+        + (f" + {prior_name}" if prior_name else "")
+        + (f" on {dataset}" if dataset else ""),
         "",
         f"A `{model_name}` generative autoencoder with a `{prior_name}` prior"
         + (f", trained on `{dataset}`" if dataset else "")
@@ -210,7 +223,7 @@ def model_card(
     return "\n".join(lines)
 
 
-def build_upload(source, dest: Path, repo_id: str) -> dict:
+def build_upload(source, dest: Path, repo_id: str, license: str | None = None) -> dict:
     """Write into `dest` what `push` uploads: the model folder, the run's recipe, its latest sample grid, eval.json and
     a model card. Returns {"files": [...], "notes": [...], "config": {...}}."""
     import json
@@ -244,7 +257,13 @@ def build_upload(source, dest: Path, repo_id: str) -> dict:
             prior_source = PRIORS.entry(config["prior"]["name"]).source
     (dest / "README.md").write_text(
         model_card(
-            repo_id, config, recipe_text=recipe_text, metrics=metrics, sample_image=sample, prior_source=prior_source
+            repo_id,
+            config,
+            recipe_text=recipe_text,
+            metrics=metrics,
+            sample_image=sample,
+            prior_source=prior_source,
+            license=license,
         )
     )
     return {"files": sorted(p.name for p in dest.iterdir()), "notes": notes, "config": config}

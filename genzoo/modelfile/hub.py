@@ -183,6 +183,7 @@ def push(
     revision: str | None = None,
     commit_message: str | None = None,
     dry_run: Path | None = None,
+    license: str | None = None,
 ) -> dict:
     """Upload a run (or model folder) to the Hub as one commit: model, recipe, samples, eval.json, model card.
 
@@ -198,7 +199,7 @@ def push(
 
     repo_id = check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="genzoo-push-") as tmp:
-        built = build_upload(source, Path(tmp) / "upload", repo_id)
+        built = build_upload(source, Path(tmp) / "upload", repo_id, license)
         upload = Path(tmp) / "upload"
         if dry_run is not None:
             with atomic_dir(dry_run) as staging:
