@@ -41,7 +41,7 @@ def test_the_readme_line_installs_everything_and_trains_the_quickstart(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (clone / "runs" / "quickstart" / "model" / "model.safetensors").is_file()
     python = clone / ".venv" / "bin" / "python"
-    check = "import genzoo, cleanfid.resize; from genzoo.metrics.inception import find_weights; find_weights(download=False)"
+    check = "import cleanfid.resize\nfrom genzoo.metrics.inception import find_weights\nfind_weights(download=False)"
     subprocess.run([str(python), "-c", check], cwd=clone, env=env, check=True)  # FID works offline
     out = subprocess.run(
         [str(python), "-m", "genzoo", "eval", "runs/quickstart", "--metrics", "reconstruction"],
