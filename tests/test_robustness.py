@@ -249,3 +249,28 @@ def test_buffers_agree_across_processes(tmp_path):
     exported = load_tensors(tmp_path / "runs" / "vae" / "model" / "model.safetensors")
     stats = [k for k in exported if k.endswith("running_mean")]
     assert stats and any(exported[k].abs().sum() > 0 for k in stats)  # the statistics did move
+
+
+def test_gradients_are_averaged_in_bounded_buckets(monkeypatch):
+    """A large model's gradients go in flat buckets of at most BUCKET_ELEMENTS (one oversized tensor alone), each
+    averaged in place; small models still take a single collective."""
+    import torch.distributed as dist
+
+    import genzoo.train.trainer as trainer
+
+    sizes = []
+
+    def fake_all_reduce(t):
+        sizes.append(t.numel())
+        t.mul_(2)  # as if a second process held the same values
+
+    monkeypatch.setattr(dist, "all_reduce", fake_all_reduce)
+    monkeypatch.setattr(trainer, "BUCKET_ELEMENTS", 10)
+    grads = [torch.full((n,), float(i + 1)) for i, n in enumerate((4, 5, 3, 20, 2))]
+    trainer._all_reduce_mean(grads, 2)
+    assert sizes == [9, 3, 20, 2]
+    assert [g.unique().tolist() for g in grads] == [[1.0], [2.0], [3.0], [4.0], [5.0]]
+    monkeypatch.setattr(trainer, "BUCKET_ELEMENTS", 1 << 23)
+    sizes.clear()
+    trainer._all_reduce_mean(grads, 2)
+    assert sizes == [34]

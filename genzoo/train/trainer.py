@@ -71,6 +71,10 @@ class Trainer:
         self.rank, self.world = acc.process_index, acc.num_processes
         self.threads, self.threads_why = choose_threads(spec.threads, acc.device, acc.num_processes)
         torch.set_num_threads(self.threads)
+        if acc.device.type == "cuda":  # TF32 matmuls and convolutions (Ampere and later): float32 range, 10-bit
+            torch.backends.cuda.matmul.allow_tf32 = True  # mantissa; the losses of these models do not need more
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True  # fixed shapes per level: pick the fastest kernels once
         self.data = self._dataset(recipe.data)
         set_seed(recipe.seed)  # identical initial weights on every process
         self.model = create_model(recipe.model, recipe.prior, self.data.image_shape).to(acc.device)
@@ -694,19 +698,30 @@ def _can_sample(model) -> bool:
     return getattr(model, "prior", None) is not None or type(model).sample is not GenerativeAutoencoder.sample
 
 
+BUCKET_ELEMENTS = 1 << 23  # 32 MB of float32 per collective: large models never hold a second full copy
+
+
 def _all_reduce_mean(grads: list[torch.Tensor], world: int) -> None:
-    """Average gradients over processes with one collective on a flat buffer."""
+    """Average gradients (or buffers) over processes: flat buckets of at most BUCKET_ELEMENTS, one collective each
+    (a 50M-parameter StyleALAE takes 7 instead of one 200 MB copy; small models still take exactly one)."""
     import torch.distributed as dist
 
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+    bucket: list[torch.Tensor] = []
+    size = 0
+    for g in [*grads, None]:
+        if g is not None and (not bucket or (size + g.numel() <= BUCKET_ELEMENTS and g.dtype == bucket[0].dtype)):
+            bucket.append(g)
+            size += g.numel()
+            continue
+        if bucket:
+            flat = torch.cat([t.reshape(-1) for t in bucket])
+            dist.all_reduce(flat)
+            flat /= world
+            offset = 0
+            for t in bucket:
+                t.copy_(flat[offset : offset + t.numel()].view_as(t))
+                offset += t.numel()
+        bucket, size = ([g], g.numel()) if g is not None else ([], 0)
 
 
 def _float_buffers(model) -> list[torch.Tensor]:
