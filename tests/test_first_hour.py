@@ -133,3 +133,23 @@ def test_the_python_api_example_runs(tmp_path):
     assert config["data"] == {"name": "python", "description": "sklearn digits as a torch Dataset"}
     with pytest.raises(GenzooError, match="pass the data again"):
         genzoo.evaluate(tmp_path / "digits-from-python", ["reconstruction"])
+
+
+def test_threads_follow_the_load_and_a_resume_keeps_them(monkeypatch):
+    """Automatic threads: the cores the load leaves free, at least one; a resumed run keeps its count (another
+    count sums in another order and the resume would no longer equal the uninterrupted run)."""
+    import os
+
+    from genzoo.train.trainer import choose_threads
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert choose_threads(None, cpu, 1)[0] == 1  # 4 cores, load 2.6: 1.4 free
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert choose_threads(None, cpu, 1)[0] == 4 and choose_threads(None, cpu, 2)[0] == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert choose_threads(None, cpu, 1)[0] == 1
+    assert choose_threads(None, cpu, 1, previous=3) == (3, "as when this run started; set train.threads to change it")
+    assert choose_threads(2, cpu, 1, previous=3) == (2, "train.threads")

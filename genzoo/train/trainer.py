@@ -69,7 +69,9 @@ class Trainer:
             cpu=spec.cpu or cpu_processes,
         )
         self.rank, self.world = acc.process_index, acc.num_processes
-        self.threads, self.threads_why = choose_threads(spec.threads, acc.device, acc.num_processes)
+        self.threads, self.threads_why = choose_threads(
+            spec.threads, acc.device, acc.num_processes, _started_with(self.run_dir)
+        )
         torch.set_num_threads(self.threads)
         if acc.device.type == "cuda":  # TF32 matmuls and convolutions (Ampere and later): float32 range, 10-bit
             torch.backends.cuda.matmul.allow_tf32 = True  # mantissa; the losses of these models do not need more
@@ -655,15 +657,26 @@ class Trainer:
             signal.signal(sig, old)
 
 
-def choose_threads(requested: int | None, device, processes: int) -> tuple[int, str]:
+def _started_with(run_dir: Path) -> int | None:
+    """The thread count a run started with (environment.json), so that a resume computes exactly as before."""
+    try:
+        return int(json.loads((run_dir / "environment.json").read_text())["threads"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def choose_threads(requested: int | None, device, processes: int, previous: int | None = None) -> tuple[int, str]:
     """(CPU threads for this process, where the number came from). On a shared machine torch's default (one thread
     per core) collapses: OpenMP threads spin waiting for cores that other work holds (bench/threads.py measures it).
     So, unless train.threads or OMP_NUM_THREADS says otherwise, each process takes its share of the cores that the
-    1-minute load average leaves free, and at least one."""
+    1-minute load average leaves free, and at least one. A resumed run keeps the count it started with: the thread
+    count changes the order of float sums, and with it the bits of the weights."""
     if requested is not None:
         return requested, "train.threads"
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads(), "OMP_NUM_THREADS"
+    if previous is not None:
+        return previous, "as when this run started; set train.threads to change it"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     local = int(os.environ.get("LOCAL_WORLD_SIZE", processes if device.type == "cpu" else 1))
     share = max(1, cores // max(local, 1))
