@@ -77,8 +77,10 @@ equidistant configuration matches central finite differences to 1e-9.  These are
 expansion ‖x‖² + ‖y‖² - 2x·y (no cdist backward) and the Laplacian kernel's √ has a zero subgradient at
 (round-off level) zero distance.
 
-*Eigenvalue clamp ``eps``* (absolute, default 1e-12; all the matrices whose powers are taken have trace 1,
-except the mirrored M = κ2^β κ1 κ2^β).  The eigenvalue function g_p(λ) used for λ^p is
+*Eigenvalue threshold ``eps``* (absolute, default 1e-12, for the matrices whose powers are taken, which have
+trace 1, except the mirrored M = κ2^β κ1 κ2^β: M's scale is ~λ_max(κ)^(1/α), so its threshold is relative,
+n·u·λ_max(M)·(eps/1e-12), its round-off level at the default eps; an absolute 1e-12 cut genuine eigenvalues
+of M, 1.8e-4 of error at α = 0.3 against 50-digit arithmetic).  The eigenvalue function g_p(λ) used for λ^p is
   - p < 0:      max(λ, ε)^p (the clamp; zero derivative below ε) for the bipartite/mirrored measures, as in
                 the published estimators; pseudo-inverse (dropped below ε, see above) in the pooled one,
   - 0 < p < 1:  λ^p for λ ≥ ε, and below ε the C¹ quadratic ε^p ((2-p) t + (p-1) t²), t = max(λ,0)/ε,
@@ -92,11 +94,23 @@ matrices (bipartite/mirrored with α > 1) are dominated by the clamp, as in the 
 *Fast paths* (``fast_path=True``, the default; ``fast_path=False`` forces the eigendecomposition path,
 same values to ~1e-12): integer α computes tr(A^α) with matrix products and no eigendecomposition
 (α = 2: ‖A‖_F², no product at all) for the entropies, joint entropy, mutual information and the mirrored
-outer power; the bipartite divergence needs only κ2's eigendecomposition for integer α (κ1^α by products)
-and the mixed pooled one only the Y side's (S_X^(α-1) by products), both as Σ_j g(μ_j) u_jᵀ F u_j, a sum
-of non-negative terms.  Bipartite/pooled with non-integer α use one fused custom function: two
-eigendecompositions, W = V1ᵀ B V2, value Σ_ij a_i b_j W_ij², a 7-10 matmul backward.  With
-sigma="median" the pooled distance matrix is computed once and serves the bandwidth and the Gram blocks.
+outer power; the bipartite divergence at integer α uses a Cholesky factorisation of κ2 + εI (the shift
+is its regulariser, where the eigen path clamps; they agree to ~(α-1)ε/μ_min) and no eigendecomposition,
+falling back to the eigen path if the factorisation fails; the mixed pooled one needs only the Y side's
+eigendecomposition (S_X^(α-1) by products), as Σ_j g(μ_j) u_jᵀ F u_j, a sum of non-negative terms.
+Bipartite/pooled with non-integer α use one fused custom function: two eigendecompositions,
+W = V1ᵀ B V2, value Σ_ij a_i b_j W_ij², a 5-matmul backward.
+
+*No work for inputs that need no gradient*: the Gram blocks K_XX, K_XY, K_YY are built block by block, so
+a target sample without gradient (a prior draw, frozen real codes) has its block and the median bandwidth
+outside the autograd graph, and the spectral functions skip its side.
+
+*Precision* (``precision="auto"``): float64 on the CPU and for float64 points anywhere; on other devices
+float32 for float32 points where its error against float64 was measured small (entropies, pooled without
+mix, bipartite at α < 1 or integer α), float64 elsewhere; "float64"/"float32" override (docs/mbrce.md).
+
+*Large samples*: ``nystrom_divergence`` approximates the pooled measure with m landmarks (O(n m (d + m))),
+exact with every point as a landmark, an underestimate otherwise (measured in docs/mbrce.md).
 """
 
 from __future__ import annotations
