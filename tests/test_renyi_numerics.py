@@ -223,6 +223,14 @@ def test_precision_policy():
     assert R._compute_dtype("auto", meta, f32_ok=True) == torch.float32
     assert R._compute_dtype("auto", meta, f32_ok=False) == F64
     assert R._compute_dtype("float64", meta) == F64 and R._compute_dtype("float32", x) == torch.float32
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:  # TF32 matmuls (genzoo's trainer turns them on for CUDA) make auto keep float64 there
+        torch.backends.cuda.matmul.allow_tf32 = True
+        assert R._tf32_matmuls()
+        torch.backends.cuda.matmul.allow_tf32 = False
+        assert not R._tf32_matmuls() or torch.get_float32_matmul_precision() != "highest"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     assert R._f32_ok("pooled", 0.5) and not R._f32_ok("pooled", 1.5, 0.1)
     assert R._f32_ok("bipartite", 0.5) and R._f32_ok("bipartite", 2.0) and not R._f32_ok("bipartite", 1.5)
     assert not R._f32_ok("mirrored", 0.5)

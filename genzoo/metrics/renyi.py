@@ -107,7 +107,8 @@ outside the autograd graph, and the spectral functions skip its side.
 
 *Precision* (``precision="auto"``): float64 on the CPU and for float64 points anywhere; on other devices
 float32 for float32 points where its error against float64 was measured small (entropies, pooled without
-mix, bipartite at α < 1 or integer α), float64 elsewhere; "float64"/"float32" override (docs/mbrce.md).
+mix, bipartite at α < 1 or integer α) and, on CUDA, TF32 matmuls are off; float64 elsewhere;
+"float64"/"float32" override (docs/mbrce.md).
 
 *Large samples*: ``nystrom_divergence`` approximates the pooled measure with m landmarks (O(n m (d + m))),
 exact with every point as a landmark, an underestimate otherwise (measured in docs/mbrce.md).
@@ -237,7 +238,8 @@ def _compute_dtype(precision, *tensors: torch.Tensor, f32_ok: bool = True) -> to
     """The dtype of the kernel and spectral work: "float64"; "float32"; "auto" = float64 on the CPU and for
     float64 points anywhere; on other devices (GPUs run float64 at 1/2-1/64 of float32's rate), for points
     in float32 or lower, float32 where its error against float64 was measured small (f32_ok: no negative
-    power of a matrix with round-off-level eigenvalues, no mirrored sandwich; docs/mbrce.md, section 7)."""
+    power of a matrix with round-off-level eigenvalues, no mirrored sandwich; docs/mbrce.md, section 7) and,
+    on CUDA, only while float32 matmuls are IEEE (TF32 off); float64 otherwise."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS} (got {precision!r})")
     if precision == "auto":
@@ -249,8 +251,16 @@ def _compute_dtype(precision, *tensors: torch.Tensor, f32_ok: bool = True) -> to
             return torch.float32
         if any(t.dtype == _F64 for t in ts):
             return _F64
+        if "cuda" in kinds and _tf32_matmuls():  # float32 error measured with IEEE matmuls only
+            return _F64
         return torch.float32 if f32_ok else _F64
     return _F64 if precision == "float64" else torch.float32
+
+
+def _tf32_matmuls() -> bool:
+    """Whether CUDA float32 matmuls may round to TF32 (10-bit mantissa), e.g. set by genzoo's trainer: the
+    squared-distance expansion and the spectral products would then lose most of float32's precision."""
+    return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
 
 
 def _f32_ok(measure: str, alpha: float, mix=0.0) -> bool:
