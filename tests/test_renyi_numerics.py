@@ -159,6 +159,22 @@ def test_integer_alpha_cholesky_route_matches_matrix_power_reference(alpha, monk
     torch.testing.assert_close(gx, ge, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("alpha", [2, 3, 4])
+def test_integer_alpha_cholesky_route_batched_equals_loop(alpha):
+    g = torch.Generator().manual_seed(41)
+    xb = torch.randn(2, 3, 7, 4, generator=g, dtype=F64)
+    yb = torch.randn(2, 3, 7, 4, generator=g, dtype=F64) + 0.3
+    got = R.bipartite_divergence(xb, yb, alpha, "gaussian", "median")
+    shared = R.bipartite_divergence(xb, yb[0, 0], alpha, "gaussian", 1.3)  # a target broadcast over the batch
+    for i in range(2):
+        for j in range(3):
+            want = R.bipartite_divergence(xb[i, j], yb[i, j], alpha, "gaussian", "median")
+            assert abs(float(got[i, j] - want)) < 1e-12
+            assert (
+                abs(float(shared[i, j] - R.bipartite_divergence(xb[i, j], yb[0, 0], alpha, "gaussian", 1.3))) < 1e-12
+            )
+
+
 def test_integer_alpha_falls_back_when_cholesky_fails():
     """A target Gram matrix that is indefinite beyond the shift (not a kernel matrix) takes the eigen path."""
     k1 = R.normalized_gram(torch.tensor(_pts(1, 6, 2)), "gaussian", 1.0)
