@@ -112,6 +112,14 @@ def test_compare_arms_rows_and_conclusions_agree_with_the_numbers():
     assert "higher by" not in text.split("mbrce vs vae")[1].split(";")[0]
 
 
+def test_conclusions_separate_nominal_from_adjusted_significance():
+    row = {"metric": "fid.fid", "a": "x", "b": "y", "difference": -12.0, "ci_low": -20.0, "ci_high": -4.1}
+    row.update(p_value=0.023, p_holm=0.23, mdd=9.8)
+    text = stats.conclusions([row], {"fid.fid": "FID"})
+    assert "x vs y: FID lower by 12.0 [-20.0, -4.1], p = 0.02, not significant after Holm's adjustment" in text
+    assert "(x better)" not in text
+
+
 def test_conclusions_say_when_nothing_can_be_tested():
     rows = stats.compare_arms("reconstruction.mse", {"a": [0.1], "b": [0.2]})
     text = stats.conclusions(rows)

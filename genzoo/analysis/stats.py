@@ -252,6 +252,13 @@ def conclusions(
                     f"{r['a']} vs {r['b']}: {label} {word} by {_num(abs(d))} "
                     f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}], {_p(r['p_value'])}{verdict}"
                 )
+            elif r["p_value"] < alpha and d != 0:  # below alpha on its own, not after Holm's adjustment
+                word = "higher" if d > 0 else "lower"
+                parts.append(
+                    f"{r['a']} vs {r['b']}: {label} {word} by {_num(abs(d))} "
+                    f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}], {_p(r['p_value'])}, not significant after "
+                    f"Holm's adjustment (p = {_num(p_holm)})"
+                )
             else:
                 parts.append(
                     f"{r['a']} vs {r['b']}: no detectable {label} difference ({_num(d)} "
