@@ -415,8 +415,8 @@ def _degenerate_median(med: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def _select_two(v: torch.Tensor, k: int):
     """The (k+1)-th and (k+2)-th smallest entries of a 1-D tensor (k + 1 < len), exactly, in about three
     passes: a sorted strided sample of 4096 entries brackets rank k, one pass counts the entries below
-    the bracket and keeps those inside it (~6 %), which are sorted.  Falls back to a full sort when the
-    bracket misses (rare: its margin is 4 standard deviations of the sample rank)."""
+    the bracket and keeps those inside it (~6 %), from which the two are selected.  Falls back to a full
+    sort when the bracket misses (rare: its margin is 4 standard deviations of the sample rank)."""
     n = v.shape[-1]
     sample = v[:: max(1, n // 4096)].sort().values
     ns = sample.shape[-1]
@@ -425,8 +425,11 @@ def _select_two(v: torch.Tensor, k: int):
     below = int((v < lo).sum())
     inside = v[(v >= lo) & (v <= hi)]
     if below <= k and k + 1 < below + inside.shape[-1]:
-        w = inside.sort().values
-        return w[k - below], w[k + 1 - below]
+        j = k - below
+        a = inside.kthvalue(j + 1).values
+        if int((inside <= a).sum()) >= j + 2:  # a repeated: it is the next one too
+            return a, a
+        return a, torch.where(inside > a, inside, torch.full_like(inside, math.inf)).amin()
     w = v.sort().values
     return w[k], w[k + 1]
 
