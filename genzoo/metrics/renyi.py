@@ -536,7 +536,7 @@ def _gram_blocks(x64, y64, kernel, sigma, cross: bool = True):
         with torch.set_grad_enabled(cross and torch.is_grad_enabled()):
             dxy, sxy = _sqdist(x64, y64)
     if median:
-        pairs = torch.cat([_upper(dxx), dxy.flatten(-2), _upper(dyy)], dim=-1)
+        pairs = torch.cat([_upper(dxx.detach()), dxy.detach().flatten(-2), _upper(dyy.detach())], dim=-1)
         s = _median_pairs(pairs)[..., None, None]
     else:
         s = _resolve_sigma(sigma, x64)
