@@ -191,6 +191,21 @@ def sample(
     _console().print("wrote " + ", ".join(written))
 
 
+def _reporter(console, status, verb: str):
+    """A progress callback: the spinner's text on a terminal; off one (a log file, a cluster job) a line per step,
+    with the time, so that a long evaluation is seen to move."""
+    import time
+
+    start = time.monotonic()
+
+    def report(what: str):
+        status.update(f"{verb} {what}")
+        if not console.is_terminal:
+            console.print(f"[{time.monotonic() - start:7.1f} s] {verb} {what}", markup=False)
+
+    return report
+
+
 def _default_out(source: str, name: str) -> Path:
     """Next to a local source; in the current folder for a Hub source (the Hugging Face cache is never written)."""
     from genzoo.modelfile.hub import parse_hub_source
@@ -444,7 +459,7 @@ def evaluate(
             limit=limit,
             data_root=data_root,
             revision=model_revision(model, source),
-            progress=lambda name: status.update(f"evaluating {name}"),
+            progress=_reporter(console, status, "evaluating"),
         )
     out = out or _default_out(source, "eval.json")
     write_json(out, results)
@@ -504,7 +519,7 @@ def compare(
             samples=samples,
             title=title,
             load=genzoo.load,
-            progress=lambda what: status.update(f"evaluating {what}"),
+            progress=_reporter(console, status, "evaluating"),
             arms=arms,
         )
     if report.get("conclusions"):

@@ -274,3 +274,31 @@ def test_gradients_are_averaged_in_bounded_buckets(monkeypatch):
     sizes.clear()
     trainer._all_reduce_mean(grads, 2)
     assert sizes == [34]
+
+
+def test_sample_streams_large_counts(tmp_path, monkeypatch):
+    """`sample -n N --images-dir` decodes and writes one batch at a time (it used to build all N images in memory
+    first); without --images-dir only the grid's 256 are drawn. The grid is the same either way."""
+    from typer.testing import CliRunner
+
+    from genzoo.cli import app
+    from genzoo.models.base import GenerativeAutoencoder
+
+    run = train(write_recipe(tmp_path))
+    drawn = []
+    real = GenerativeAutoencoder.sample
+
+    def sample(self, n, generator=None):
+        drawn.append(n)
+        return real(self, n, generator=generator)
+
+    monkeypatch.setattr(GenerativeAutoencoder, "sample", sample)
+    result = CliRunner().invoke(
+        app, ["sample", str(run), "-n", "700", "--batch-size", "300", "--images-dir", str(tmp_path / "many")]
+    )
+    assert result.exit_code == 0, result.output
+    assert drawn == [300, 300, 100] and len(list((tmp_path / "many").glob("*.png"))) == 700
+    grid = (run / "samples.png").read_bytes()
+    drawn.clear()
+    result = CliRunner().invoke(app, ["sample", str(run), "-n", "700", "--batch-size", "300"])
+    assert result.exit_code == 0 and drawn == [256] and (run / "samples.png").read_bytes() == grid

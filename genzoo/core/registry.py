@@ -31,8 +31,11 @@ class Entry:
 
     @property
     def summary(self) -> str:
-        doc = (self.obj.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        """The docstring's first paragraph, on one line (a summary wrapped over two lines stays whole)."""
+        import inspect
+
+        doc = inspect.cleandoc(self.obj.__doc__ or "")
+        return " ".join(doc.split("\n\n", 1)[0].split())
 
 
 class Registry:

@@ -35,7 +35,7 @@ def gaussian_kl(
 
 @MODELS.register("vae")
 class ConvVAE(GenerativeAutoencoder):
-    """Convolutional VAE of torch-vae (torch-vae): strided convs with filters doubling up to max_filters, KL prior.
+    """Convolutional VAE of torch-vae: strided convs with filters doubling up to max_filters, KL prior.
 
     Encoder: `layers` stride-2 3x3 convolutions (filters max_filters/2^(layers-1) ... max_filters), BatchNorm and
     leaky ReLU, then two linear maps to the posterior mean and log-variance; reparameterisation. Decoder: a linear
