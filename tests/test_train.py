@@ -105,9 +105,10 @@ def test_a_crash_during_save_keeps_the_last_checkpoint(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Checkpoints, "write_main", dies_half_way)
-    with pytest.raises(OSError):
+    with pytest.raises(GenzooError, match="could not write the checkpoint of step 40 .disk full.; the last good"):
         train(recipe)
     monkeypatch.undo()
+    assert not list((tmp_path / "runs" / "tiny" / "checkpoints").glob(".tmp-*"))  # the partial one is removed
     assert Checkpoints(tmp_path / "runs" / "tiny").latest() == good
     Checkpoints.read(good, 0)  # still whole: checksums verify
     train(recipe)  # resumes from step 20 past the debris

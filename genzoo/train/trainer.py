@@ -599,7 +599,9 @@ class Trainer:
             latest = self.checkpoints.latest() if self.checkpoints.dir.is_dir() else None
             kept = f"the last good checkpoint ({latest.name}) is intact" if latest else "no checkpoint was written"
             raise GenzooError(
-                f"could not write the checkpoint of step {self.step} ({exc.strerror or exc}: '{exc.filename}'); "
+                f"could not write the checkpoint of step {self.step} ({exc.strerror or exc}"
+                + (f": '{exc.filename}'" if exc.filename else "")
+                + "); "
                 + kept,
                 "free disk space (or fix the folder's permissions), then run the same command to resume",
             ) from None
