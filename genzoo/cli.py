@@ -524,6 +524,8 @@ def compare(
         )
     if report.get("conclusions"):
         console.print(report["conclusions"], markup=False)
+    if report.get("warning"):
+        console.print(report["warning"], markup=False)
     _print_report(
         console,
         report,

@@ -564,4 +564,38 @@ def compare(
         )
     if groups is None and arms == "auto":
         groups = seed_groups([e["label"] for e in entries])
-    return write_report(entries, folder, title, groups)
+    warning = budget_warning(sources, [e["label"] for e in entries])
+    report = write_report(entries, folder, title, groups, notes=warning)
+    return {**report, "warning": warning}
+
+
+def training_budget(source) -> dict | None:
+    """{steps, epochs, batch_size} of the run a source was trained in (its recipe.yaml), or None if unknown."""
+    import yaml
+
+    path = Path(str(source))
+    for folder in (path, path.parent):
+        recipe = folder / "recipe.yaml"
+        if recipe.is_file():
+            train = (yaml.safe_load(recipe.read_text()) or {}).get("train") or {}
+            return {k: train.get(k) for k in ("steps", "epochs", "batch_size")}
+    return None
+
+
+def budget_warning(sources: list, labels: list[str]) -> str | None:
+    """A sentence when the compared runs were trained with different budgets (steps, epochs, batch size): their
+    differences then mix the models with how long each was trained."""
+    budgets = {label: training_budget(source) for source, label in zip(sources, labels)}
+    known = {label: b for label, b in budgets.items() if b is not None}
+    if len({json.dumps(b, sort_keys=True) for b in known.values()}) <= 1:
+        return None
+
+    def said(b):
+        length = f"{b['steps']} steps" if b["steps"] is not None else f"{b['epochs']} epochs"
+        return f"{length} of batch {b['batch_size']}"
+
+    runs = "; ".join(f"{label}: {said(b)}" for label, b in known.items())
+    return (
+        f"Warning: these runs were trained with different budgets ({runs}); differences between them mix the "
+        "models with how long each was trained. Compare runs of one budget (`genzoo study` sets one)."
+    )
