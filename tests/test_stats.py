@@ -102,8 +102,9 @@ def test_compare_arms_rows_and_conclusions_agree_with_the_numbers():
     m = re.search(rf"mbrce vs aae: FID lower by {number} \[{number}, {number}\], p = {number} \(mbrce better\)", text)
     assert m, text
     assert float(m.group(1)) == pytest.approx(-mbrce_aae["difference"], rel=0.01)
-    assert float(m.group(2)) == pytest.approx(mbrce_aae["ci_low"], rel=0.01)
-    assert float(m.group(3)) == pytest.approx(mbrce_aae["ci_high"], rel=0.01)
+    # the CI of the size named ("lower by 17 [9, 25]"): the CI of a - b, negated
+    assert float(m.group(2)) == pytest.approx(-mbrce_aae["ci_high"], rel=0.01) and float(m.group(2)) > 0
+    assert float(m.group(3)) == pytest.approx(-mbrce_aae["ci_low"], rel=0.01)
     assert float(m.group(4)) == pytest.approx(mbrce_aae["p_value"], abs=0.006)
     # the other: no claim, with the MDD
     m = re.search(r"mbrce vs vae: no detectable FID difference \(.*?MDD ([0-9.]+)\)", text)
@@ -116,7 +117,7 @@ def test_conclusions_separate_nominal_from_adjusted_significance():
     row = {"metric": "fid.fid", "a": "x", "b": "y", "difference": -12.0, "ci_low": -20.0, "ci_high": -4.1}
     row.update(p_value=0.023, p_holm=0.23, mdd=9.8)
     text = stats.conclusions([row], {"fid.fid": "FID"})
-    assert "x vs y: FID lower by 12.0 [-20.0, -4.1], p = 0.02, not significant after Holm's adjustment" in text
+    assert "x vs y: FID lower by 12.0 [4.1, 20.0], p = 0.02, not significant after Holm's adjustment" in text
     assert "(x better)" not in text
 
 

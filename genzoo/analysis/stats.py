@@ -226,9 +226,11 @@ def _p(p: float | None) -> str:
 def conclusions(
     comparisons: list[dict], names: dict[str, str] | None = None, alpha: float = 1 - LEVEL, budget: str | None = None
 ) -> str:
-    """A plain-language paragraph of what the comparisons support: for each metric and pair, the difference with
-    its 95 % CI and Welch p-value where the Holm-adjusted p is below `alpha`, else 'no detectable difference' with
-    the minimum detectable difference; pairs with fewer than 2 runs per arm are said to be untestable."""
+    """A plain-language paragraph of what the comparisons support: for each metric and pair, the size of the
+    difference in the direction named with its 95 % CI ("a vs b: FID lower by 17 [9, 25], p = 0.01") and Welch
+    p-value where the Holm-adjusted p is below `alpha`; below `alpha` only before the adjustment, said so; else 'no
+    detectable difference' with the signed difference a - b, its CI and the minimum detectable difference. Pairs
+    with fewer than 2 runs per arm are said to be untestable."""
     names = names or {}
     sentences = []
     untestable: dict = {}
@@ -243,21 +245,18 @@ def conclusions(
                 continue
             d = r["difference"]
             p_holm = r.get("p_holm", r["p_value"])
+            word = "higher" if d > 0 else "lower"
+            # the size of the difference with its CI, in the direction named ("lower by 17 [9, 25]")
+            low, high = (r["ci_low"], r["ci_high"]) if d > 0 else (-r["ci_high"], -r["ci_low"])
+            size = f"{label} {word} by {_num(abs(d))} [{_num(low)}, {_num(high)}], {_p(r['p_value'])}"
             if p_holm is not None and p_holm < alpha and d != 0:
-                word = "higher" if d > 0 else "lower"
                 verdict = ""
                 if better is not None:
                     verdict = f" ({r['a'] if word == better else r['b']} better)"
-                parts.append(
-                    f"{r['a']} vs {r['b']}: {label} {word} by {_num(abs(d))} "
-                    f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}], {_p(r['p_value'])}{verdict}"
-                )
+                parts.append(f"{r['a']} vs {r['b']}: {size}{verdict}")
             elif r["p_value"] < alpha and d != 0:  # below alpha on its own, not after Holm's adjustment
-                word = "higher" if d > 0 else "lower"
                 parts.append(
-                    f"{r['a']} vs {r['b']}: {label} {word} by {_num(abs(d))} "
-                    f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}], {_p(r['p_value'])}, not significant after "
-                    f"Holm's adjustment (p = {_num(p_holm)})"
+                    f"{r['a']} vs {r['b']}: {size}, not significant after Holm's adjustment (p = {_num(p_holm)})"
                 )
             else:
                 parts.append(
