@@ -266,7 +266,8 @@ def conclusions(
         if parts:
             sentences.append("; ".join(parts) + ".")
     head = (
-        "What these runs can conclude (Welch t-tests on the per-seed values, 95 % CIs of the difference a - b; a "
+        "What these runs can conclude (Welch t-tests on the per-seed values; 95 % CIs of the size named after "
+        "'lower/higher by', else of a - b; a "
         f"difference is claimed only where Holm's adjustment over a metric's pairs leaves p < {alpha:g}; MDD is the "
         "difference this many seeds would detect with 80 % power at the observed spread)"
         + (f", at this budget ({budget})" if budget else "")
