@@ -153,3 +153,14 @@ def test_threads_follow_the_load_and_a_resume_keeps_them(monkeypatch):
     assert choose_threads(None, cpu, 1)[0] == 1
     assert choose_threads(None, cpu, 1, previous=3) == (3, "as when this run started; set train.threads to change it")
     assert choose_threads(2, cpu, 1, previous=3) == (2, "train.threads")
+
+
+def test_a_run_started_with_a_precision_keeps_it_when_the_recipe_leaves_it_unset(tmp_path):
+    """Runs written before mixed_precision became optional (saved as 'no') resume under a recipe that leaves it
+    unset, instead of being refused as a changed recipe."""
+    recipe = write_recipe(tmp_path, train={"steps": 4, "log_every": 2, "mixed_precision": "no"})
+    genzoo.fit(load_recipe(recipe))
+    unset = write_recipe(tmp_path, train={"steps": 8, "log_every": 2})
+    run = genzoo.fit(load_recipe(unset))
+    assert json.loads((run / "environment.json").read_text())["mixed_precision"] == "no"
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [2, 4, 6, 8]

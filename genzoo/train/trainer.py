@@ -52,6 +52,8 @@ class Trainer:
 
         spec, recipe = self.spec, self.recipe
         _check_trackers(spec.log_with)
+        if spec.mixed_precision is None:  # a resumed run keeps the precision it was started with
+            spec.mixed_precision = _saved_train_key(self.run_dir, "mixed_precision")
         if spec.eval is not None:  # what the periodic metric needs (clean-fid, Inception weights) before any work
             from genzoo.metrics.evaluate import preflight, resolve_metrics
 
@@ -657,6 +659,16 @@ class Trainer:
     def _restore_signal_handlers(self):
         for sig, old in self._old_handlers.items():
             signal.signal(sig, old)
+
+
+def _saved_train_key(run_dir: Path, key: str):
+    """A train key of the recipe a run folder holds (None when there is none): what the run was started with."""
+    import yaml
+
+    try:
+        return ((yaml.safe_load((run_dir / "recipe.yaml").read_text()) or {}).get("train") or {}).get(key)
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
 
 
 def _started_with(run_dir: Path) -> int | None:
