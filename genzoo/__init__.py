@@ -29,6 +29,10 @@ def create_model(model: dict, prior: dict | None = None, image_shape=(1, 28, 28)
 def recipe(source, overrides=()):
     """A validated Recipe, every default filled, from a YAML path or a dict of sections (data, model, prior, train),
     with optional dotted overrides: genzoo.recipe({"data": {"name": "digits"}, ...}, ["train.steps=100"])."""
+    return _as_recipe(source, overrides)
+
+
+def _as_recipe(source, overrides=()):
     from pathlib import Path
 
     from genzoo.core.recipe import Recipe, apply_overrides, load_recipe, resolve
@@ -43,20 +47,16 @@ def recipe(source, overrides=()):
 def fit(recipe, dataset=None, *, console=None):
     """Train (or resume) the run a recipe describes; returns its run folder. `recipe` is a Recipe, a dict or a YAML
     path. `dataset`: train on a torch Dataset given here instead of the recipe's data (its items uint8 (C, H, W),
-    floats in [0, 1] or PIL images; the recipe then records `data: {name: python}`)."""
-    from genzoo.core.recipe import Recipe
+    floats in [0, 1] or PIL images; a dict recipe without `data` then records `data: {name: python}`)."""
     from genzoo.train.trainer import Trainer
 
-    if dataset is not None and not isinstance(recipe, Recipe):
-        sections = recipe if isinstance(recipe, dict) else None
-        if sections is not None and "data" not in sections:
-            recipe = {**sections, "data": {"name": "python"}}
-    resolved = globals()["recipe"](recipe)
+    if dataset is not None and isinstance(recipe, dict) and "data" not in recipe:
+        recipe = {**recipe, "data": {"name": "python"}}
     if dataset is not None:
         from genzoo.datasets.base import from_torch
 
         dataset = from_torch(dataset)
-    return Trainer(resolved, console=console, dataset=dataset).fit()
+    return Trainer(_as_recipe(recipe), console=console, dataset=dataset).fit()
 
 
 def evaluate(model, metrics, *, split="test", options=None, limit=None, datasets=None):

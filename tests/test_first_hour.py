@@ -4,6 +4,7 @@ before the first step, Accelerate's mixed precision, trackers, Hugging Face data
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def test_a_log_file_gets_a_start_line_and_progress_before_log_every(tmp_path):
             stdout=f,
             stderr=subprocess.STDOUT,
             check=True,
-            env={**__import__("os").environ, **ONE_THREAD, "GENZOO_PROGRESS_SECONDS": "0"},
+            env={**os.environ, **ONE_THREAD, "GENZOO_PROGRESS_SECONDS": "0"},
         )
     lines = log.read_text().splitlines()
     assert lines[0].startswith("training 'tiny': digits (1500 images 1x8x8), mlp_aae + gaussian")
@@ -123,7 +124,7 @@ def test_the_python_api_example_runs(tmp_path):
         [sys.executable, str(ROOT / "examples" / "python_api.py"), "--out", str(tmp_path), "--steps", "40"],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, **ONE_THREAD},
+        env={**os.environ, **ONE_THREAD},
     )
     assert proc.returncode == 0, proc.stderr
     assert "samples (16, 1, 8, 8), codes (16, 4)" in proc.stdout
@@ -138,8 +139,6 @@ def test_the_python_api_example_runs(tmp_path):
 def test_threads_follow_the_load_and_a_resume_keeps_them(monkeypatch):
     """Automatic threads: the cores the load leaves free, at least one; a resumed run keeps its count (another
     count sums in another order and the resume would no longer equal the uninterrupted run)."""
-    import os
-
     from genzoo.train.trainer import choose_threads
 
     cpu = torch.device("cpu")

@@ -52,13 +52,13 @@ def hf_dataset(
 ) -> ImageDataset:
     """A Hugging Face `datasets` dataset (Hub id or save_to_disk folder): `image_column` of its splits
     `train_split` and `test_split`; images converted to `channels` and, with `size`, centre-cropped and resized."""
+    loaded = _load(path, revision)  # first: a missing `datasets` package is one line naming the install
     import datasets
     import numpy as np
     import torch
 
     from genzoo.datasets.images import Decode, cached_arrays, decode_images
 
-    loaded = _load(path, revision)
     wanted = {"train": train_split, "test": test_split}.get(split, split)
     if isinstance(loaded, datasets.DatasetDict):
         if wanted not in loaded:
