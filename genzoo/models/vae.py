@@ -145,7 +145,7 @@ class ConvVAE(GenerativeAutoencoder):
         raise GenzooError(
             f"prior '{type(prior).__name__}' cannot be used with model 'vae': it has no density for the "
             "KL term and does not match codes itself",
-            "use prior gaussian or mbrce",
+            "use prior gaussian, mixture or mbrce",
         )
 
     # -- the network ----------------------------------------------------------------------------------------

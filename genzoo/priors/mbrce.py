@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -8,6 +7,7 @@ import torch
 from genzoo.core.errors import GenzooError
 from genzoo.core.registry import PRIORS
 from genzoo.priors.base import Prior
+from genzoo.priors.mixture import circle_means, sample_mixture
 
 
 @PRIORS.register("mbrce")
@@ -20,7 +20,7 @@ class MBRCEPrior(Prior):
     codes away from real ones and pull them back (docs/mbrce.md).
 
     Targets: `gaussian` N(0, std^2 I); `mixture` of `modes` Gaussians (std `mode_std`) with means at distance
-    `radius` from the origin, on a circle in the first two coordinates (Makhzani's 2-D mixture when dim = 2);
+    `radius` from the origin, on a circle in the first two coordinates (the `mixture` prior's distribution);
     `uniform` on the cube [-std, std]^dim; `sphere` uniform on the sphere of radius `radius`.
     """
 
@@ -52,18 +52,13 @@ class MBRCEPrior(Prior):
         if target == "mixture" and dim < 2:
             raise GenzooError("prior.target 'mixture' needs latent_dim >= 2", "raise model.latent_dim")
         self.target, self.std, self.radius, self.mode_std = target, std, radius, mode_std
-        angles = torch.arange(modes, dtype=torch.float32) * (2 * math.pi / modes)
-        means = torch.zeros(modes, dim)
-        if dim >= 2:
-            means[:, 0], means[:, 1] = radius * torch.cos(angles), radius * torch.sin(angles)
-        self.register_buffer("means", means)
+        self.register_buffer("means", circle_means(modes, dim, radius))
 
     def sample(self, n, generator=None):
         if self.target == "gaussian":
             return self._randn(n, self.dim, generator=generator) * self.std
         if self.target == "mixture":
-            which = torch.randint(len(self.means), (n,), generator=generator).to(self.means.device)
-            return self.means[which] + self._randn(n, self.dim, generator=generator) * self.mode_std
+            return sample_mixture(self, n, generator)
         if self.target == "uniform":
             u = torch.rand(n, self.dim, generator=generator).to(self.means.device)
             return (2 * u - 1) * self.std
