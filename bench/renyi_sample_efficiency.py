@@ -71,7 +71,7 @@ def features(args, fx) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     ref, info = reference_features(dataset_for(first, "test", args.data), args.pool, fx, seed=0)
     print(f"reference: {len(ref)} test images ({'cached' if info['cached'] else 'computed'})", flush=True)
     pools = {}
-    for label, run, step in MODELS:
+    for label, run, step in reversed(MODELS) if args.reverse else MODELS:
         path = cache / f"{label}-n{args.pool}.npz"
         if path.is_file():
             with np.load(path, allow_pickle=False) as f:
@@ -160,6 +160,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--cache", default="runs/bench/renyi_sample_efficiency")
     ap.add_argument("--features-only", action="store_true")
+    ap.add_argument("--reverse", action="store_true", help="features of the models in reverse order (a second process)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "renyi_sample_efficiency.md"))
     args = ap.parse_args(argv)
     from genzoo.metrics.fid import extractor, fid_from_features, renyi_from_features

@@ -127,6 +127,16 @@ def test_conclusions_say_when_nothing_can_be_tested():
     assert "Not testable" in text and "a vs b" in text and "lower by" not in text
 
 
+def test_conclusions_do_not_test_arms_without_spread():
+    """Recall 0 in every run of two arms (as the mixture-prior arms of the MNIST study): no 'MDD 0' claim."""
+    rows = stats.compare_arms(
+        "precision_recall.recall", {"a": [0.0] * 5, "b": [0.0] * 5, "c": [0.1, 0.0, 0.2, 0.1, 0.05]}
+    )
+    text = stats.conclusions(rows, {"precision_recall.recall": "recall"})
+    assert "a vs b: the same recall in every run of both (no spread to test)" in text
+    assert "MDD 0)" not in text and "a vs c" in text
+
+
 def test_direction_of_metrics():
     assert stats.direction("fid.fid") == "lower" and stats.direction("precision_recall.recall") == "higher"
     assert stats.direction("kid.kid") == "lower" and stats.direction("parzen.log_likelihood") == "higher"

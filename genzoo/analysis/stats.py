@@ -244,6 +244,9 @@ def conclusions(
                 untestable[(r["a"], r["b"])] = None
                 continue
             d = r["difference"]
+            if d == 0 and r["ci_low"] == r["ci_high"]:  # every run of both arms the same value: nothing to test
+                parts.append(f"{r['a']} vs {r['b']}: the same {label} in every run of both (no spread to test)")
+                continue
             p_holm = r.get("p_holm", r["p_value"])
             word = "higher" if d > 0 else "lower"
             # the size of the difference with its CI, in the direction named ("lower by 17 [9, 25]")
