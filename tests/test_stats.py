@@ -141,3 +141,88 @@ def test_direction_of_metrics():
     assert stats.direction("fid.fid") == "lower" and stats.direction("precision_recall.recall") == "higher"
     assert stats.direction("kid.kid") == "lower" and stats.direction("parzen.log_likelihood") == "higher"
     assert stats.direction("something.else") is None
+
+
+FACTORS = {  # the MNIST study's seven arms: a 3 x 2 grid plus a VAE with a prior no other matching uses
+    "mbrce_mixture": {"matching": "mbrce", "prior": "mixture"},
+    "mbrce_gauss5": {"matching": "mbrce", "prior": "gauss5"},
+    "aae_gauss5": {"matching": "D", "prior": "gauss5"},
+    "vae_gauss5": {"matching": "KL", "prior": "gauss5"},
+    "vae_gauss1": {"matching": "KL", "prior": "gauss1"},
+    "aae_mixture": {"matching": "D", "prior": "mixture"},
+    "vae_mixture": {"matching": "KL", "prior": "mixture"},
+}
+
+
+def test_complete_grid_keeps_the_largest_full_grid():
+    grid = stats.complete_grid(FACTORS, list(FACTORS))
+    assert grid["factors"] == ["matching", "prior"]
+    assert grid["levels"] == {"matching": ["mbrce", "D", "KL"], "prior": ["mixture", "gauss5"]}
+    assert sorted(grid["cells"].values()) == sorted(set(FACTORS) - {"vae_gauss1"})
+    # without the D x mixture cell the largest full grid drops a level; two arms in one cell is no grid
+    partial = {k: v for k, v in FACTORS.items() if k != "aae_mixture"}
+    assert stats.complete_grid(partial, list(partial))["levels"] == {
+        "matching": ["mbrce", "KL"],
+        "prior": ["mixture", "gauss5"],
+    }
+    twice = {**FACTORS, "extra": {"matching": "D", "prior": "mixture"}}
+    assert stats.complete_grid(twice, list(twice)) is None
+    assert stats.complete_grid({"a": {"m": 1, "p": 1}, "b": {"m": 2, "p": 1}}, ["a", "b"]) is None
+
+
+def test_factorial_anova_matches_the_balanced_textbook_formulas():
+    """Balanced 3 x 2 design, 4 runs a cell: the sums of squares of the classical formulas, F and p from
+    scipy.stats.f, and the two-level factor's difference with its t interval from the residual mean square."""
+    rng = np.random.default_rng(3)
+    grid = stats.complete_grid(FACTORS, list(FACTORS))
+    la, lb = grid["levels"]["matching"], grid["levels"]["prior"]
+    effect_a, effect_b = {"mbrce": 0.0, "D": 8.0, "KL": 3.0}, {"mixture": -6.0, "gauss5": 6.0}
+    y = np.zeros((3, 2, 4))
+    values = {}
+    for (x, p), arm in grid["cells"].items():
+        i, j = la.index(x), lb.index(p)
+        y[i, j] = 200 + effect_a[x] + effect_b[p] + (10.0 if (x, p) == ("D", "gauss5") else 0) + rng.normal(0, 5, 4)
+        values[arm] = y[i, j].tolist()
+    values["vae_gauss1"] = [1.0, 2.0]  # outside the grid: ignored
+    got = stats.factorial(values, grid)
+    n, a, b = 4, 3, 2
+    grand, mi, mj, mij = y.mean(), y.mean((1, 2)), y.mean((0, 2)), y.mean(2)
+    ss_a = n * b * ((mi - grand) ** 2).sum()
+    ss_b = n * a * ((mj - grand) ** 2).sum()
+    ss_ab = n * ((mij - mi[:, None] - mj[None, :] + grand) ** 2).sum()
+    ss_e = ((y - mij[:, :, None]) ** 2).sum()
+    df_e = a * b * (n - 1)
+    for term, ss, df in zip(got["effects"], (ss_a, ss_b, ss_ab), (a - 1, b - 1, (a - 1) * (b - 1))):
+        f = (ss / df) / (ss_e / df_e)
+        assert term["ss"] == pytest.approx(ss, rel=1e-9) and term["df"] == df
+        assert term["F"] == pytest.approx(f, rel=1e-9)
+        assert term["p_value"] == pytest.approx(sps.f.sf(f, df, df_e), rel=1e-7)
+    assert got["residual_df"] == df_e and got["n"] == 24
+    assert got["marginal_means"]["prior"]["gauss5"] == pytest.approx(mj[1])
+    (c,) = got["contrasts"]
+    se = np.sqrt(ss_e / df_e * 2 / (n * a))
+    half = sps.t.ppf(0.975, df_e) * se
+    assert (c["a"], c["b"]) == ("gauss5", "mixture")
+    assert c["difference"] == pytest.approx(mj[1] - mj[0])
+    assert c["ci_low"] == pytest.approx(mj[1] - mj[0] - half) and c["ci_high"] == pytest.approx(mj[1] - mj[0] + half)
+    assert c["p_value"] == pytest.approx(2 * sps.t.sf(abs(mj[1] - mj[0]) / se, df_e), rel=1e-7)
+
+
+def test_study_statistics_say_the_factorial_effects():
+    from genzoo.analysis import report
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for arm, f in FACTORS.items():
+        shift = 40.0 if f["prior"] == "gauss5" else 0.0  # a large prior effect, nothing else
+        entries += [
+            {"label": f"{arm}-s{s}", "results": {"fid": {"fid": 200 + shift + rng.normal(0, 3)}}} for s in range(3)
+        ]
+    groups = {e["label"]: e["label"].rsplit("-s", 1)[0] for e in entries}
+    block = report.statistics(entries, groups, factors=FACTORS)
+    (fid,) = [e for e in block["factorial"] if e["metric"] == "fid.fid"]
+    prior = fid["effects"][1]
+    assert prior["term"] == "prior" and prior["p_value"] < 1e-6 and fid["effects"][0]["p_value"] > 0.01
+    assert "Factorial FID over the complete matching x prior grid" in block["conclusions"]
+    assert f"prior F(1, 12) = {stats._num(prior['F'])}, p < 0.001" in block["conclusions"]
+    assert "vae_gauss1" not in block["conclusions"].split("Factorial FID")[1].split(")")[0]

@@ -26,7 +26,7 @@ import math
 import re
 from pathlib import Path
 
-from genzoo.analysis.stats import compare_arms, conclusions, summarize
+from genzoo.analysis.stats import compare_arms, complete_grid, conclusions, factorial, factorial_sentence, summarize
 from genzoo.metrics.evaluate import format_value, protocol_lines, scalar_items
 
 BOOKKEEPING = {
@@ -245,16 +245,28 @@ def arm_values(entries: list[dict], groups: dict[str, str] | None) -> dict[str, 
     return out
 
 
-def statistics(entries: list[dict], groups: dict[str, str] | None, budget: str | None = None) -> dict:
-    """{metrics: {metric: {arm: summary}}, comparisons: [...], conclusions: text} (genzoo.analysis.stats)."""
+def statistics(
+    entries: list[dict], groups: dict[str, str] | None, budget: str | None = None, factors: dict | None = None
+) -> dict:
+    """{metrics: {metric: {arm: summary}}, comparisons: [...], factorial: [...], conclusions: text}
+    (genzoo.analysis.stats); `factors` ({arm: {factor: level}}, a study's) adds the two-way analysis."""
     by_metric = arm_values(entries, groups)
     summaries = {c: {g: summarize(xs) for g, xs in arms.items()} for c, arms in by_metric.items()}
     comparisons = [row for c, arms in by_metric.items() for row in compare_arms(c, arms)]
     headline = [r for r in comparisons if r["metric"] in HEADLINE] or comparisons
+    grid = complete_grid(factors or {}, list(next(iter(by_metric.values()), {}))) if groups else None
+    effects = []
+    for c, arms in by_metric.items():
+        result = factorial(arms, grid) if grid else None
+        if result:
+            effects.append({"metric": c, **result})
+    text = conclusions(headline, NAMES, budget=budget)
+    said = [factorial_sentence(e, NAMES.get(e["metric"], e["metric"])) for e in effects if e["metric"] in HEADLINE]
     return {
         "metrics": summaries,
         "comparisons": comparisons,
-        "conclusions": conclusions(headline, NAMES, budget=budget),
+        "factorial": effects,
+        "conclusions": " ".join([text, *said]),
         "method": "per arm: mean, std (ddof 1), 95 % t interval of the mean; pairs: Welch's t-test (two-sided), "
         "95 % CI of the difference a - b, Holm-adjusted p over each metric's pairs, exact permutation p, minimum "
         "detectable difference at alpha 0.05 and 80 % power",
@@ -322,6 +334,26 @@ def comparison_rows(comparisons: list[dict]) -> tuple[list[str], list[list[str]]
     return header, rows
 
 
+def factorial_rows(effects: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """One row per metric and term of the two-way analysis, with the marginal means of the term's levels."""
+    header = ["metric", "term", "df", "F", "p", "marginal means"]
+    rows = []
+    for e in effects:
+        for t in e["effects"]:
+            means = e["marginal_means"].get(t["term"])
+            rows.append(
+                [
+                    NAMES.get(e["metric"], e["metric"]),
+                    t["term"],
+                    f"{t['df']}, {e['residual_df']}",
+                    _short(t["F"]),
+                    _short(t["p_value"]),
+                    ", ".join(f"{k} {_short(v)}" for k, v in means.items()) if means else "",
+                ]
+            )
+    return header, rows
+
+
 def _md_table(header, rows) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -342,6 +374,17 @@ def _sections(entries, groups, stats_block, notes) -> list[tuple[str, str | None
             rows,
         ),
         ("Pairwise comparisons (a - b)", stats_block["method"] + ".", pair_header, pair_rows),
+        *(
+            [
+                (
+                    "Factorial effects",
+                    stats_block["factorial"][0]["method"] + ".",
+                    *factorial_rows(stats_block["factorial"]),
+                )
+            ]
+            if stats_block["factorial"]
+            else []
+        ),
         (
             "Per run",
             (
@@ -455,7 +498,9 @@ def write_report(
 
     folder = Path(folder)
     plots = training_plots(entries, folder / "plots", groups)
-    stats_block = statistics(entries, groups, budget=(extra or {}).get("budget_short"))
+    stats_block = statistics(
+        entries, groups, budget=(extra or {}).get("budget_short"), factors=(extra or {}).get("factors")
+    )
     sections = _sections(entries, groups, stats_block, notes)
     header, rows = sections[0][2], sections[0][3]
     conclusions_text = stats_block["conclusions"] if groups else None
@@ -472,6 +517,7 @@ def write_report(
             },
             "metrics": stats_block["metrics"],
             "comparisons": stats_block["comparisons"],
+            "factorial": stats_block["factorial"],
             "conclusions": conclusions_text,
             "method": stats_block["method"],
             **(extra or {}),

@@ -12,9 +12,14 @@
   the pooled values when there are at most `exact_limit` of them, else `rounds` random splits).
 - `holm(p_values)`: Holm's step-down adjustment for several comparisons.
 - `compare_arms(values_by_arm)`: every pair of arms of one metric, as the rows of `results.json`'s `comparisons`.
+- `complete_grid(factors, arms)` and `factorial(values_by_arm, grid)`: for a factorial study (each arm named by
+  two factors, e.g. matching x prior), the largest complete grid of their levels and a two-way analysis of variance
+  with interaction on the per-run values (Type II sums of squares by least-squares model comparison, F-tests), the
+  marginal means of each level (the unweighted mean of its cell means) and, for a factor of two levels, the
+  difference of its marginal means with a t interval from the pooled residual variance.
 - `conclusions(...)`: the plain-language paragraph the report prints, generated from those rows.
 
-Only numpy and scipy.special (the t distribution's CDF and quantile) are used.
+Only numpy and scipy.special (the t and F distributions' CDF and quantile) are used.
 """
 
 from __future__ import annotations
@@ -200,6 +205,158 @@ def compare_arms(metric: str, values_by_arm: dict[str, list]) -> list[dict]:
     for row, p in zip(rows, holm([r["p_value"] for r in rows])):
         row["p_holm"] = p
     return rows
+
+
+def complete_grid(factors: dict[str, dict], arms: list[str]) -> dict | None:
+    """{factors: [A, B], levels: {A: [...], B: [...]}, cells: {(a, b): arm}}: the two factors every factor-named arm
+    gives, restricted to the largest set of levels whose every combination is one arm (levels with the most missing
+    cells dropped first, e.g. a prior only the VAE uses). None when no 2 x 2 grid or more exists."""
+    named = [arm for arm in arms if len(factors.get(arm) or {}) >= 2]
+    if len(named) < 4:
+        return None
+    a, b = list(factors[named[0]])[:2]
+    cells: dict = {}
+    for arm in named:
+        f = factors[arm]
+        if a not in f or b not in f:
+            return None
+        key = (str(f[a]), str(f[b]))
+        if key in cells:  # two arms in one cell: not a grid of these two factors
+            return None
+        cells[key] = arm
+    la = list(dict.fromkeys(k[0] for k in cells))
+    lb = list(dict.fromkeys(k[1] for k in cells))
+    while len(la) >= 2 and len(lb) >= 2:
+        # (missing cells, -present cells) of each level: drop the emptiest, and of those the one with fewest arms
+        missing = {("a", x): (sum((x, y) not in cells for y in lb), -sum((x, y) in cells for y in lb)) for x in la}
+        missing.update(
+            {("b", y): (sum((x, y) not in cells for x in la), -sum((x, y) in cells for x in la)) for y in lb}
+        )
+        worst = max(missing, key=missing.get)
+        if missing[worst][0] == 0:
+            return {
+                "factors": [a, b],
+                "levels": {a: la, b: lb},
+                "cells": {(x, y): cells[(x, y)] for x in la for y in lb},
+            }
+        (la if worst[0] == "a" else lb).remove(worst[1])
+    return None
+
+
+def _rss(design: np.ndarray, y: np.ndarray) -> float:
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    r = y - design @ coef
+    return float(r @ r)
+
+
+def factorial(values_by_arm: dict[str, list], grid: dict, level: float = LEVEL) -> dict | None:
+    """Two-way ANOVA with interaction over the grid's cells (see the module docstring); None when a cell has fewer
+    than 2 runs or the residual has no degrees of freedom."""
+    a, b = grid["factors"]
+    la, lb = grid["levels"][a], grid["levels"][b]
+    ys, ia, ib = [], [], []
+    for (x, y), arm in grid["cells"].items():
+        vals = _clean(values_by_arm.get(arm, []))
+        if len(vals) < 2:
+            return None
+        ys += vals.tolist()
+        ia += [la.index(x)] * len(vals)
+        ib += [lb.index(y)] * len(vals)
+    y, ia, ib = np.asarray(ys), np.asarray(ia), np.asarray(ib)
+    n, ka, kb = len(y), len(la), len(lb)
+    da = (ia[:, None] == np.arange(1, ka)[None, :]).astype(float)  # treatment coding, first level as baseline
+    db = (ib[:, None] == np.arange(1, kb)[None, :]).astype(float)
+    dab = (da[:, :, None] * db[:, None, :]).reshape(n, -1)
+    one = np.ones((n, 1))
+    rss_full = _rss(np.hstack([one, da, db, dab]), y)
+    rss_main = _rss(np.hstack([one, da, db]), y)
+    df_res = n - ka * kb
+    if df_res < 1:
+        return None
+    ms_res = rss_full / df_res
+    terms = [
+        (a, _rss(np.hstack([one, db]), y) - rss_main, ka - 1),
+        (b, _rss(np.hstack([one, da]), y) - rss_main, kb - 1),
+        (f"{a} x {b}", rss_main - rss_full, (ka - 1) * (kb - 1)),
+    ]
+    effects = []
+    for term, ss, df in terms:
+        f = (ss / df) / ms_res if ms_res > 0 else math.inf
+        p = _f_sf(f, df, df_res) if ms_res > 0 else (0.0 if ss > 0 else 1.0)
+        effects.append({"term": term, "df": df, "ss": max(ss, 0.0), "F": _none(f), "p_value": p})
+    cell_mean = {(i, j): float(y[(ia == i) & (ib == j)].mean()) for i in range(ka) for j in range(kb)}
+    cell_n = {(i, j): int(((ia == i) & (ib == j)).sum()) for i in range(ka) for j in range(kb)}
+    marginal = {
+        a: {x: float(np.mean([cell_mean[(i, j)] for j in range(kb)])) for i, x in enumerate(la)},
+        b: {x: float(np.mean([cell_mean[(i, j)] for i in range(ka)])) for j, x in enumerate(lb)},
+    }
+    contrasts = []
+    for name, levels, other in ((a, la, kb), (b, lb, ka)):
+        if len(levels) != 2:
+            continue
+        diff = marginal[name][levels[1]] - marginal[name][levels[0]]
+        var = sum(ms_res * (1 / other) ** 2 / cell_n[c] for c in cell_n)  # each cell mean weighted by ±1/other
+        se = math.sqrt(var)
+        half = _t_quantile(0.5 + level / 2, df_res) * se
+        p = _t_sf2(diff / se, df_res) if se > 0 else (0.0 if diff else 1.0)
+        contrasts.append(
+            {
+                "factor": name,
+                "a": levels[1],
+                "b": levels[0],
+                "difference": diff,
+                "ci_low": diff - half,
+                "ci_high": diff + half,
+                "p_value": p,
+            }
+        )
+    return {
+        "factors": [a, b],
+        "levels": {a: la, b: lb},
+        "arms": list(grid["cells"].values()),
+        "n": n,
+        "residual_df": df_res,
+        "effects": effects,
+        "marginal_means": marginal,
+        "contrasts": contrasts,
+        "method": "two-way ANOVA with interaction, Type II sums of squares (least-squares model comparison), F-tests; "
+        "marginal means: unweighted means of the cell means; contrasts: t interval from the residual mean square",
+    }
+
+
+def factorial_sentence(effect: dict, label: str, alpha: float = 1 - LEVEL) -> str:
+    """The two-way analysis in words: each term's F-test, the marginal means, a two-level factor's difference."""
+    a, b = effect["factors"]
+    terms = "; ".join(
+        f"{t['term']} F({t['df']}, {effect['residual_df']}) = {_num(t['F'])}, {_p(t['p_value'])}"
+        for t in effect["effects"]
+    )
+    means = "; ".join(
+        f"{name}: " + ", ".join(f"{level} {_num(v)}" for level, v in effect["marginal_means"][name].items())
+        for name in (a, b)
+    )
+    text = (
+        f"Factorial {label} over the complete {a} x {b} grid ({', '.join(effect['arms'])}; two-way ANOVA, "
+        f"Type II, F-tests at {alpha:g} without adjustment across the three terms, equal variances assumed): "
+        f"{terms}. Marginal means, {means}."
+    )
+    for c in effect["contrasts"]:
+        text += (
+            f" {c['factor']} {c['a']} - {c['b']}: {_num(c['difference'])} [{_num(c['ci_low'])}, "
+            f"{_num(c['ci_high'])}], {_p(c['p_value'])}."
+        )
+    inter = effect["effects"][2]
+    if inter["p_value"] is not None and inter["p_value"] < alpha:
+        text += (
+            f" The interaction is significant: the effect of {b} depends on {a}; read the cells, not only the margins."
+        )
+    return text
+
+
+def _f_sf(f: float, df1: int, df2: int) -> float:
+    from scipy.special import fdtrc
+
+    return float(fdtrc(df1, df2, f))
 
 
 def _num(x: float | None) -> str:
