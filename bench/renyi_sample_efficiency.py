@@ -164,7 +164,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--cache", default="runs/bench/renyi_sample_efficiency")
     ap.add_argument("--features-only", action="store_true")
-    ap.add_argument("--reverse", action="store_true", help="features of the models in reverse order (a second process)")
+    ap.add_argument("--reverse", action="store_true", help="the models in reverse order (for a second process)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "renyi_sample_efficiency.md"))
     args = ap.parse_args(argv)
     from genzoo.metrics.fid import extractor, fid_from_features, renyi_from_features
