@@ -208,6 +208,17 @@ def main(argv=None):
     write(args, truth, full_renyi, record, counts, loads, time.perf_counter() - started)
 
 
+def agreement_table(summary: dict, part: str, counts: list[int], names: dict[str, str]) -> list[str]:
+    """Markdown rows: per metric, tau mean ± std and the exact-match share at each count."""
+    head = " | ".join(f"m = {m}: tau" for m in counts) + " | " + " | ".join(f"m = {m}: exact" for m in counts)
+    lines = [f"| metric | {head} |", "|---|" + "---|" * (2 * len(counts))]
+    for metric, name in names.items():
+        s = [summary[m][part][metric] for m in counts]
+        taus = " | ".join(f"{x['tau_mean']:.2f} ± {x['tau_std']:.2f}" for x in s)
+        lines.append(f"| {name} | {taus} | " + " | ".join(f"{x['exact']:.2f}" for x in s) + " |")
+    return lines
+
+
 def write(args, truth, full_renyi, record, counts, loads, seconds):
     names = {"fid": "FID", "kid": "KID", "renyi": "Renyi (alpha 0.5)"}
     threads = os.environ.get("OMP_NUM_THREADS")
@@ -228,45 +239,17 @@ def write(args, truth, full_renyi, record, counts, loads, seconds):
         "Agreement with the FID ranking on the whole pools: Kendall's tau, mean ± std over rounds, and the share of",
         "rounds whose whole ranking matches.",
         "",
-        "| metric | "
-        + " | ".join(f"m = {m}: tau" for m in counts)
-        + " | "
-        + " | ".join(f"m = {m}: exact" for m in counts)
-        + " |",
-        "|---|" + "---|" * (2 * len(counts)),
     ]
     summary = {m: {part: {k: summarise(v) for k, v in record[m][part].items()} for part in record[m]} for m in counts}
-    for metric in names:
-        s = [summary[m]["vs_truth"][metric] for m in counts]
-        lines.append(
-            f"| {names[metric]} | "
-            + " | ".join(f"{x['tau_mean']:.2f} ± {x['tau_std']:.2f}" for x in s)
-            + " | "
-            + " | ".join(f"{x['exact']:.2f}" for x in s)
-            + " |"
-        )
+    lines += agreement_table(summary, "vs_truth", counts, names)
     halves = [m for m in counts if summary[m]["split_half"]]
     lines += [
         "",
         "Split-half stability: Kendall's tau between the rankings of two disjoint subsets of m (mean ± std), and the",
         "share of rounds whose two rankings match exactly.",
         "",
-        "| metric | "
-        + " | ".join(f"m = {m}: tau" for m in halves)
-        + " | "
-        + " | ".join(f"m = {m}: exact" for m in halves)
-        + " |",
-        "|---|" + "---|" * (2 * len(halves)),
+        *agreement_table(summary, "split_half", halves, names),
     ]
-    for metric in names:
-        s = [summary[m]["split_half"][metric] for m in halves]
-        lines.append(
-            f"| {names[metric]} | "
-            + " | ".join(f"{x['tau_mean']:.2f} ± {x['tau_std']:.2f}" for x in s)
-            + " | "
-            + " | ".join(f"{x['exact']:.2f}" for x in s)
-            + " |"
-        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
