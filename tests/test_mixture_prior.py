@@ -29,6 +29,15 @@ def test_log_prob_equals_torch_distributions(dim):
     torch.testing.assert_close(prior.log_prob(z), reference.log_prob(z), rtol=0, atol=1e-10)
 
 
+def test_log_prob_far_from_the_modes_in_float32():
+    """log-sum-exp, not log(sum(exp)): a code 60 units out has a log-density near -7,000 in float32 too."""
+    prior = PRIORS.get("mixture")(dim=8)
+    z = torch.full((3, 8), 60.0) * torch.tensor([[1.0], [-1.0], [0.5]])
+    low, high = prior.log_prob(z), prior.double().log_prob(z.double())
+    assert torch.isfinite(low).all() and (high < -5000).all()
+    torch.testing.assert_close(low.double(), high, rtol=1e-6, atol=0)
+
+
 def test_samples_are_the_mbrce_targets():
     """The same distribution, draw for draw, as the mbrce prior's mixture target: a study's D x mixture and
     MBRCE x mixture arms sample one prior."""

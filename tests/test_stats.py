@@ -167,7 +167,15 @@ def test_complete_grid_keeps_the_largest_full_grid():
     }
     twice = {**FACTORS, "extra": {"matching": "D", "prior": "mixture"}}
     assert stats.complete_grid(twice, list(twice)) is None
-    assert stats.complete_grid({"a": {"m": 1, "p": 1}, "b": {"m": 2, "p": 1}}, ["a", "b"]) is None
+    diagonal = {f"arm{i}": {"m": i, "p": i} for i in range(4)}  # four arms, no two share a level: no grid
+    assert stats.complete_grid(diagonal, list(diagonal)) is None
+    # four matchings, the mixture run with two of them only: the full grid is those two x both priors (dropping
+    # the emptiest level first would drop the mixture and find nothing); an arm without both factors stays out
+    four = {f"{m}_g": {"matching": m, "prior": "gauss"} for m in "abcd"}
+    four |= {"a_mix": {"matching": "a", "prior": "mix"}, "c_mix": {"matching": "c", "prior": "mix"}}
+    four["control"] = {"matching": "none", "note": "no prior"}
+    grid = stats.complete_grid(four, list(four))
+    assert grid["levels"] == {"matching": ["a", "c"], "prior": ["gauss", "mix"]}
 
 
 def test_factorial_anova_matches_the_balanced_textbook_formulas():
@@ -226,3 +234,59 @@ def test_study_statistics_say_the_factorial_effects():
     assert "Factorial FID over the complete matching x prior grid" in block["conclusions"]
     assert f"prior F(1, 12) = {stats._num(prior['F'])}, p < 0.001" in block["conclusions"]
     assert "vae_gauss1" not in block["conclusions"].split("Factorial FID")[1].split(")")[0]
+
+
+def test_factorial_type_ii_on_unbalanced_cells_matches_projections():
+    """Unequal runs per cell (a failed seed): Type II sums of squares as y'(H_full - H_reduced)y with projection
+    matrices of effect-coded designs, computed here independently of the code's least-squares fits."""
+    rng = np.random.default_rng(7)
+    grid = stats.complete_grid(FACTORS, list(FACTORS))
+    sizes = dict(zip(grid["cells"].values(), [2, 5, 3, 7, 4, 3]))
+    values = {arm: (200 + rng.normal(0, 5, k) + 3 * i).tolist() for i, (arm, k) in enumerate(sizes.items())}
+    got = stats.factorial(values, grid)
+    la, lb = grid["levels"]["matching"], grid["levels"]["prior"]
+    rows = [(la.index(x), lb.index(p), v) for (x, p), arm in grid["cells"].items() for v in values[arm]]
+    y = np.array([r[2] for r in rows])
+
+    def effect(index, k):  # sum-to-zero coding: level j -> e_j, the last level -> -1 everywhere
+        out = np.zeros((len(rows), k - 1))
+        for n, r in enumerate(rows):
+            out[n] = -1 if r[index] == k - 1 else np.eye(k - 1)[r[index]]
+        return out
+
+    ea, eb = effect(0, 3), effect(1, 2)
+    eab = (ea[:, :, None] * eb[:, None, :]).reshape(len(rows), -1)
+    one = np.ones((len(rows), 1))
+
+    def hat(*blocks):
+        x = np.hstack([one, *blocks])
+        return x @ np.linalg.pinv(x)
+
+    ss_a = y @ (hat(ea, eb) - hat(eb)) @ y
+    ss_b = y @ (hat(ea, eb) - hat(ea)) @ y
+    ss_ab = y @ (hat(ea, eb, eab) - hat(ea, eb)) @ y
+    ms_e = y @ (np.eye(len(y)) - hat(ea, eb, eab)) @ y / (len(y) - 6)
+    for term, ss, df in zip(got["effects"], (ss_a, ss_b, ss_ab), (2, 1, 2)):
+        assert term["ss"] == pytest.approx(ss, rel=1e-8)
+        assert term["F"] == pytest.approx(ss / df / ms_e, rel=1e-8)
+        assert term["p_value"] == pytest.approx(sps.f.sf(ss / df / ms_e, df, len(y) - 6), rel=1e-6)
+
+
+def test_factorial_zero_effect_and_zero_spread():
+    grid = stats.complete_grid(FACTORS, list(FACTORS))
+    arms = list(grid["cells"].values())
+    # the prior has exactly no effect (mirror-image cells): F 0 and p 1, not a round-off negative F and p NaN
+    mirror = {arm: ([0.1, 0.2, 0.7] if i % 2 == 0 else [0.7, 0.2, 0.1]) for i, arm in enumerate(arms)}
+    got = stats.factorial(mirror, grid)
+    prior = got["effects"][1]
+    assert prior["ss"] == 0.0 and prior["F"] == 0.0 and prior["p_value"] == 1.0
+    # no run differs from its cell: no F-test, no contrast, and the sentence says why
+    flat = {arm: [float(i)] * 3 for i, arm in enumerate(arms)}
+    got = stats.factorial(flat, grid)
+    assert got["no_spread"] and all(e["F"] is None and e["p_value"] is None for e in got["effects"])
+    assert got["contrasts"] == []
+    assert "no spread to test" in stats.factorial_sentence(got, "FID")
+    rows = stats.compare_arms("precision_recall.recall", {"a": [0.0] * 3, "b": [0.1] * 3})
+    assert "a vs b: recall lower by 0.1 in every run of both (no spread to test)" in stats.conclusions(
+        rows, {"precision_recall.recall": "recall"}
+    )

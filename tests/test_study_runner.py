@@ -144,3 +144,14 @@ def test_budget_and_shard_parsing(tmp_path):
     bad.write_text(yaml.safe_dump({"name": "b", "budget": {"hours": 2}, "models": {"x": str(study)}}))
     with pytest.raises(GenzooError, match="budget"):
         load_study(bad)
+
+
+def test_bad_factors_are_named(tmp_path):
+    from genzoo.core.errors import GenzooError
+
+    study, _ = _study(tmp_path, "bad", factors={"vae": {"matching": "KL"}})
+    with pytest.raises(GenzooError, match=r"factors.vae' names no model of the study"):
+        load_study(study)
+    study, _ = _study(tmp_path, "bad2", factors={"aae": "adversarial"})
+    with pytest.raises(GenzooError, match=r"factors.aae' must map factor names to levels"):
+        load_study(study)

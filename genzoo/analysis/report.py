@@ -255,13 +255,20 @@ def statistics(
     comparisons = [row for c, arms in by_metric.items() for row in compare_arms(c, arms)]
     headline = [r for r in comparisons if r["metric"] in HEADLINE] or comparisons
     grid = complete_grid(factors or {}, list(next(iter(by_metric.values()), {}))) if groups else None
-    effects = []
+    effects, said = [], []
     for c, arms in by_metric.items():
         result = factorial(arms, grid) if grid else None
         if result:
             effects.append({"metric": c, **result})
+        if grid and c in HEADLINE:
+            label = NAMES.get(c, c)
+            said.append(
+                factorial_sentence(effects[-1], label)
+                if result
+                else f"Factorial {label}: not possible here (a cell of the grid has no run with this metric, or "
+                "there are not more runs than cells)."
+            )
     text = conclusions(headline, NAMES, budget=budget)
-    said = [factorial_sentence(e, NAMES.get(e["metric"], e["metric"])) for e in effects if e["metric"] in HEADLINE]
     return {
         "metrics": summaries,
         "comparisons": comparisons,

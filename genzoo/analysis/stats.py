@@ -117,7 +117,7 @@ def welch(a, b, level: float = LEVEL) -> dict:
     va, vb = xa.var(ddof=1), xb.var(ddof=1)
     se = math.sqrt(va / len(xa) + vb / len(xb))
     df = welch_df(va, len(xa), vb, len(xb))
-    if se == 0:  # identical values within each arm: no noise to test against
+    if se == 0 or (np.ptp(xa) == 0 and np.ptp(xb) == 0):  # identical values within each arm: no noise to test
         out.update(df=df, p_value=1.0 if diff == 0 else 0.0, ci_low=diff, ci_high=diff)
         return out
     half = _t_quantile(0.5 + level / 2, df) * se
@@ -208,39 +208,43 @@ def compare_arms(metric: str, values_by_arm: dict[str, list]) -> list[dict]:
 
 
 def complete_grid(factors: dict[str, dict], arms: list[str]) -> dict | None:
-    """{factors: [A, B], levels: {A: [...], B: [...]}, cells: {(a, b): arm}}: the two factors every factor-named arm
-    gives, restricted to the largest set of levels whose every combination is one arm (levels with the most missing
-    cells dropped first, e.g. a prior only the VAE uses). None when no 2 x 2 grid or more exists."""
-    named = [arm for arm in arms if len(factors.get(arm) or {}) >= 2]
-    if len(named) < 4:
+    """{factors: [A, B], levels: {A: [...], B: [...]}, cells: {(a, b): arm}}: the first two factors of the first
+    arm that names two, restricted to the largest set of their levels whose every combination is one arm (e.g. a
+    prior only the VAE uses falls out). Arms that do not name both factors stay out. None when no 2 x 2 grid or
+    larger exists, or two arms share a cell. Levels compare as text (1 and 1.0 are different levels)."""
+    named = [arm for arm in arms if isinstance(factors.get(arm), dict) and len(factors[arm]) >= 2]
+    if not named:
         return None
     a, b = list(factors[named[0]])[:2]
     cells: dict = {}
     for arm in named:
         f = factors[arm]
         if a not in f or b not in f:
-            return None
+            continue
         key = (str(f[a]), str(f[b]))
         if key in cells:  # two arms in one cell: not a grid of these two factors
             return None
         cells[key] = arm
     la = list(dict.fromkeys(k[0] for k in cells))
     lb = list(dict.fromkeys(k[1] for k in cells))
-    while len(la) >= 2 and len(lb) >= 2:
-        # (missing cells, -present cells) of each level: drop the emptiest, and of those the one with fewest arms
-        missing = {("a", x): (sum((x, y) not in cells for y in lb), -sum((x, y) in cells for y in lb)) for x in la}
-        missing.update(
-            {("b", y): (sum((x, y) not in cells for x in la), -sum((x, y) in cells for x in la)) for y in lb}
-        )
-        worst = max(missing, key=missing.get)
-        if missing[worst][0] == 0:
-            return {
-                "factors": [a, b],
-                "levels": {a: la, b: lb},
-                "cells": {(x, y): cells[(x, y)] for x in la for y in lb},
-            }
-        (la if worst[0] == "a" else lb).remove(worst[1])
-    return None
+    flip = len(la) > len(lb)  # search subsets of the factor with fewer levels, keep the other's complete levels
+    small, large = (lb, la) if flip else (la, lb)
+    if len(small) > 12:  # 4096 subsets; more is not a study design
+        return None
+    best = None
+    for size in range(len(small), 1, -1):
+        for chosen in itertools.combinations(small, size):
+
+            def full(level, chosen=chosen):
+                return all(((level, c) if flip else (c, level)) in cells for c in chosen)
+
+            kept = [level for level in large if full(level)]
+            if len(kept) >= 2 and (best is None or size * len(kept) > len(best[0]) * len(best[1])):
+                best = (list(chosen), kept)
+    if best is None:
+        return None
+    la, lb = (best[1], best[0]) if flip else best
+    return {"factors": [a, b], "levels": {a: la, b: lb}, "cells": {(x, y): cells[(x, y)] for x in la for y in lb}}
 
 
 def _rss(design: np.ndarray, y: np.ndarray) -> float:
@@ -250,30 +254,34 @@ def _rss(design: np.ndarray, y: np.ndarray) -> float:
 
 
 def factorial(values_by_arm: dict[str, list], grid: dict, level: float = LEVEL) -> dict | None:
-    """Two-way ANOVA with interaction over the grid's cells (see the module docstring); None when a cell has fewer
-    than 2 runs or the residual has no degrees of freedom."""
+    """Two-way ANOVA with interaction over the grid's cells (see the module docstring); None when a cell has no run
+    or the residual has no degrees of freedom (fewer runs than cells + 1). When no cell has any spread the F-tests
+    and contrasts are None (`no_spread`: there is nothing to test against)."""
     a, b = grid["factors"]
     la, lb = grid["levels"][a], grid["levels"][b]
     ys, ia, ib = [], [], []
     for (x, y), arm in grid["cells"].items():
         vals = _clean(values_by_arm.get(arm, []))
-        if len(vals) < 2:
+        if len(vals) < 1:
             return None
         ys += vals.tolist()
         ia += [la.index(x)] * len(vals)
         ib += [lb.index(y)] * len(vals)
     y, ia, ib = np.asarray(ys), np.asarray(ia), np.asarray(ib)
     n, ka, kb = len(y), len(la), len(lb)
+    df_res = n - ka * kb
+    if df_res < 1:
+        return None
     da = (ia[:, None] == np.arange(1, ka)[None, :]).astype(float)  # treatment coding, first level as baseline
     db = (ib[:, None] == np.arange(1, kb)[None, :]).astype(float)
     dab = (da[:, :, None] * db[:, None, :]).reshape(n, -1)
     one = np.ones((n, 1))
+    # sums of squares are differences of fits: round-off below 1e-12 of the total is zero
+    tiny = 1e-12 * float(((y - y.mean()) ** 2).sum())
     rss_full = _rss(np.hstack([one, da, db, dab]), y)
     rss_main = _rss(np.hstack([one, da, db]), y)
-    df_res = n - ka * kb
-    if df_res < 1:
-        return None
-    ms_res = rss_full / df_res
+    no_spread = rss_full <= tiny
+    ms_res = 0.0 if no_spread else rss_full / df_res
     terms = [
         (a, _rss(np.hstack([one, db]), y) - rss_main, ka - 1),
         (b, _rss(np.hstack([one, da]), y) - rss_main, kb - 1),
@@ -281,9 +289,11 @@ def factorial(values_by_arm: dict[str, list], grid: dict, level: float = LEVEL) 
     ]
     effects = []
     for term, ss, df in terms:
-        f = (ss / df) / ms_res if ms_res > 0 else math.inf
-        p = _f_sf(f, df, df_res) if ms_res > 0 else (0.0 if ss > 0 else 1.0)
-        effects.append({"term": term, "df": df, "ss": max(ss, 0.0), "F": _none(f), "p_value": p})
+        ss = 0.0 if ss <= tiny else ss
+        f = None if no_spread else (ss / df) / ms_res
+        effects.append(
+            {"term": term, "df": df, "ss": ss, "F": f, "p_value": None if f is None else _f_sf(f, df, df_res)}
+        )
     cell_mean = {(i, j): float(y[(ia == i) & (ib == j)].mean()) for i in range(ka) for j in range(kb)}
     cell_n = {(i, j): int(((ia == i) & (ib == j)).sum()) for i in range(ka) for j in range(kb)}
     marginal = {
@@ -292,13 +302,11 @@ def factorial(values_by_arm: dict[str, list], grid: dict, level: float = LEVEL) 
     }
     contrasts = []
     for name, levels, other in ((a, la, kb), (b, lb, ka)):
-        if len(levels) != 2:
+        if len(levels) != 2 or no_spread:
             continue
         diff = marginal[name][levels[1]] - marginal[name][levels[0]]
-        var = sum(ms_res * (1 / other) ** 2 / cell_n[c] for c in cell_n)  # each cell mean weighted by ±1/other
-        se = math.sqrt(var)
+        se = math.sqrt(sum(ms_res * (1 / other) ** 2 / cell_n[c] for c in cell_n))  # cell means weighted ±1/other
         half = _t_quantile(0.5 + level / 2, df_res) * se
-        p = _t_sf2(diff / se, df_res) if se > 0 else (0.0 if diff else 1.0)
         contrasts.append(
             {
                 "factor": name,
@@ -307,7 +315,7 @@ def factorial(values_by_arm: dict[str, list], grid: dict, level: float = LEVEL) 
                 "difference": diff,
                 "ci_low": diff - half,
                 "ci_high": diff + half,
-                "p_value": p,
+                "p_value": _t_sf2(diff / se, df_res),
             }
         )
     return {
@@ -316,29 +324,36 @@ def factorial(values_by_arm: dict[str, list], grid: dict, level: float = LEVEL) 
         "arms": list(grid["cells"].values()),
         "n": n,
         "residual_df": df_res,
+        "no_spread": no_spread,
         "effects": effects,
         "marginal_means": marginal,
         "contrasts": contrasts,
         "method": "two-way ANOVA with interaction, Type II sums of squares (least-squares model comparison), F-tests; "
-        "marginal means: unweighted means of the cell means; contrasts: t interval from the residual mean square",
+        "marginal means: unweighted means of the cell means; contrasts of a two-level factor: the difference of its "
+        "unweighted marginal means (the Type III hypothesis, the same test as the F-test when every cell has as many "
+        "runs), t interval from the residual mean square",
     }
 
 
 def factorial_sentence(effect: dict, label: str, alpha: float = 1 - LEVEL) -> str:
     """The two-way analysis in words: each term's F-test, the marginal means, a two-level factor's difference."""
     a, b = effect["factors"]
+    grid = f"Factorial {label} over the complete {a} x {b} grid ({', '.join(effect['arms'])})"
+    if effect.get("no_spread"):
+        return (
+            f"{grid}: no run differs from the others of its cell, so there is no spread to test the effects against."
+        )
     terms = "; ".join(
         f"{t['term']} F({t['df']}, {effect['residual_df']}) = {_num(t['F'])}, {_p(t['p_value'])}"
         for t in effect["effects"]
     )
     means = "; ".join(
-        f"{name}: " + ", ".join(f"{level} {_num(v)}" for level, v in effect["marginal_means"][name].items())
+        f"{name}: " + ", ".join(f"{level} {v:.4g}" for level, v in effect["marginal_means"][name].items())
         for name in (a, b)
     )
     text = (
-        f"Factorial {label} over the complete {a} x {b} grid ({', '.join(effect['arms'])}; two-way ANOVA, "
-        f"Type II, F-tests at {alpha:g} without adjustment across the three terms, equal variances assumed): "
-        f"{terms}. Marginal means, {means}."
+        f"{grid[:-1]}; two-way ANOVA, Type II, equal variances assumed; the interaction is called significant at "
+        f"p < {alpha:g}, no adjustment across the three terms): {terms}. Marginal means, {means}."
     )
     for c in effect["contrasts"]:
         text += (
@@ -401,8 +416,9 @@ def conclusions(
                 untestable[(r["a"], r["b"])] = None
                 continue
             d = r["difference"]
-            if d == 0 and r["ci_low"] == r["ci_high"]:  # every run of both arms the same value: nothing to test
-                parts.append(f"{r['a']} vs {r['b']}: the same {label} in every run of both (no spread to test)")
+            if r["ci_low"] == r["ci_high"]:  # every run of each arm the same value: nothing to test against
+                what = f"the same {label}" if d == 0 else f"{label} {'higher' if d > 0 else 'lower'} by {_num(abs(d))}"
+                parts.append(f"{r['a']} vs {r['b']}: {what} in every run of both (no spread to test)")
                 continue
             p_holm = r.get("p_holm", r["p_value"])
             word = "higher" if d > 0 else "lower"

@@ -78,6 +78,17 @@ def load_study(path) -> StudySpec:
         ((kind, value),) = spec.budget.items()
         if not isinstance(value, (int, float)) or value <= 0:
             raise GenzooError(f"study key 'budget.{kind}' must be a positive number, got {value!r}", "fix it")
+    for label, levels in spec.factors.items():
+        if label not in spec.models:
+            raise GenzooError(
+                f"study key 'factors.{label}' names no model of the study",
+                f"use one of the models' labels: {', '.join(spec.models)}",
+            )
+        if not isinstance(levels, dict) or not all(isinstance(v, (str, int, float, bool)) for v in levels.values()):
+            raise GenzooError(
+                f"study key 'factors.{label}' must map factor names to levels, got {levels!r}",
+                f"write e.g. factors.{label}: {{matching: mbrce, prior: mixture}}",
+            )
     base = Path(path).resolve().parent
     for label, entry in list(spec.models.items()):
         entry = {"recipe": entry} if isinstance(entry, str) else dict(entry)
