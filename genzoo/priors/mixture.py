@@ -44,12 +44,13 @@ class MixturePrior(Prior):
         return sample_mixture(self, n, generator)
 
     def log_prob(self, z):
-        sq = (z.unsqueeze(1) - self.means.to(z.dtype)).pow(2).sum(-1)  # (n, modes), exact (cdist's matmul is not)
+        sq = (z.unsqueeze(-2) - self.means.to(z.dtype)).pow(2).sum(-1)  # (..., modes), exact (cdist's matmul is not)
         per_mode = -0.5 * sq / self.mode_std**2 - self.dim * (math.log(self.mode_std) + 0.5 * math.log(2 * math.pi))
-        return torch.logsumexp(per_mode, dim=1) - math.log(len(self.means))
+        return torch.logsumexp(per_mode, dim=-1) - math.log(len(self.means))
 
 
 def sample_mixture(prior: Prior, n: int, generator=None) -> torch.Tensor:
     """n draws from the mixture of `prior.means` with spread `prior.mode_std`: a mode index, then Gaussian noise."""
-    which = torch.randint(len(prior.means), (n,), generator=generator).to(prior.means.device)
+    device = generator.device if generator is not None else "cpu"  # a generator draws on its own device
+    which = torch.randint(len(prior.means), (n,), generator=generator, device=device).to(prior.means.device)
     return prior.means[which] + prior._randn(n, prior.dim, generator=generator) * prior.mode_std
