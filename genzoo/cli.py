@@ -222,6 +222,11 @@ def _dataset_for(model, split: str, data_root: Optional[str]):
 def _print_report(console, report: dict, wrote: str) -> None:
     from rich.table import Table
 
+    if not console.is_terminal:  # a log file: Markdown rows, not a box squeezed to 80 columns
+        for row in [report["header"], ["---"] * len(report["header"]), *report["rows"]]:
+            console.print("| " + " | ".join(row) + " |", markup=False, crop=False, overflow="ignore")
+        console.print(wrote, markup=False)
+        return
     table = Table(*report["header"])
     for row in report["rows"]:
         table.add_row(*row)
