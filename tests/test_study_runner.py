@@ -111,6 +111,7 @@ def test_jobs_2_gives_the_numbers_of_jobs_1(tmp_path):
     assert (root2 / "logs" / "aae-s1.log").is_file()
 
 
+@pytest.mark.slow  # four CLI studies (30 s): kept out of the default run's 10 minutes
 def test_shards_then_merge(tmp_path):
     study, root = _study(tmp_path, "sharded")
     first = run_cli("study", study, "--shard", "1/2", env=ONE_THREAD)
