@@ -26,7 +26,15 @@ import math
 import re
 from pathlib import Path
 
-from genzoo.analysis.stats import compare_arms, complete_grid, conclusions, factorial, factorial_sentence, summarize
+from genzoo.analysis.stats import (
+    FACTORIAL_METHOD,
+    compare_arms,
+    complete_grid,
+    conclusions,
+    factorial,
+    factorial_sentence,
+    summarize,
+)
 from genzoo.metrics.evaluate import format_value, protocol_lines, scalar_items
 
 BOOKKEEPING = {
@@ -71,6 +79,11 @@ NAMES = {
 }
 # The metrics the conclusions paragraph speaks of (all pairs of all metrics are in the table and results.json).
 HEADLINE = ("fid.fid", "fid_infinity.fid_infinity", "precision_recall.recall", "parzen.log_likelihood")
+PAIRWISE_METHOD = (
+    "per arm: mean, std (ddof 1), 95 % t interval of the mean; pairs: Welch's t-test (two-sided), 95 % CI of the "
+    "difference a - b, Holm-adjusted p over each metric's pairs, exact permutation p, minimum detectable difference "
+    "at alpha 0.05 and 80 % power"
+)
 SEED_SUFFIX = re.compile(r"^(.+)-s\d+$")
 
 
@@ -263,7 +276,7 @@ def statistics(
         if grid and c in HEADLINE:
             label = NAMES.get(c, c)
             said.append(
-                factorial_sentence(effects[-1], label)
+                factorial_sentence(result, label)
                 if result
                 else f"Factorial {label}: not possible here (a cell of the grid has no run with this metric, or "
                 "there are not more runs than cells)."
@@ -274,9 +287,7 @@ def statistics(
         "comparisons": comparisons,
         "factorial": effects,
         "conclusions": " ".join([text, *said]),
-        "method": "per arm: mean, std (ddof 1), 95 % t interval of the mean; pairs: Welch's t-test (two-sided), "
-        "95 % CI of the difference a - b, Holm-adjusted p over each metric's pairs, exact permutation p, minimum "
-        "detectable difference at alpha 0.05 and 80 % power",
+        "method": PAIRWISE_METHOD + (f"; factorial: {FACTORIAL_METHOD}" if effects else ""),
     }
 
 
@@ -380,12 +391,12 @@ def _sections(entries, groups, stats_block, notes) -> list[tuple[str, str | None
             header,
             rows,
         ),
-        ("Pairwise comparisons (a - b)", stats_block["method"] + ".", pair_header, pair_rows),
+        ("Pairwise comparisons (a - b)", PAIRWISE_METHOD + ".", pair_header, pair_rows),
         *(
             [
                 (
                     "Factorial effects",
-                    stats_block["factorial"][0]["method"] + ".",
+                    FACTORIAL_METHOD + ".",
                     *factorial_rows(stats_block["factorial"]),
                 )
             ]

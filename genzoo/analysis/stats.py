@@ -231,14 +231,11 @@ def complete_grid(factors: dict[str, dict], arms: list[str]) -> dict | None:
     small, large = (lb, la) if flip else (la, lb)
     if len(small) > 12:  # 4096 subsets; more is not a study design
         return None
+    present = {(y, x) for x, y in cells} if flip else set(cells)  # (small level, large level) pairs
     best = None
     for size in range(len(small), 1, -1):
         for chosen in itertools.combinations(small, size):
-
-            def full(level, chosen=chosen):
-                return all(((level, c) if flip else (c, level)) in cells for c in chosen)
-
-            kept = [level for level in large if full(level)]
+            kept = [level for level in large if all((c, level) in present for c in chosen)]
             if len(kept) >= 2 and (best is None or size * len(kept) > len(best[0]) * len(best[1])):
                 best = (list(chosen), kept)
     if best is None:
@@ -251,6 +248,14 @@ def _rss(design: np.ndarray, y: np.ndarray) -> float:
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     r = y - design @ coef
     return float(r @ r)
+
+
+FACTORIAL_METHOD = (
+    "two-way ANOVA with interaction over the largest complete grid of the study's two factors, Type II sums of "
+    "squares (least-squares model comparison), F-tests; marginal means: unweighted means of the cell means; "
+    "contrasts of a two-level factor: the difference of its unweighted marginal means (the Type III hypothesis, the "
+    "same test as the F-test when every cell has as many runs), t interval from the residual mean square"
+)
 
 
 def factorial(values_by_arm: dict[str, list], grid: dict, level: float = LEVEL) -> dict | None:
@@ -328,20 +333,16 @@ def factorial(values_by_arm: dict[str, list], grid: dict, level: float = LEVEL) 
         "effects": effects,
         "marginal_means": marginal,
         "contrasts": contrasts,
-        "method": "two-way ANOVA with interaction, Type II sums of squares (least-squares model comparison), F-tests; "
-        "marginal means: unweighted means of the cell means; contrasts of a two-level factor: the difference of its "
-        "unweighted marginal means (the Type III hypothesis, the same test as the F-test when every cell has as many "
-        "runs), t interval from the residual mean square",
     }
 
 
 def factorial_sentence(effect: dict, label: str, alpha: float = 1 - LEVEL) -> str:
     """The two-way analysis in words: each term's F-test, the marginal means, a two-level factor's difference."""
     a, b = effect["factors"]
-    grid = f"Factorial {label} over the complete {a} x {b} grid ({', '.join(effect['arms'])})"
+    grid = f"Factorial {label} over the complete {a} x {b} grid ({', '.join(effect['arms'])}"
     if effect.get("no_spread"):
         return (
-            f"{grid}: no run differs from the others of its cell, so there is no spread to test the effects against."
+            f"{grid}): no run differs from the others of its cell, so there is no spread to test the effects against."
         )
     terms = "; ".join(
         f"{t['term']} F({t['df']}, {effect['residual_df']}) = {_num(t['F'])}, {_p(t['p_value'])}"
@@ -352,7 +353,7 @@ def factorial_sentence(effect: dict, label: str, alpha: float = 1 - LEVEL) -> st
         for name in (a, b)
     )
     text = (
-        f"{grid[:-1]}; two-way ANOVA, Type II, equal variances assumed; the interaction is called significant at "
+        f"{grid}; two-way ANOVA, Type II, equal variances assumed; the interaction is called significant at "
         f"p < {alpha:g}, no adjustment across the three terms): {terms}. Marginal means, {means}."
     )
     for c in effect["contrasts"]:
