@@ -519,15 +519,18 @@ def test_spectral_functions_gradcheck_in_every_region(p, trunc):
     s2 = _spectrum_matrix(SPECTRUM[::-1], 1).requires_grad_()
     b = torch.randn(8, 8, generator=torch.Generator().manual_seed(2), dtype=F64).requires_grad_()
     f = _spectrum_matrix([0.0, 0.1, 0.2, 0.3, 0.3, 0.5, 0.7, 1.0], 3).requires_grad_()
+    sym = R._sym  # the functions read symmetric matrices from their lower triangle: perturb symmetrically
     fns = [
-        (lambda s: R._BilinearTrace.apply(s, None, s2, p, 1.0 - p, eps, trunc), (s1,)),
-        (lambda s, bb, t: R._BilinearTrace.apply(s, bb, t, p, -0.7, eps, trunc), (s1, b, s2)),
-        (lambda ff, bb, t: R._TraceSandwichPow.apply(ff, bb, t, p, eps, trunc), (f, b, s2)),
+        (lambda s: R._BilinearTrace.apply(sym(s), None, s2, p, 1.0 - p, eps, trunc), (s1,)),
+        (lambda s, bb, t: R._BilinearTrace.apply(sym(s), bb, sym(t), p, -0.7, eps, trunc), (s1, b, s2)),
+        # the scale factors the Gram blocks use instead of a division pass
+        (lambda s, bb, t: R._BilinearTrace.apply(sym(s), bb, sym(t), p, -0.7, eps, trunc, 0.5, 0.8, 2.0), (s1, b, s2)),
+        (lambda ff, bb, t: R._TraceSandwichPow.apply(ff, bb, sym(t), p, eps, trunc), (f, b, s2)),
     ]
     if not trunc:
         fns += [
-            (lambda s: R._TracePow.apply(s, p, eps), (s1,)),
-            (lambda s: (R._MatPow.apply(s, p, eps) * s2).sum(), (s1,)),
+            (lambda s: R._TracePow.apply(sym(s), p, eps), (s1,)),
+            (lambda s: (R._MatPow.apply(sym(s), p, eps) * s2).sum(), (s1,)),
         ]
     for fn, inputs in fns:
         # central differences carry ~u·|f|/h of round-off (|f| reaches 1e5 for p = -2): atol scales with |f|

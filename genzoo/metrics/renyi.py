@@ -221,8 +221,12 @@ def _check_points(x, name: str, dtype: torch.dtype = _F64) -> torch.Tensor:
         )
     if x.shape[-2] < 1 or x.shape[-1] < 1:
         raise ValueError(f"{name} needs at least one point and one dimension (got shape {tuple(x.shape)})")
-    with torch.no_grad():
-        bad = (~torch.isfinite(x)).sum().item() if x.is_floating_point() else 0
+    bad = 0
+    if x.is_floating_point():
+        with torch.no_grad():  # one pass: NaN and ±Inf propagate into the range, a finite range has none
+            lo, hi = torch.aminmax(x)
+            if not math.isfinite(float(hi - lo)):
+                bad = int((~torch.isfinite(x)).sum())
     if bad:
         raise ValueError(
             f"{name} contains {bad} non-finite value(s) (NaN or Inf); the estimators need finite points: "
@@ -279,6 +283,8 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _broadcast_pair(x: torch.Tensor, y: torch.Tensor, nx: str = "x", ny: str = "y"):
+    if x.dim() == 2 and y.dim() == 2:  # unbatched: nothing to broadcast (and no shape arithmetic to pay for)
+        return x, y
     try:
         batch = torch.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     except RuntimeError:
@@ -428,10 +434,11 @@ def _select_two(parts: list, k: int):
     back to a full sort when the bracket misses (rare: its margin is 4 standard deviations of the sample rank)."""
     n = sum(p.shape[-1] for p in parts)
     step = max(1, n // 4096)
-    sample = torch.cat([p[::step] for p in parts]).sort().values
+    sample = torch.cat([p[::step] for p in parts])
     ns = sample.shape[-1]
     r = int((k + 0.5) / n * ns)
-    lo, hi = sample[max(r - 128, 0)], sample[min(r + 129, ns - 1)]
+    # two selections in the sample (a sort of it costs five times as much)
+    lo, hi = sample.kthvalue(max(r - 128, 0) + 1).values, sample.kthvalue(min(r + 129, ns - 1) + 1).values
     below = sum(int((p < lo).sum()) for p in parts)
     inside = torch.cat([p[(p >= lo) & (p <= hi)] for p in parts])
     if below <= k and k + 1 < below + inside.shape[-1]:
@@ -538,10 +545,15 @@ def _gram_blocks(x64, y64, kernel, sigma, cross: bool = True):
     Built block by block, so that a sample that needs no gradient (a prior draw, frozen real codes) costs
     no backward work: its block and the median stay outside the autograd graph, and the spectral functions
     then skip its branch.  With cross=False K_XY is not returned (None); its distances are still computed,
-    without gradient, when the median needs them."""
+    without gradient, when the median needs them.  The Gaussian kernel (the training default) takes the
+    fused _GaussianBlocks; the Laplacian one composes the generic pieces."""
     median = isinstance(sigma, str)
     if median and sigma != "median":
         _resolve_sigma(sigma, x64)  # raises the usual message
+    if kernel == "gaussian":
+        s = None if median else _resolve_sigma(sigma, x64)
+        kxx, kxy, kyy = _GaussianBlocks.apply(x64, y64, s, cross)
+        return kxx, kxy, kyy
     dxx, sxx = _SqDistSelf.apply(x64)
     dyy, syy = _SqDistSelf.apply(y64)
     dxy = sxy = None
@@ -555,6 +567,96 @@ def _gram_blocks(x64, y64, kernel, sigma, cross: bool = True):
         s = _resolve_sigma(sigma, x64)
     kxy = _kernel64(dxy, sxy, kernel, s) if cross else None
     return _kernel64(dxx, sxx, kernel, s), kxy, _kernel64(dyy, syy, kernel, s)
+
+
+def _sqdist_buffer(a: torch.Tensor, b: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """‖a_i - b_j‖² of centred points (b = a when None: diagonal exactly 0) as one fresh buffer, by the
+    expansion ‖a‖² + ‖b‖² - 2 a·b (one product accumulated into the norms' sum), clamped at 0."""
+    ra = torch.linalg.vector_norm(a, dim=-1).square_()  # a reduction: no n x d temporary
+    bb = a if b is None else b
+    rb = ra if b is None else torch.linalg.vector_norm(b, dim=-1).square_()
+    d = ra[..., :, None] + rb[..., None, :]
+    if d.dim() == 2:
+        d.addmm_(a, bb.mT, alpha=-2.0)
+    else:
+        d.add_(a @ bb.mT, alpha=-2.0)
+    d.clamp_min_(0.0)
+    if b is None:
+        d.diagonal(dim1=-2, dim2=-1).zero_()
+    return d
+
+
+class _GaussianBlocks(torch.autograd.Function):
+    """The Gaussian Gram blocks exp(-‖z_i - z_j‖² / (2σ²)) of Z = [x; y]: K_XX, K_XY (None unless cross),
+    K_YY, with σ given (a tensor) or, when None, the median pairwise distance of Z (detached).
+
+    The hot path of a training step, fused: three n² buffers hold the squared distances, serve the median
+    and become the kernel values in place; the backward takes the blocks' gradients G to the points in a
+    few passes and one product per block: with H = G ∘ K (G + Gᵀ for a diagonal block) and
+    rate = -1/(2σ²), dL/dx_i = 2 rate Σ_j H_ij (x_i - z_j) = 2 rate (rowsum(H)_i x_i - (H z)_i).  Where
+    the expansion's round-off was clamped to 0 (duplicated points) the distance's gradient 2 (x_i - z_j) is
+    itself ~0, as the exact one is.  Outputs that depend only on inputs without gradient are marked
+    non-differentiable, so that the spectral functions skip their branch."""
+
+    @staticmethod
+    def forward(ctx, x, y, sigma, cross):
+        ctx.set_materialize_grads(False)
+        # centred on the pooled mean: less cancellation in the expansion, the same distances
+        c = (x.sum(-2, keepdim=True) + y.sum(-2, keepdim=True)) / (x.shape[-2] + y.shape[-2])
+        xc, yc = x - c, y - c
+        kxx, kyy = _sqdist_buffer(xc), _sqdist_buffer(yc)
+        kxy = _sqdist_buffer(xc, yc) if cross or sigma is None else None
+        if sigma is None:
+            sigma = _median_pairs([_upper(kxx), kxy.flatten(-2), _upper(kyy)])[..., None, None]
+        rate = -0.5 / (sigma * sigma)
+        for k in (kxx, kxy, kyy):
+            if k is not None:
+                k.mul_(rate).exp_()
+        if not cross:
+            kxy = None
+        need_x, need_y = ctx.needs_input_grad[:2]
+        ctx.save_for_backward(xc, yc, kxx, kxy, kyy, rate)
+        for k, live in ((kxx, need_x), (kxy, need_x or need_y), (kyy, need_y)):
+            if k is not None and not live:
+                ctx.mark_non_differentiable(k)
+        return kxx, kxy, kyy
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gxx, gxy, gyy):
+        xc, yc, kxx, kxy, kyy, rate = ctx.saved_tensors
+        need_x, need_y = ctx.needs_input_grad[:2]
+        hxy = gxy * kxy if gxy is not None and (need_x or need_y) else None
+        dx = dy = None
+        if need_x:
+            dx = _pull(gxx, kxx, xc, hxy, yc)
+            dx = None if dx is None else dx.mul_(2.0 * rate)
+        if need_y:
+            dy = _pull(gyy, kyy, yc, None if hxy is None else hxy.mT, xc)
+            dy = None if dy is None else dy.mul_(2.0 * rate)
+        return dx, dy, None, None
+
+
+def _pull(g_self, k_self, pts, h_cross, other):
+    """Σ_j H_ij (p_i - z_j) over a diagonal block (H = (G + Gᵀ) ∘ K, z = p) and a cross block (H given,
+    z = other): rowsum(H) ∘ p - H z, or None when neither block has a gradient."""
+    terms = []
+    if g_self is not None:
+        terms.append((torch.add(g_self, g_self.mT).mul_(k_self), pts))
+    if h_cross is not None:
+        terms.append((h_cross, other))
+    if not terms:
+        return None
+    rows = terms[0][0].sum(-1, keepdim=True)
+    for h, _ in terms[1:]:
+        rows.add_(h.sum(-1, keepdim=True))
+    acc = rows * pts
+    for h, z in terms:  # the products accumulate into one buffer
+        if acc.dim() == 2:
+            acc.addmm_(h, z, alpha=-1.0)
+        else:
+            acc.sub_(h @ z)
+    return acc
 
 
 def normalized_gram(x: torch.Tensor, kernel: str = "gaussian", sigma: Sigma = 1.0) -> torch.Tensor:
@@ -662,7 +764,10 @@ def _sym(s: torch.Tensor) -> torch.Tensor:
 
 
 def _eigh(s: torch.Tensor):
-    return torch.linalg.eigh(_sym(s))
+    """Eigendecomposition of a symmetric matrix from its lower triangle (LAPACK's convention): the callers
+    pass matrices symmetric by construction (Gram matrices, whose distance expansion is exactly symmetric,
+    or an explicit _sym), so no symmetrising pass is spent."""
+    return torch.linalg.eigh(s)
 
 
 class _TracePow(torch.autograd.Function):
@@ -709,37 +814,45 @@ class _MatPow(torch.autograd.Function):
 
 
 class _BilinearTrace(torch.autograd.Function):
-    """T = tr(g_p1(S1) B g_p2(S2) Bᵀ) = Σ_ij a_i b_j W_ij², W = V1ᵀ B V2  (B = identity when None)."""
+    """T = tr(g_p1(S1) B g_p2(S2) Bᵀ) = Σ_ij a_i b_j W_ij², W = V1ᵀ B V2  (B = identity when None), of the
+    scaled inputs S1 = f1·s1, B = fb·b, S2 = f2·s2: the scalars fold into eigenvalues and weight vectors,
+    so that Gram matrices need no division pass (nor its backward)."""
 
     @staticmethod
-    def forward(ctx, s1, b, s2, p1, p2, eps, trunc):
+    def forward(ctx, s1, b, s2, p1, p2, eps, trunc, f1=1.0, fb=1.0, f2=1.0):
         lam1, v1 = _eigh(s1)
         lam2, v2 = _eigh(s2)
+        lam1, lam2 = lam1.mul_(f1), lam2.mul_(f2)
         w = v1.mT @ v2 if b is None else v1.mT @ b @ v2
         ga, _ = _g(lam1, p1, eps, trunc)
         gb, _ = _g(lam2, p2, eps, trunc)
         t = (ga * ((w * w) @ gb[..., None])[..., 0]).sum(-1)
+        if b is not None and fb != 1.0:
+            t = t.mul_(fb * fb)
         ctx.save_for_backward(lam1, v1, lam2, v2, w, ga, gb)
         ctx.p1, ctx.p2, ctx.eps, ctx.trunc, ctx.has_b = p1, p2, eps, trunc, b is not None
+        ctx.f1, ctx.f2, ctx.fb2 = f1, f2, (fb * fb if b is not None else 1.0)
         return t
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         lam1, v1, lam2, v2, w, ga, gb = ctx.saved_tensors
-        c = grad[..., None]
+        c = grad[..., None] * ctx.fb2
         need1, need_b, need2 = ctx.needs_input_grad[:3]  # e.g. target samples carry no gradient
+        need_b = need_b and ctx.has_b
         gs1 = gs2 = gb_ = None
-        wg = w * (c * gb)[..., None, :] if need1 or (ctx.has_b and need_b) else None  # the grad folded in
+        if need1 or need_b:  # the gradient and S1's factor folded into the columns of W
+            wg = w * (c * (ctx.f1 if need1 else 1.0) * gb)[..., None, :]
         if need1:
-            x1 = wg @ w.mT  # V1ᵀ (B g(S2) Bᵀ) V1 · grad
+            x1 = wg @ w.mT  # V1ᵀ (B g(S2) Bᵀ) V1 · grad · f1
             gs1 = v1 @ _loewner(lam1, ctx.p1, ctx.eps, ctx.trunc).mul_(x1) @ v1.mT
         if need2:
-            x2 = (w.mT * (c * ga)[..., None, :]) @ w  # V2ᵀ (Bᵀ g(S1) B) V2 · grad
+            x2 = (w.mT * (c * ctx.f2 * ga)[..., None, :]) @ w  # V2ᵀ (Bᵀ g(S1) B) V2 · grad · f2
             gs2 = v2 @ _loewner(lam2, ctx.p2, ctx.eps, ctx.trunc).mul_(x2) @ v2.mT
-        if ctx.has_b and need_b:
-            gb_ = v1 @ (wg * (2.0 * ga)[..., :, None]) @ v2.mT
-        return gs1, gb_, gs2, None, None, None, None
+        if need_b:  # 2 fb² V1 diag(a) W diag(b) V2ᵀ · grad, with fb² in c and f1 taken back out
+            gb_ = v1 @ (wg * (2.0 / (ctx.f1 if need1 else 1.0) * ga)[..., :, None]) @ v2.mT
+        return gs1, gb_, gs2, None, None, None, None, None, None, None
 
 
 class _TraceSandwichPow(torch.autograd.Function):
@@ -914,13 +1027,10 @@ def _paired_grams(x, y, kernel, sigma, what, precision, f32_ok=True):
 
 
 def _paired_k(x64, y64, kernel, sigma):
-    """Normalised Gram matrices κ1, κ2 of x and y with one σ."""
-    if isinstance(sigma, str):  # "median": of the pooled sample, from the blocks' distances
-        n = x64.shape[-2]
-        kxx, _, kyy = _gram_blocks(x64, y64, kernel, sigma, cross=False)
-        return kxx / n, kyy / n
-    s = _resolve_sigma(sigma, x64)
-    return _normalize64(_gram64(x64, None, kernel, s)), _normalize64(_gram64(y64, None, kernel, s))
+    """Unit-diagonal Gram matrices K1, K2 of x and y with one σ ("median": of the pooled sample); the
+    normalised ones are κ = K / n, a factor the callers fold in where they can."""
+    kxx, _, kyy = _gram_blocks(x64, y64, kernel, sigma, cross=False)
+    return kxx, kyy
 
 
 def _trace(s):
@@ -938,8 +1048,8 @@ def _bipartite_int_cholesky(k1, k2, a: int, eps: float):
     (Cholesky and triangular solves have no eigenvalue-gap divisions)."""
     n = k2.shape[-1]
     eye = torch.eye(n, dtype=k2.dtype, device=k2.device)
-    chol, info = torch.linalg.cholesky_ex(_sym(k2) + eps * eye)
-    if bool((info != 0).any()):
+    chol, info = torch.linalg.cholesky_ex(torch.add(k2, eye, alpha=eps))  # reads k2's lower triangle
+    if bool(info.any()):
         return None
     if a == 2:
         z = torch.linalg.solve_triangular(chol, k1, upper=False)
@@ -952,16 +1062,23 @@ def _bipartite_int_cholesky(k1, k2, a: int, eps: float):
     return (h * (_int_power(k1, a) @ h)).sum((-2, -1))
 
 
-def _bipartite64(k1, k2, alpha, eps, fast):
+def _bipartite64(k1, k2, alpha, eps, fast, scale=None):
+    """The bipartite divergence of κ1 = k1, κ2 = k2, or, with scale = 1/n, of κ = scale·K for unit-diagonal
+    Gram matrices K (the factor folded into eigenvalues and the shift, no division pass; tr κ1 = 1)."""
+    unit = scale is not None
+    scale = 1.0 if scale is None else scale
     t = None
     if fast and _is_int(alpha):
-        t = _bipartite_int_cholesky(k1, k2, int(alpha), eps)
+        # tr((s k1)^a (s k2 + εI)^(1-a)) = s · tr(k1^a (k2 + (ε/s) I)^(1-a))
+        t = _bipartite_int_cholesky(k1, k2, int(alpha), eps / scale)
+        t = None if t is None else t * scale
     if t is None and fast and _is_int(alpha):
         # κ1^α by products; only κ2^(1-α) (a non-positive power) needs an eigendecomposition
-        t = _TraceSandwichPow.apply(_int_power(k1, int(alpha)), None, k2, 1.0 - alpha, eps, False)
+        t = _TraceSandwichPow.apply(_int_power(k1 * scale, int(alpha)), None, k2 * scale, 1.0 - alpha, eps, False)
     elif t is None:
-        t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps, False)
-    return (torch.log(t) - torch.log(_trace(k1))) / (alpha - 1.0)
+        t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps, False, scale, 1.0, scale)
+    log_t = torch.log(t) if unit else torch.log(t) - torch.log(_trace(k1))
+    return log_t / (alpha - 1.0)
 
 
 def bipartite_divergence(
@@ -982,7 +1099,7 @@ def bipartite_divergence(
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
     k1, k2 = _paired_grams(x, y, kernel, sigma, "bipartite_divergence", precision, _f32_ok("bipartite", alpha))
-    return _bipartite64(k1, k2, alpha, eps, fast_path).to(out)
+    return _bipartite64(k1, k2, alpha, eps, fast_path, 1.0 / k1.shape[-1]).to(out)
 
 
 def _mirrored64(k1, k2, alpha, eps, fast):
@@ -1013,13 +1130,20 @@ def mirrored_divergence(
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
     k1, k2 = _paired_grams(x, y, kernel, sigma, "mirrored_divergence", precision, False)
-    return _mirrored64(k1, k2, alpha, eps, fast_path).to(out)
+    n = k1.shape[-1]
+    return _mirrored64(k1 / n, k2 / n, alpha, eps, fast_path).to(out)
 
 
 def _pooled64(kxx, kxy, kyy, alpha, mix, eps, fast):
     """The pooled divergence from the unit-diagonal Gram blocks of Z = [x; y]."""
     nx, ny = kxx.shape[-1], kyy.shape[-1]
     m = nx + ny
+    # log tr(K^½ D_X K^½) = log(tr K_XX / n_x): the unit diagonal carries no gradient
+    log_tr = torch.log(_trace(kxx.detach()) / nx)
+    if mix == 0.0 and not (fast and _is_int(alpha)):  # the hot path: the 1/n factors fold into eigenvalues
+        f = (1.0 / nx, 1.0 / math.sqrt(nx * ny), 1.0 / ny)
+        t = _BilinearTrace.apply(kxx, kxy, kyy, alpha - 1.0, -alpha, eps, True, *f)
+        return (torch.log(t) - log_tr) / (alpha - 1.0)
     sp = kxx / nx  # nonzero spectrum of K^½ D_X K^½
     if mix == 0.0:
         sq = kyy / ny
@@ -1038,7 +1162,7 @@ def _pooled64(kxx, kxy, kyy, alpha, mix, eps, fast):
         t = _TraceSandwichPow.apply(f, b, sq, -alpha, eps, True)
     else:
         t = _BilinearTrace.apply(sp, b, sq, alpha - 1.0, -alpha, eps, True)
-    return (torch.log(t) - torch.log(_trace(sp))) / (alpha - 1.0)
+    return (torch.log(t) - log_tr) / (alpha - 1.0)
 
 
 def _check_pooled(alpha: float, mix) -> float:
@@ -1149,8 +1273,12 @@ def cross_entropy(
             raise ValueError(f"mix applies to measure='pooled' only (got mix={mix}); use mix=0")
         _same_n(x64, y64, f"the {measure} measure", "; use measure='pooled' for samples of different sizes")
         k1, k2 = _paired_k(x64, y64, kernel, sigma)
-        fn = _bipartite64 if measure == "bipartite" else _mirrored64
-        div = fn(k1, k2, alpha, eps, fast_path)
+        if measure == "bipartite":
+            div = _bipartite64(k1, k2, alpha, eps, fast_path, 1.0 / nx)
+            k1 = k1 / nx
+        else:
+            k1, k2 = k1 / nx, k2 / nx
+            div = _mirrored64(k1, k2, alpha, eps, fast_path)
     ent = _entropy_from(k1, alpha, eps, fast_path)
     return (ent + div).to(out)
 
