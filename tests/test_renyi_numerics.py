@@ -197,7 +197,9 @@ F32_CASES = {
         1e-3,
         3e-2,
     ),
-    "bipartite 2": (lambda x, y, p: R.bipartite_divergence(x, y, 2, "gaussian", "median", precision=p), 1e-3, 0.1),
+    # at n = 256, d = 8 the Cholesky route meets κ2's round-off-level eigenvalues: 1e-4 to 2e-3 (value) and 7e-3 to
+    # 2e-2 (gradient) over six seeds and one or two threads, so this bound has a margin of 2.5 there
+    "bipartite 2": (lambda x, y, p: R.bipartite_divergence(x, y, 2, "gaussian", "median", precision=p), 5e-3, 0.1),
 }
 
 
