@@ -103,13 +103,17 @@ def test_no_gradient_target_skips_its_branch(monkeypatch):
     """With y = a prior sample (median bandwidth), the backward forms no Loewner matrix for y's side and
     builds K_YY outside the graph (today's training loss: one Loewner matrix, x's, instead of two)."""
     calls = []
-    real = R._loewner
 
-    def counting(lam, *args, **kwargs):
-        calls.append(lam.shape[-1])
-        return real(lam, *args, **kwargs)
+    def counting(real):
+        def wrapped(lam, *args, **kwargs):
+            calls.append(lam.shape[-1])
+            return real(lam, *args, **kwargs)
 
-    monkeypatch.setattr(R, "_loewner", counting)
+        return wrapped
+
+    # Γ built (_loewner) or applied in place (_loewner_times, which at α = 0.5 does not call _loewner)
+    monkeypatch.setattr(R, "_loewner", counting(R._loewner))
+    monkeypatch.setattr(R, "_loewner_times", counting(R._loewner_times))
     g = torch.Generator().manual_seed(22)
     x = torch.randn(12, 4, generator=g, dtype=F64, requires_grad=True)
     y = torch.randn(9, 4, generator=g, dtype=F64)

@@ -759,6 +759,31 @@ def _loewner(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> to
     return gam
 
 
+def _loewner_times(lam: torch.Tensor, p: float, eps: float, trunc: bool, x: torch.Tensor) -> torch.Tensor:
+    """Γ ∘ x for the Loewner matrix of _loewner, in place in x (a fresh buffer of the caller's).  At α = 0.5
+    (p = ±0.5) from the closed forms without building Γ: one temporary instead of three."""
+    if abs(p) != 0.5:
+        return x.mul_(_loewner(lam, p, eps, trunc))
+    k = int((~_power_region(lam, p, eps, trunc)).sum(-1).max()) if lam.numel() else 0
+    if k:  # the strip of eigenvalues outside the power region: divided differences, as in _loewner
+        rows, cols = x[..., :k, :].clone(), x[..., :, :k].clone()
+    r = lam.clamp_min(eps).sqrt()
+    if p < 0:  # (1/√a - 1/√b)/(a - b) = -1/(√a √b (√a + √b))
+        q = r.reciprocal()
+        x.mul_(q[..., :, None]).mul_((-q)[..., None, :])
+    x.div_(r[..., :, None] + r[..., None, :])  # (√a - √b)/(a - b) = 1/(√a + √b)
+    if k:
+        strip = _divided_differences(lam[..., :k, None], lam[..., None, :], p, eps, trunc)
+        x[..., :k, :] = strip * rows
+        x[..., :, :k] = strip.mT * cols
+    return x
+
+
+def _rotate(v1: torch.Tensor, m: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    """v1 m v2ᵀ, written into m's buffer (m is the caller's temporary)."""
+    return torch.matmul(v1 @ m, v2.mT, out=m)
+
+
 def _sym(s: torch.Tensor) -> torch.Tensor:
     return 0.5 * (s + s.mT)
 
@@ -846,12 +871,12 @@ class _BilinearTrace(torch.autograd.Function):
             wg = w * (c * (ctx.f1 if need1 else 1.0) * gb)[..., None, :]
         if need1:
             x1 = wg @ w.mT  # V1ᵀ (B g(S2) Bᵀ) V1 · grad · f1
-            gs1 = v1 @ _loewner(lam1, ctx.p1, ctx.eps, ctx.trunc).mul_(x1) @ v1.mT
+            gs1 = _rotate(v1, _loewner_times(lam1, ctx.p1, ctx.eps, ctx.trunc, x1), v1)
         if need2:
             x2 = (w.mT * (c * ctx.f2 * ga)[..., None, :]) @ w  # V2ᵀ (Bᵀ g(S1) B) V2 · grad · f2
-            gs2 = v2 @ _loewner(lam2, ctx.p2, ctx.eps, ctx.trunc).mul_(x2) @ v2.mT
+            gs2 = _rotate(v2, _loewner_times(lam2, ctx.p2, ctx.eps, ctx.trunc, x2), v2)
         if need_b:  # 2 fb² V1 diag(a) W diag(b) V2ᵀ · grad, with fb² in c and f1 taken back out
-            gb_ = v1 @ (wg * (2.0 / (ctx.f1 if need1 else 1.0) * ga)[..., :, None]) @ v2.mT
+            gb_ = _rotate(v1, wg.mul_((2.0 / (ctx.f1 if need1 else 1.0) * ga)[..., :, None]), v2)
         return gs1, gb_, gs2, None, None, None, None, None, None, None
 
 
