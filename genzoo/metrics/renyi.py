@@ -105,6 +105,12 @@ W = V1ᵀ B V2, value Σ_ij a_i b_j W_ij², a 5-matmul backward.
 a target sample without gradient (a prior draw, frozen real codes) has its block and the median bandwidth
 outside the autograd graph, and the spectral functions skip its side.
 
+*Few passes over n² memory* (at n = 256-1024 a pass over an n × n float64 matrix costs about as much as a
+matrix product's share of it): the Gaussian blocks are one fused function (_GaussianBlocks: distances, median
+and kernel in three buffers; a backward of one product per block); the 1/n of κ = K/n folds into eigenvalues,
+weight vectors and the Cholesky shift; eigh reads the lower triangle of matrices symmetric by construction; at
+α = 0.5 the Loewner matrix is applied in place from its closed form.
+
 *Precision* (``precision="auto"``): float64 on the CPU and for float64 points anywhere; on other devices
 float32 for float32 points where its error against float64 was measured small (entropies, pooled without
 mix, bipartite at α < 1 or integer α) and, on CUDA, TF32 matmuls are off; float64 elsewhere;
