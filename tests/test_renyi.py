@@ -7,6 +7,7 @@ literal (n_x+n_y)² formula with K^½ = sqrtm(K) and pseudo-powers of the singul
 module's reduced one."""
 
 import ast
+import functools
 import importlib.util
 import math
 import pathlib
@@ -563,6 +564,42 @@ def test_laplacian_gram_gradient_at_zero_distance():
     x.grad = None
     R.gram_matrix(x, None, "laplacian", 1.0).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def _blocks(a, b, s, cross):
+    return tuple(k for k in R._GaussianBlocks.apply(a, b, s, cross) if k is not None)
+
+
+def test_fused_gaussian_blocks_against_autograd_of_the_plain_formula():
+    """_GaussianBlocks (the training path's Gram blocks, with a hand-written backward) against exp(-‖a-b‖²/(2σ²))
+    through autograd, for every upstream gradient (gradcheck: the full Jacobian, so non-symmetric gradients of the
+    diagonal blocks too), batched, with and without the cross block; the median σ equals median_bandwidth's."""
+
+    def plain(a, b, s):
+        return torch.exp(-((a[..., :, None, :] - b[..., None, :, :]) ** 2).sum(-1) / (2 * s * s))
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 6, 3, generator=g, dtype=F64, requires_grad=True)
+    y = torch.randn(2, 4, 3, generator=g, dtype=F64, requires_grad=True)
+    s = torch.tensor([[[0.8]], [[1.7]]], dtype=F64)
+    for cross in (True, False):
+        kxx, kxy, kyy = R._GaussianBlocks.apply(x, y, s, cross)
+        torch.testing.assert_close(kxx, plain(x, x, s), rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(kyy, plain(y, y, s), rtol=1e-13, atol=1e-15)
+        assert (kxy is None) != cross
+        if cross:
+            torch.testing.assert_close(kxy, plain(x, y, s), rtol=1e-13, atol=1e-15)
+        assert gradcheck(functools.partial(_blocks, s=s, cross=cross), (x, y), atol=1e-8, rtol=1e-6)
+    # y without gradient: its block is outside the graph, x's gradient unchanged
+    yd = y.detach()
+    kxx, kxy, kyy = R._GaussianBlocks.apply(x, yd, s, True)
+    assert kxx.requires_grad and kxy.requires_grad and not kyy.requires_grad
+    (gx,) = torch.autograd.grad((kxx * 1.3).sum() + (kxy * 0.7).sum(), x)
+    (want,) = torch.autograd.grad((plain(x, x, s) * 1.3).sum() + (plain(x, yd, s) * 0.7).sum(), x)
+    torch.testing.assert_close(gx, want, rtol=1e-12, atol=1e-14)
+    # the median bandwidth of the pooled sample
+    kxx, _, _ = R._GaussianBlocks.apply(x[0], y[0], None, False)
+    torch.testing.assert_close(kxx, plain(x[0], x[0], R.median_bandwidth(x[0], y[0])), rtol=1e-13, atol=1e-15)
 
 
 # ----------------------------------------------------------------------------------------------------
