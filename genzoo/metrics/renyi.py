@@ -228,7 +228,7 @@ def _check_points(x, name: str, dtype: torch.dtype = _F64) -> torch.Tensor:
     if x.shape[-2] < 1 or x.shape[-1] < 1:
         raise ValueError(f"{name} needs at least one point and one dimension (got shape {tuple(x.shape)})")
     bad = 0
-    if x.is_floating_point():
+    if x.is_floating_point() and x.numel():
         with torch.no_grad():  # one pass: NaN and ±Inf propagate into the range, a finite range has none
             lo, hi = torch.aminmax(x)
             if not math.isfinite(float(hi - lo)):
@@ -552,14 +552,16 @@ def _gram_blocks(x64, y64, kernel, sigma, cross: bool = True):
     no backward work: its block and the median stay outside the autograd graph, and the spectral functions
     then skip its branch.  With cross=False K_XY is not returned (None); its distances are still computed,
     without gradient, when the median needs them.  The Gaussian kernel (the training default) takes the
-    fused _GaussianBlocks; the Laplacian one composes the generic pieces."""
+    fused _GaussianBlocks, unless σ is a tensor that needs a gradient or carries batch dimensions the points
+    lack; the rest composes the generic pieces."""
     median = isinstance(sigma, str)
     if median and sigma != "median":
         _resolve_sigma(sigma, x64)  # raises the usual message
     if kernel == "gaussian":
         s = None if median else _resolve_sigma(sigma, x64)
-        kxx, kxy, kyy = _GaussianBlocks.apply(x64, y64, s, cross)
-        return kxx, kxy, kyy
+        if s is None or _fits_fused(s, x64):
+            kxx, kxy, kyy = _GaussianBlocks.apply(x64, y64, s, cross)
+            return kxx, kxy, kyy
     dxx, sxx = _SqDistSelf.apply(x64)
     dyy, syy = _SqDistSelf.apply(y64)
     dxy = sxy = None
@@ -573,6 +575,16 @@ def _gram_blocks(x64, y64, kernel, sigma, cross: bool = True):
         s = _resolve_sigma(sigma, x64)
     kxy = _kernel64(dxy, sxy, kernel, s) if cross else None
     return _kernel64(dxx, sxx, kernel, s), kxy, _kernel64(dyy, syy, kernel, s)
+
+
+def _fits_fused(s: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether a given σ suits _GaussianBlocks: no gradient wanted for it (the fused backward has none) and a
+    shape that broadcasts into the points' batch shape (its kernel is computed in place)."""
+    batch = tuple(x.shape[:-2]) + (1, 1)
+    try:
+        return not s.requires_grad and torch.broadcast_shapes(s.shape, batch) == batch
+    except RuntimeError:
+        return False
 
 
 def _sqdist_buffer(a: torch.Tensor, b: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -607,11 +619,18 @@ class _GaussianBlocks(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, y, sigma, cross):
         ctx.set_materialize_grads(False)
-        # centred on the pooled mean: less cancellation in the expansion, the same distances
-        c = (x.sum(-2, keepdim=True) + y.sum(-2, keepdim=True)) / (x.shape[-2] + y.shape[-2])
-        xc, yc = x - c, y - c
-        kxx, kyy = _sqdist_buffer(xc), _sqdist_buffer(yc)
-        kxy = _sqdist_buffer(xc, yc) if cross or sigma is None else None
+        # centred points: the same distances with less cancellation in the expansion; each diagonal block on its
+        # own sample's mean (x and y may lie far apart, as codes and prior do early in training), the cross
+        # block on the pooled mean
+        nx, ny = x.shape[-2], y.shape[-2]
+        mx, my = x.mean(-2, keepdim=True), y.mean(-2, keepdim=True)
+        xs, ys = x - mx, y - my
+        kxx, kyy = _sqdist_buffer(xs), _sqdist_buffer(ys)
+        xc = yc = kxy = None
+        if cross or sigma is None:
+            c = (nx * mx + ny * my) / (nx + ny)
+            xc, yc = x - c, y - c
+            kxy = _sqdist_buffer(xc, yc)
         if sigma is None:
             sigma = _median_pairs([_upper(kxx), kxy.flatten(-2), _upper(kyy)])[..., None, None]
         rate = -0.5 / (sigma * sigma)
@@ -621,7 +640,9 @@ class _GaussianBlocks(torch.autograd.Function):
         if not cross:
             kxy = None
         need_x, need_y = ctx.needs_input_grad[:2]
-        ctx.save_for_backward(xc, yc, kxx, kxy, kyy, rate)
+        if not cross:
+            xc = yc = None
+        ctx.save_for_backward(xs, ys, xc, yc, kxx, kxy, kyy, rate)
         for k, live in ((kxx, need_x), (kxy, need_x or need_y), (kyy, need_y)):
             if k is not None and not live:
                 ctx.mark_non_differentiable(k)
@@ -630,34 +651,35 @@ class _GaussianBlocks(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gxx, gxy, gyy):
-        xc, yc, kxx, kxy, kyy, rate = ctx.saved_tensors
+        xs, ys, xc, yc, kxx, kxy, kyy, rate = ctx.saved_tensors
         need_x, need_y = ctx.needs_input_grad[:2]
         hxy = gxy * kxy if gxy is not None and (need_x or need_y) else None
         dx = dy = None
         if need_x:
-            dx = _pull(gxx, kxx, xc, hxy, yc)
+            dx = _pull(gxx, kxx, xs, hxy, xc, yc)
             dx = None if dx is None else dx.mul_(2.0 * rate)
         if need_y:
-            dy = _pull(gyy, kyy, yc, None if hxy is None else hxy.mT, xc)
+            dy = _pull(gyy, kyy, ys, None if hxy is None else hxy.mT, yc, xc)
             dy = None if dy is None else dy.mul_(2.0 * rate)
         return dx, dy, None, None
 
 
-def _pull(g_self, k_self, pts, h_cross, other):
-    """Σ_j H_ij (p_i - z_j) over a diagonal block (H = (G + Gᵀ) ∘ K, z = p) and a cross block (H given,
-    z = other): rowsum(H) ∘ p - H z, or None when neither block has a gradient."""
-    terms = []
+def _pull(g_self, k_self, pts, h_cross, pts_c, other):
+    """Σ_j H_ij (p_i - z_j) over a diagonal block (H = (G + Gᵀ) ∘ K, z = p, the points centred as for its
+    distances) and a cross block (H given; p_i and z_j = other, both centred on the pooled mean):
+    rowsum(H) ∘ p - H z summed over the blocks, or None when neither block has a gradient."""
+    terms = []  # (H, the points p_i, the points z_j)
     if g_self is not None:
-        terms.append((torch.add(g_self, g_self.mT).mul_(k_self), pts))
+        terms.append((torch.add(g_self, g_self.mT).mul_(k_self), pts, pts))
     if h_cross is not None:
-        terms.append((h_cross, other))
+        terms.append((h_cross, pts_c, other))
     if not terms:
         return None
-    rows = terms[0][0].sum(-1, keepdim=True)
-    for h, _ in terms[1:]:
-        rows.add_(h.sum(-1, keepdim=True))
-    acc = rows * pts
-    for h, z in terms:  # the products accumulate into one buffer
+    h0, p0, _ = terms[0]
+    acc = h0.sum(-1, keepdim=True) * p0
+    for h, p, _ in terms[1:]:
+        acc.addcmul_(h.sum(-1, keepdim=True), p)
+    for h, _, z in terms:  # the products accumulate into the same buffer
         if acc.dim() == 2:
             acc.addmm_(h, z, alpha=-1.0)
         else:
