@@ -1206,7 +1206,7 @@ def _pooled64(kxx, kxy, kyy, alpha, mix, eps, fast):
         q = torch.full((m,), mix / m, dtype=k.dtype, device=k.device)
         q[nx:] += (1.0 - mix) / ny
         rq = q.sqrt()
-        sq = k * rq[:, None] * rq[None, :]
+        sq = k * (rq[:, None] * rq[None, :])  # an exactly symmetric product: eigh reads one triangle
         b = k[..., :nx, :] * (rq / math.sqrt(nx))[None, :]
     if mix and kxx.dtype != _F64:
         eps = max(eps, _F32_MIX_EPS * m * torch.finfo(kxx.dtype).eps)
