@@ -637,11 +637,9 @@ class _GaussianBlocks(torch.autograd.Function):
         for k in (kxx, kxy, kyy):
             if k is not None:
                 k.mul_(rate).exp_()
-        if not cross:
-            kxy = None
+        if not cross:  # its distances only served the median
+            xc = yc = kxy = None
         need_x, need_y = ctx.needs_input_grad[:2]
-        if not cross:
-            xc = yc = None
         ctx.save_for_backward(xs, ys, xc, yc, kxx, kxy, kyy, rate)
         for k, live in ((kxx, need_x), (kxy, need_x or need_y), (kyy, need_y)):
             if k is not None and not live:
