@@ -756,28 +756,20 @@ def _loewner(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> to
     Between eigenvalues of the power region (g = λ^p): Γ_ij = λ_>^(p-1) expm1(p t)/expm1(t) with
     t = -|log λ_i - log λ_j| ≤ 0 and λ_> the larger one, exact to rounding for any gap (t = 0 gives p)
     and free of overflow.  The rows/columns of the (leading, since λ is sorted) eigenvalues outside the
-    power region use _divided_differences."""
+    power region use _divided_differences.  Callers go through _loewner_times, which has closed forms for
+    p = ±0.5."""
     n = lam.shape[-1]
     reg = _power_region(lam, p, eps, trunc)
     k = int((~reg).sum(-1).max()) if lam.numel() else 0
     # clamp only what lies outside the power region (those rows/columns are replaced below)
     lt = lam.clamp_min(torch.finfo(lam.dtype).tiny if p >= 1 else eps)
-    if abs(p) == 0.5:  # α = 0.5, the default: closed forms with no cancellation, two passes instead of ten
-        r = lt.sqrt()
-        gam = r[..., :, None] + r[..., None, :]
-        if p > 0:  # (√a - √b)/(a - b) = 1/(√a + √b)
-            gam = gam.reciprocal_()
-        else:  # (1/√a - 1/√b)/(a - b) = -1/(√a √b (√a + √b))
-            q = r.reciprocal()
-            gam = torch.div(q[..., :, None] * (-q)[..., None, :], gam)
-    else:
-        logl = lt.log()
-        t = logl[..., :, None] - logl[..., None, :]
-        t = t.abs_().neg_()
-        gam = torch.expm1(t * p).div_(torch.expm1(t))
-        gam = torch.nan_to_num_(gam, nan=p)  # t = 0: the limit p
-        bp = lt.pow(p - 1.0)
-        gam.mul_(torch.where(_upper_mask(n, str(lam.device)), bp[..., None, :], bp[..., :, None]))
+    logl = lt.log()
+    t = logl[..., :, None] - logl[..., None, :]
+    t = t.abs_().neg_()
+    gam = torch.expm1(t * p).div_(torch.expm1(t))
+    gam = torch.nan_to_num_(gam, nan=p)  # t = 0: the limit p
+    bp = lt.pow(p - 1.0)
+    gam.mul_(torch.where(_upper_mask(n, str(lam.device)), bp[..., None, :], bp[..., :, None]))
     if k:
         strip = _divided_differences(lam[..., :k, None], lam[..., None, :], p, eps, trunc)
         gam[..., :k, :] = strip
@@ -787,7 +779,7 @@ def _loewner(lam: torch.Tensor, p: float, eps: float, trunc: bool = False) -> to
 
 def _loewner_times(lam: torch.Tensor, p: float, eps: float, trunc: bool, x: torch.Tensor) -> torch.Tensor:
     """Γ ∘ x for the Loewner matrix of _loewner, in place in x (a fresh buffer of the caller's).  At α = 0.5
-    (p = ±0.5) from the closed forms without building Γ: one temporary instead of three."""
+    (p = ±0.5, the default) from the closed forms, with no cancellation and without building Γ."""
     if abs(p) != 0.5:
         return x.mul_(_loewner(lam, p, eps, trunc))
     k = int((~_power_region(lam, p, eps, trunc)).sum(-1).max()) if lam.numel() else 0
@@ -860,8 +852,7 @@ class _MatPow(torch.autograd.Function):
     def backward(ctx, grad):
         lam, v = ctx.saved_tensors
         inner = v.mT @ _sym(grad) @ v
-        gs = v @ (_loewner(lam, ctx.p, ctx.eps) * inner) @ v.mT
-        return gs, None, None
+        return _rotate(v, _loewner_times(lam, ctx.p, ctx.eps, False, inner), v), None, None
 
 
 class _BilinearTrace(torch.autograd.Function):
@@ -934,8 +925,8 @@ class _TraceSandwichPow(torch.autograd.Function):
         if need_f:
             gf = (bv * cg) @ bv.mT
         if need_s:
-            inner = _sym(bv.mT @ fbv)
-            gs = v @ (grad[..., None, None] * _loewner(lam, ctx.p, ctx.eps, ctx.trunc) * inner) @ v.mT
+            inner = _sym(bv.mT @ fbv).mul_(grad[..., None, None])
+            gs = _rotate(v, _loewner_times(lam, ctx.p, ctx.eps, ctx.trunc, inner), v)
         if ctx.has_b and need_b:
             gb = (2.0 * fbv * cg) @ v.mT
         return gf, gb, gs, None, None, None
