@@ -1,6 +1,6 @@
 """Training-style data loading: the prepared store (genzoo prepare) against decoding JPEGs every epoch.
 
-    python bench/data_loading.py [--celeba ../shared/data/celeba-10k --images 4000 --seconds 3 --rounds 3]
+    python bench/data_loading.py [--celeba path/to/celeba-10k --images 4000 --seconds 3 --rounds 3]
 
 Real data: the first --images CelebA JPEGs (89x109) of the shared tarball, extracted to a temporary folder (deleted
 at the end; nothing is copied into the project). Then, side by side in one process, alternating rounds, medians:

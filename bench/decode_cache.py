@@ -1,6 +1,6 @@
 """Image datasets: decoding JPEGs (one process vs genzoo's pool) against loading the decoded-image cache.
 
-    python bench/decode_cache.py [--cifar ../shared/data/cifar10-jpeg --celeba ../shared/data/celeba-10k]
+    python bench/decode_cache.py [--cifar path/to/cifar10-jpeg --celeba path/to/celeba-10k]
 
 Each figure is the wall time of building the train split as genzoo does (archive read + decode + split), medians of
 --repeat runs; the cache lives in a temporary folder so nothing outside is touched. Prints a Markdown table.

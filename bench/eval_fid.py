@@ -5,7 +5,7 @@ tensor, clean-fid from a folder of the same images as PNGs (`get_folder_features
 `compute_fid(fdir1, fdir2, custom_feat_extractor=...)` does per folder). Then the Frechet distance of the two
 halves: genzoo's exact SVD/eigen route vs clean-fid's `fid_from_feats` (scipy sqrtm). Alternating rounds, medians.
 
-    python bench/eval_fid.py --mnist ../shared/data/mnist --count 1000 --rounds 1
+    python bench/eval_fid.py --mnist path/to/mnist --count 1000 --rounds 1
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mnist", default="../shared/data/mnist")
+    parser.add_argument("--mnist", required=True, help="a local MNIST folder, as genzoo's mnist dataset reads it")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)

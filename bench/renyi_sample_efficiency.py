@@ -1,7 +1,7 @@
 """How well FID, KID and the matrix-based Renyi divergence of Inception features rank models from few samples.
 
-    OMP_NUM_THREADS=1 python bench/renyi_sample_efficiency.py --data ../shared/data/mnist --features-only
-    OMP_NUM_THREADS=2 python bench/renyi_sample_efficiency.py --data ../shared/data/mnist --repeats 20
+    OMP_NUM_THREADS=1 python bench/renyi_sample_efficiency.py --data path/to/mnist --features-only
+    OMP_NUM_THREADS=2 python bench/renyi_sample_efficiency.py --data path/to/mnist --repeats 20
         [--study runs/studies/mbrce_vs_baselines_mnist_cpu --pool 2000 --counts 250,500,1000]
 
 (the features, about 9 minutes per 2,000 images on one core, once; a second process with --reverse takes the

@@ -1,6 +1,6 @@
 """genzoo's Trainer against a plain hand-written PyTorch loop: MLP AAE on MNIST, same network, batch and phases.
 
-    python bench/trainer_vs_plain.py --mnist ../shared/data/mnist [--steps 300 --rounds 3]
+    python bench/trainer_vs_plain.py --mnist path/to/mnist [--steps 300 --rounds 3]
 
 Both run in this one process, alternating (plain, genzoo, plain, genzoo, ...), each for --steps optimisation steps
 after --warmup steps; images/s is counted over the timed steps only (genzoo's from its own metrics.jsonl interval,

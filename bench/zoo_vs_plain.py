@@ -1,7 +1,7 @@
 """genzoo's Trainer against a plain hand-written PyTorch loop for the zoo's conv models: VAE (torch-vae), LBAE (the
 LBAE paper).
 
-    python bench/zoo_vs_plain.py --cifar ../shared/data/cifar10-jpeg [--models vae,lbae --steps 40 --rounds 3]
+    python bench/zoo_vs_plain.py --cifar path/to/cifar10-jpeg [--models vae,lbae --steps 40 --rounds 3]
 
 For each model, in one process, rounds alternate (plain, genzoo, plain, genzoo, ...). Both sides train the same
 network (built by genzoo's registry, identical initial weights) on the same CIFAR-10 images and batch size with
