@@ -11,6 +11,13 @@ the hardest case, a flat kernel spectrum).  Also the mean of the exact divergenc
 n/2 points (the block alternative).  Part 2, cost: n_x = 10,000 against n_y = 50,000 mixture vectors,
 d = 64 and 512, sigma="median" (subsampled, 2,000 points), one run per landmark count.
 Writes bench/results/renyi_large.md.
+
+    OMP_NUM_THREADS=2 python bench/renyi_large.py --eval-sizes 2500,5000,10000
+
+Only the cost of the renyi_features metric's exact path (genzoo.metrics.fid.renyi_from_features: the median of
+all pooled pairs, then the exact pooled divergence) on n generated against n reference mixture vectors of
+Inception's width, d = 2048, each size in a fresh process so that its peak resident memory is its own.
+Writes bench/results/renyi_exact_eval.md.
 """
 
 from __future__ import annotations
@@ -46,6 +53,55 @@ def timed(fn):
     return v, time.perf_counter() - t
 
 
+EVAL_CHILD = """
+import json, sys, time, torch
+sys.path.insert(0, {bench!r})
+from renyi_large import sample
+from genzoo.metrics.fid import renyi_from_features
+n = int(sys.argv[1])
+ref, gen = sample("mixture", n, 2048, 5).numpy(), sample("mixture", n, 2048, 6, 0.3).numpy()
+t = time.perf_counter()
+value, sigma, how = renyi_from_features(ref, gen)
+print(json.dumps({{"seconds": time.perf_counter() - t, "value": value, "estimator": how}}))
+"""
+
+
+def eval_costs(sizes, out):
+    """Seconds and peak memory of the metric's exact path, one fresh process per size (ascending, so the
+    children's running peak is the current one's)."""
+    import json
+    import resource
+    import subprocess
+
+    child = EVAL_CHILD.format(bench=str(ROOT / "bench"))
+    rows = []
+    for n in sorted(sizes):
+        load = os.getloadavg()[0]
+        res = subprocess.run([sys.executable, "-c", child, str(n)], capture_output=True, text=True, check=True)
+        got = json.loads(res.stdout.strip().splitlines()[-1])
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB
+        cells = [f"{n:,} vs {n:,}", got["estimator"], f"{got['value']:.4f}", f"{got['seconds']:.1f}", f"{peak:.1f}"]
+        rows.append("| " + " | ".join(cells) + f" | {load:.1f} |")
+        print(rows[-1], flush=True)
+    text = [
+        "# The renyi_features metric's exact path: cost at evaluation sizes",
+        "",
+        f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} python bench/renyi_large.py --eval-sizes "
+        f"{','.join(str(v) for v in sizes)}`  ",
+        f"Machine: {os.cpu_count()}-core CPU, torch {torch.__version__}, Python {platform.python_version()}.  "
+        "Mixture vectors (bench/renyi_large.py), d = 2048, α = 0.5; seconds of `renyi_from_features` (the median "
+        "of all pooled pairs, then the exact pooled divergence); peak resident memory of the whole process "
+        "(features included); one run per size.",
+        "",
+        "| samples | estimator | value | seconds | peak memory (GiB) | load at start |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    Path(out).write_text("\n".join(text))
+    print(f"wrote {out}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exact-sizes", default="1000,2000")
@@ -55,7 +111,10 @@ def main(argv=None):
     ap.add_argument("--big-landmarks", default="1000,2000")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "renyi_large.md"))
+    ap.add_argument("--eval-sizes", default="", help="only time the renyi_features metric's exact path at these n")
     args = ap.parse_args(argv)
+    if args.eval_sizes:
+        return eval_costs([int(v) for v in args.eval_sizes.split(",")], ROOT / "bench/results/renyi_exact_eval.md")
     torch.set_num_threads(args.threads)
     loads = [os.getloadavg()[0]]
     lines_err, lines_big = [], []

@@ -289,6 +289,33 @@ def test_renyi_on_features_is_zero_for_a_sample_and_grows_with_the_shift():
     assert values == sorted(values) and values[-1] > 10 * max(values[0], 1e-3)
 
 
+def test_renyi_on_features_takes_nystrom_above_the_exact_limit_and_says_so(monkeypatch):
+    """Large feature sets would need an n x n eigendecomposition per side (50,000: 20 GB each): above the limit
+    the metric switches to the Nystrom approximation and records it, below it stays exact."""
+    import genzoo.metrics.fid as F
+    from genzoo.metrics.renyi import pooled_divergence
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(300, 8)), rng.normal(size=(200, 8)) + 0.5
+    from genzoo.core.errors import GenzooError
+
+    exact, sigma, how = F.renyi_from_features(real, fake)
+    assert how == "exact"
+    x, y = torch.as_tensor(fake), torch.as_tensor(real)
+    assert exact == pytest.approx(float(pooled_divergence(x, y, 0.5, "gaussian", sigma)), rel=1e-12)
+    monkeypatch.setattr(F, "RENYI_EXACT_MAX", 250)
+    monkeypatch.setattr(F, "RENYI_LANDMARKS", 300)
+    approx, sigma_sub, how = F.renyi_from_features(real, fake, seed=1)
+    assert how.startswith("nystrom, 300 landmarks")
+    assert sigma_sub == sigma  # the median over 2,000 drawn vectors is over all of them when there are 500
+    # an underestimate, by the margin docs/mbrce.md states for ~half the pooled sample as landmarks
+    assert 0.5 * exact < approx < exact, (approx, exact)
+    # an explicit landmark count covering every vector is the exact value again
+    assert F.renyi_from_features(real, fake, landmarks=500)[2] == "exact"
+    with pytest.raises(GenzooError, match="landmarks must be an integer >= 2"):
+        F.renyi_from_features(real, fake, landmarks=1)
+
+
 def test_prd():
     from genzoo.metrics.precision_recall import prd_curve, prd_f_scores, prd_from_features
 

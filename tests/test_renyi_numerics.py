@@ -273,9 +273,14 @@ def _mixture(n, d, seed, shift):
 def test_nystrom_with_every_point_as_landmark_is_exact(alpha, mix):
     x, y = _mixture(60, 5, 1, 0.0), _mixture(90, 5, 2, 0.4)
     want = float(R.pooled_divergence(x, y, alpha, "gaussian", "median", mix=mix))
+    s = R.median_bandwidth(x, y)
+    # the Nystrom construction itself, with every point a landmark (in chunks smaller than a sample)
+    got = R._nystrom64(x, y, torch.cat([x, y]), "gaussian", s, alpha, mix, 1e-12, 32)
+    assert abs(float(got) - want) < 1e-9 * max(1.0, abs(want)), (float(got), want)
+    # and the public function, which then takes the exact estimator's two smaller eigendecompositions
     got = R.nystrom_divergence(x, y, alpha, "gaussian", "median", landmarks=150, mix=mix, chunk=32)
     assert not got.requires_grad
-    assert abs(float(got) - want) < 1e-9 * max(1.0, abs(want)), (float(got), want)
+    assert abs(float(got) - want) < 1e-10 * max(1.0, abs(want)), (float(got), want)
 
 
 def test_nystrom_error_is_within_its_stated_bound():
@@ -323,6 +328,29 @@ def test_bracketed_median_equals_the_full_selection(npairs, kind):
     elif kind == "all_zero":
         v.zero_()
     assert float(R._median_pairs(v)) == float(R._median_pairs(v[None])[0])
+
+
+def test_median_of_a_large_sample_in_row_blocks_is_the_exact_median():
+    """Above 4,096 rows the pair distances are computed block by block (the upper triangle only): the median
+    must stay scipy's median of all pairwise distances, also with ties and repeated points."""
+    from scipy.spatial.distance import pdist
+
+    g = torch.Generator().manual_seed(41)
+    z = torch.randn(4500, 6, generator=g, dtype=F64) * torch.tensor([1.0, 2, 3, 1, 1, 1e-3], dtype=F64)
+    want = float(np.median(pdist(z.numpy())))
+    assert abs(float(R.median_bandwidth(z)) - want) < 1e-12 * want
+    assert abs(float(R.median_bandwidth(z[:2000], z[2000:])) - want) < 1e-12 * want
+    rep = torch.randn(3, 4, generator=g, dtype=F64).repeat(1500, 1)  # 3 distinct points, 4,500 rows: ties
+    assert float(R.median_bandwidth(rep)) == float(np.median(pdist(rep.numpy())))
+    # max_points: the median over that many rows drawn with the generator, the same draw for the same seed
+    sub = R.median_bandwidth(z, max_points=300, generator=torch.Generator().manual_seed(2))
+    idx = torch.randperm(4500, generator=torch.Generator().manual_seed(2))[:300]
+    assert float(sub) == pytest.approx(float(np.median(pdist(z[idx].numpy()))), rel=1e-12)
+    assert float(R.median_bandwidth(z[:50], max_points=300)) == float(R.median_bandwidth(z[:50]))
+    with pytest.raises(ValueError, match="max_points must be an integer >= 2"):
+        R.median_bandwidth(z, max_points=1)
+    with pytest.raises(ValueError, match="unbatched"):
+        R.median_bandwidth(z[None], max_points=100)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -424,15 +424,44 @@ def kid(
     }
 
 
-def renyi_from_features(reference: np.ndarray, generated: np.ndarray, alpha: float = 0.5) -> tuple[float, float]:
-    """(divergence, bandwidth): genzoo's pooled matrix-based Renyi alpha-divergence (metrics/renyi.py, Gaussian
-    kernel, median bandwidth of the pooled features) of the generated features from the reference ones."""
-    from genzoo.metrics.renyi import median_bandwidth, pooled_divergence
+# the exact pooled estimator up to this many feature vectors per side (two n x n eigendecompositions: about four
+# minutes and 8 GiB at 10,000 on two cores, BENCHMARKS.md); Nystrom with RENYI_LANDMARKS landmarks above it
+RENYI_EXACT_MAX = 10_000
+RENYI_LANDMARKS = 2000
+
+
+def renyi_from_features(
+    reference: np.ndarray, generated: np.ndarray, alpha: float = 0.5, landmarks: int | None = None, seed: int = 0
+) -> tuple[float, float, str]:
+    """(divergence, bandwidth, estimator): genzoo's pooled matrix-based Renyi alpha-divergence (metrics/renyi.py,
+    Gaussian kernel) of the generated features from the reference ones.
+
+    landmarks=None: the exact estimator (median bandwidth of all pooled features) while both sides have at most
+    RENYI_EXACT_MAX vectors, else the Nystrom approximation with RENYI_LANDMARKS landmarks; an integer: Nystrom
+    with that many (exact when it covers every vector).  Nystrom values underestimate the exact one and use the
+    median of 2,000 pooled vectors drawn with `seed` (docs/mbrce.md, section 7): the estimator string says which
+    was used, so that only values of one estimator are compared."""
+    from genzoo.metrics.renyi import median_bandwidth, nystrom_divergence, pooled_divergence
 
     x = torch.as_tensor(np.asarray(generated), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(reference), dtype=torch.float64)
-    sigma = median_bandwidth(x, y)
-    return float(pooled_divergence(x, y, alpha, "gaussian", sigma).item()), float(sigma.item())
+    if landmarks is None and max(len(x), len(y)) > RENYI_EXACT_MAX:
+        landmarks = RENYI_LANDMARKS
+    if landmarks is None or landmarks >= len(x) + len(y):
+        sigma = median_bandwidth(x, y)
+        value = pooled_divergence(x, y, alpha, "gaussian", sigma)
+        return float(value.item()), float(sigma.item()), "exact"
+    if isinstance(landmarks, bool) or not isinstance(landmarks, int) or landmarks < 2:
+        raise GenzooError(
+            f"renyi_features.landmarks must be an integer >= 2 (got {landmarks!r})",
+            "write e.g. renyi_features.landmarks=2000, or leave it unset for the exact value up to "
+            f"{RENYI_EXACT_MAX:,} vectors per side",
+        )
+    g = torch.Generator().manual_seed(seed)
+    sigma = median_bandwidth(x, y, max_points=2000, generator=g)
+    value = nystrom_divergence(x, y, alpha, "gaussian", sigma, landmarks=landmarks, generator=g)
+    estimator = f"nystrom, {landmarks} landmarks (an underestimate of the exact value; docs/mbrce.md, section 7)"
+    return float(value.item()), float(sigma.item()), estimator
 
 
 @METRICS.register("renyi_features")
@@ -451,15 +480,25 @@ def renyi_features(
     batch_size: int = 64,
     reference_seed: int | None = None,
     alpha: float = 0.5,
+    landmarks: int | None = None,
 ) -> dict:
     """Matrix-based Renyi alpha-divergence between Inception features of samples and of real images (genzoo's
-    pooled estimator, Gaussian kernel, median bandwidth): prior-independent, comparable across models."""
+    pooled estimator, Gaussian kernel, median bandwidth): prior-independent, comparable across models of one
+    protocol.  Exact up to 10,000 images per side; above, or with `landmarks` set, the Nystrom approximation
+    (recorded in the protocol's `estimator`)."""
     ref, gen, protocol = _pair(model, dataset, locals())
-    value, sigma = renyi_from_features(ref, gen, alpha)
+    value, sigma, estimator = renyi_from_features(ref, gen, alpha, landmarks, seed)
+    exact = estimator == "exact"
     return {
         "renyi_divergence": value,
         "bandwidth": sigma,
         "images": len(gen),
         "reference_images": len(ref),
-        "protocol": {**protocol, "alpha": alpha, "kernel": "gaussian", "sigma": "median of the pooled features"},
+        "protocol": {
+            **protocol,
+            "alpha": alpha,
+            "kernel": "gaussian",
+            "sigma": "median of the pooled features" if exact else "median of 2,000 pooled features drawn at random",
+            "estimator": estimator,
+        },
     }

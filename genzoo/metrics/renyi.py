@@ -457,20 +457,47 @@ def _select_two(parts: list, k: int):
     return w[k], w[k + 1]
 
 
+# an unbatched sample above this many rows has its pair distances computed in row blocks (the upper triangle only)
+_MEDIAN_BLOCK = 4096
+
+
 def _median64(z: torch.Tensor) -> torch.Tensor:
     """Median pairwise distance of the rows of z (float64, detached), shape z.shape[:-2]."""
     z = z.detach()
     if z.shape[-2] < 2:
         return torch.ones(z.shape[:-2], dtype=z.dtype, device=z.device)
+    if z.dim() == 2 and z.shape[0] > _MEDIAN_BLOCK:
+        return _median_pairs(_upper_blocks(z))
     return _median_d2(_sqdist(z)[0])
 
 
-def median_bandwidth(x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+def _upper_blocks(z: torch.Tensor) -> list:
+    """The squared distances z_i - z_j, i < j, of an unbatched sample as a list of 1-D parts, one per block of
+    rows against the rows from the block's first on: half the products of the full matrix, and never its n²
+    values at once (20,000 points: 1.6 GB instead of 3.2 GB plus a 1.6 GB copy of the upper triangle)."""
+    zc = z - z.mean(0, keepdim=True)  # centred: less cancellation in the expansion
+    n, parts = z.shape[0], []
+    for i in range(0, n, _MEDIAN_BLOCK):
+        rows = zc[i : i + _MEDIAN_BLOCK]
+        d2 = _sqdist_buffer(rows, zc[i:])
+        parts.append(d2[torch.ones_like(d2, dtype=torch.bool).triu_(1)])
+    return parts
+
+
+def median_bandwidth(
+    x: torch.Tensor,
+    y: Optional[torch.Tensor] = None,
+    *,
+    max_points: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """Median heuristic: σ = median of the pairwise Euclidean distances ‖z_i - z_j‖ (i < j) of the pooled
     sample z = [x; y] (true median: the mean of the two middle values for an even count).  Detached.
 
     Returns a tensor of shape x.shape[:-2] (a 0-dim tensor for unbatched input) in x's dtype.  If more
-    than half of the pairs coincide the mean distance is used, and 1.0 if all points coincide."""
+    than half of the pairs coincide the mean distance is used, and 1.0 if all points coincide.
+    max_points: for a pooled sample larger than this (unbatched), the median over max_points of its points
+    drawn at random with ``generator`` (large samples: all pairs of 100,000 points would take 40 GB)."""
     out = _out_dtype(x)
     x64 = _check_points(x, "x")
     if y is not None:
@@ -478,6 +505,13 @@ def median_bandwidth(x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch
         _same_dim(x64, y64, "median_bandwidth")
         x64, y64 = _broadcast_pair(x64, y64)
         x64 = torch.cat([x64, y64], dim=-2)
+    if max_points is not None:
+        if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
+            raise ValueError(f"max_points must be an integer >= 2 (got {max_points!r})")
+        if x64.dim() != 2:
+            raise ValueError("max_points subsamples unbatched samples only (got batch dimensions)")
+        if x64.shape[0] > max_points:
+            x64 = x64[_subsample(x64.shape[0], max_points, generator).to(x64.device)]
     return _median64(x64).to(out)
 
 
@@ -580,11 +614,11 @@ def _gram_blocks(x64, y64, kernel, sigma, cross: bool = True):
 def _fits_fused(s: torch.Tensor, x: torch.Tensor) -> bool:
     """Whether a given σ suits _GaussianBlocks: no gradient wanted for it (the fused backward has none) and a
     shape that broadcasts into the points' batch shape (its kernel is computed in place)."""
-    batch = tuple(x.shape[:-2]) + (1, 1)
-    try:
-        return not s.requires_grad and torch.broadcast_shapes(s.shape, batch) == batch
-    except RuntimeError:
+    if s.requires_grad or s.dim() > x.dim():
         return False
+    batch = tuple(x.shape[:-2]) + (1, 1)
+    # by hand: torch.broadcast_shapes costs ~80 µs, as much as the rest of a small call's set-up
+    return all(a == 1 or a == b for a, b in zip(reversed(s.shape), reversed(batch)))
 
 
 def _sqdist_buffer(a: torch.Tensor, b: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -1353,11 +1387,12 @@ def nystrom_divergence(
     m = ``landmarks`` points L drawn from the pooled sample (x and y in proportion) give the features
     φ(z) = K_zL K_LL^(-½) (eigenvalues of K_LL below its round-off level dropped), and the covariance
     operators C_X = Φ_Xᵀ Φ_X / n_x, C_Y likewise, are m × m: the same formula as pooled_divergence in
-    the span of the landmarks' features.  With all n_x + n_y points as landmarks it is the exact value (to
-    the dropped eigenvalues).  Cost: O((n_x + n_y) m (d + m) + m³) time, computed in chunks of ``chunk``
-    rows, O(chunk · m + m²) memory.  sigma="median": the median pairwise distance of ``median_points``
-    points drawn from the pooled sample (all of them if fewer).  ``generator`` seeds both draws.
-    Measured error against the exact value: docs/mbrce.md, section 7."""
+    the span of the landmarks' features.  Cost: O((n_x + n_y) m (d + m) + m³) time, computed in chunks of
+    ``chunk`` rows, O(chunk · m + m²) memory.  With landmarks ≥ n_x + n_y (every point a landmark) the
+    value is the exact one, computed as pooled_divergence does (an n_x² and an n_y² eigendecomposition,
+    cheaper than the (n_x + n_y)² one of K_LL).  sigma="median": the median pairwise distance of
+    ``median_points`` points drawn from the pooled sample (all of them if fewer).  ``generator`` seeds both
+    draws.  Measured error against the exact value: docs/mbrce.md, section 7."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     _check_kernel(kernel)
     mix = _check_pooled(alpha, mix)
@@ -1370,22 +1405,25 @@ def nystrom_divergence(
         if isinstance(v, bool) or not isinstance(v, int) or v < 2:
             raise ValueError(f"{name} must be an integer >= 2 (got {v!r})")
     nx, ny = x64.shape[0], y64.shape[0]
-    z = torch.cat([x64, y64])
     m_all = nx + ny
     if isinstance(sigma, str):
         if sigma != "median":
             _resolve_sigma(sigma, x64)  # raises
-        pts = z if m_all <= median_points else z[_subsample(m_all, median_points, generator).to(z.device)]
-        s = _median64(pts)
+        s = median_bandwidth(x64, y64, max_points=median_points, generator=generator)
     else:
         s = _resolve_sigma(sigma, x64)
     if landmarks >= m_all:
-        lm = z
-    else:  # x and y in proportion to their sizes
-        mx = min(nx, max(1, round(landmarks * nx / m_all)))
-        my = min(ny, landmarks - mx)
-        ix, iy = _subsample(nx, mx, generator), _subsample(ny, my, generator)
-        lm = torch.cat([x64[ix.to(z.device)], y64[iy.to(z.device)]])
+        return _pooled64(*_gram_blocks(x64, y64, kernel, s), alpha, mix, eps, True).to(out)
+    # x and y in proportion to their sizes
+    mx = min(nx, max(1, round(landmarks * nx / m_all)))
+    my = min(ny, landmarks - mx)
+    ix, iy = _subsample(nx, mx, generator), _subsample(ny, my, generator)
+    lm = torch.cat([x64[ix.to(x64.device)], y64[iy.to(x64.device)]])
+    return _nystrom64(x64, y64, lm, kernel, s, alpha, mix, eps, chunk).to(out)
+
+
+def _nystrom64(x64, y64, lm, kernel, s, alpha, mix, eps, chunk):
+    """The pooled divergence in the span of the Nyström features of the landmarks lm (see nystrom_divergence)."""
     lam, q = _eigh(_gram64(lm, None, kernel, s))
     keep = lam > lm.shape[0] * torch.finfo(_F64).eps * lam[-1]  # round-off level of K_LL's spectrum
     t = q[:, keep] * lam[keep].rsqrt()
@@ -1397,11 +1435,12 @@ def nystrom_divergence(
             acc += phi.mT @ phi
         return acc
 
+    nx, ny = x64.shape[0], y64.shape[0]
     ax, ay = cov(x64), cov(y64)
     cx = ax / nx
-    cy = ay / ny if mix == 0.0 else (1.0 - mix) * ay / ny + mix * (ax + ay) / m_all
+    cy = ay / ny if mix == 0.0 else (1.0 - mix) * ay / ny + mix * (ax + ay) / (nx + ny)
     tr = _BilinearTrace.apply(cx, None, cy, alpha, 1.0 - alpha, eps, True)
-    return ((torch.log(tr) - torch.log(_trace(cx))) / (alpha - 1.0)).to(out)
+    return (torch.log(tr) - torch.log(_trace(cx))) / (alpha - 1.0)
 
 
 # ----------------------------------------------------------------------------------------------------
