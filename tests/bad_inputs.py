@@ -51,6 +51,7 @@ CASES = [
     ("pickle file as the LPIPS network", ["eval", "M", "--metrics", "ppl", "ppl.lpips=evil.pkl", "ppl.samples=4"]),
     ("unknown metric", ["eval", "M", "--metrics", "fdi"]),
     ("unknown metric option", ["eval", "M", "--metrics", "parzen", "parzen.sampels=10"]),
+    ("Nystrom with one landmark", ["eval", "M", "--metrics", "renyi_features", "renyi_features.landmarks=1"]),
 ]
 
 

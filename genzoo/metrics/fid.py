@@ -26,8 +26,9 @@ import hashlib
 import json
 import os
 import re
-from typing import Callable, Literal
+from typing import Annotated, Callable, Literal
 
+import annotated_types
 import numpy as np
 import torch
 
@@ -480,7 +481,7 @@ def renyi_features(
     batch_size: int = 64,
     reference_seed: int | None = None,
     alpha: float = 0.5,
-    landmarks: int | None = None,
+    landmarks: Annotated[int, annotated_types.Ge(2)] | None = None,
 ) -> dict:
     """Matrix-based Renyi alpha-divergence between Inception features of samples and of real images (genzoo's
     pooled estimator, Gaussian kernel, median bandwidth): prior-independent, comparable across models of one
