@@ -303,7 +303,9 @@ def test_renyi_on_features_takes_nystrom_above_the_exact_limit_and_says_so(monke
     assert how == "exact"
     x, y = torch.as_tensor(fake), torch.as_tensor(real)
     assert exact == pytest.approx(float(pooled_divergence(x, y, 0.5, "gaussian", sigma)), rel=1e-12)
-    monkeypatch.setattr(F, "RENYI_EXACT_MAX", 250)
+    monkeypatch.setattr(F, "RENYI_EXACT_MAX", 300)  # at the limit: still exact
+    assert F.renyi_from_features(real, fake)[2] == "exact"
+    monkeypatch.setattr(F, "RENYI_EXACT_MAX", 299)
     monkeypatch.setattr(F, "RENYI_LANDMARKS", 300)
     approx, sigma_sub, how = F.renyi_from_features(real, fake, seed=1)
     assert how.startswith("nystrom, 300 landmarks")
@@ -312,8 +314,10 @@ def test_renyi_on_features_takes_nystrom_above_the_exact_limit_and_says_so(monke
     assert 0.5 * exact < approx < exact, (approx, exact)
     # an explicit landmark count covering every vector is the exact value again
     assert F.renyi_from_features(real, fake, landmarks=500)[2] == "exact"
-    with pytest.raises(GenzooError, match="landmarks must be an integer >= 2"):
-        F.renyi_from_features(real, fake, landmarks=1)
+    for bad in (1, "100", 600.0, True):
+        with pytest.raises(GenzooError, match="landmarks must be an integer >= 2"):
+            F.renyi_from_features(real, fake, landmarks=bad)
+    assert F.renyi_from_features(real, fake, landmarks=np.int64(600))[2] == "exact"
 
 
 def test_prd():

@@ -269,18 +269,24 @@ def _mixture(n, d, seed, shift):
     return centres[which] + torch.randn(n, d, generator=g, dtype=F64) * 0.7 + shift
 
 
-@pytest.mark.parametrize("alpha,mix", [(0.5, 0.0), (0.9, 0.0), (1.5, 0.1)])
-def test_nystrom_with_every_point_as_landmark_is_exact(alpha, mix):
+@pytest.mark.parametrize(
+    "alpha,mix,kernel",
+    [(0.5, 0.0, "gaussian"), (0.9, 0.0, "gaussian"), (1.5, 0.1, "gaussian"), (0.5, 0.0, "laplacian")],
+)
+def test_nystrom_with_every_point_as_landmark_is_exact(alpha, mix, kernel):
     x, y = _mixture(60, 5, 1, 0.0), _mixture(90, 5, 2, 0.4)
-    want = float(R.pooled_divergence(x, y, alpha, "gaussian", "median", mix=mix))
+    want = float(R.pooled_divergence(x, y, alpha, kernel, "median", mix=mix))
     s = R.median_bandwidth(x, y)
     # the Nystrom construction itself, with every point a landmark (in chunks smaller than a sample)
-    got = R._nystrom64(x, y, torch.cat([x, y]), "gaussian", s, alpha, mix, 1e-12, 32)
+    got = R._nystrom64(x, y, torch.cat([x, y]), kernel, s, alpha, mix, 1e-12, 32)
     assert abs(float(got) - want) < 1e-9 * max(1.0, abs(want)), (float(got), want)
     # and the public function, which then takes the exact estimator's two smaller eigendecompositions
-    got = R.nystrom_divergence(x, y, alpha, "gaussian", "median", landmarks=150, mix=mix, chunk=32)
+    got = R.nystrom_divergence(x, y, alpha, kernel, "median", landmarks=150, mix=mix, chunk=32)
     assert not got.requires_grad
     assert abs(float(got) - want) < 1e-10 * max(1.0, abs(want)), (float(got), want)
+    # σ given as a tensor: the same value, and a scalar result
+    got = R.nystrom_divergence(x, y, alpha, kernel, s.clone(), landmarks=150, mix=mix)
+    assert got.shape == () and abs(float(got) - want) < 1e-10 * max(1.0, abs(want))
 
 
 def test_nystrom_error_is_within_its_stated_bound():
@@ -340,8 +346,17 @@ def test_median_of_a_large_sample_in_row_blocks_is_the_exact_median():
     want = float(np.median(pdist(z.numpy())))
     assert abs(float(R.median_bandwidth(z)) - want) < 1e-12 * want
     assert abs(float(R.median_bandwidth(z[:2000], z[2000:])) - want) < 1e-12 * want
+    far = z + 1e6  # far from the origin: the blocks centre the points, or the expansion would cancel
+    assert abs(float(R.median_bandwidth(far)) - want) < 1e-9 * want
     rep = torch.randn(3, 4, generator=g, dtype=F64).repeat(1500, 1)  # 3 distinct points, 4,500 rows: ties
     assert float(R.median_bandwidth(rep)) == float(np.median(pdist(rep.numpy())))
+    # degenerate samples keep their fallbacks: coincident points are exactly 0 apart, not round-off apart
+    for seed in range(5):
+        same = (torch.randn(1, 7, generator=torch.Generator().manual_seed(seed), dtype=F64) * 0.1).repeat(4500, 1)
+        assert float(R.median_bandwidth(same)) == 1.0  # all points coincide
+        assert float(R.median_bandwidth(same[:3000])) == 1.0  # the full-matrix path below 4,096 rows
+    collapsed = torch.cat([same[:4000] + 7, torch.randn(1000, 7, generator=g, dtype=F64)])  # most pairs coincide
+    assert float(R.median_bandwidth(collapsed)) == pytest.approx(float(pdist(collapsed.numpy()).mean()), rel=1e-9)
     # max_points: the median over that many rows drawn with the generator, the same draw for the same seed
     sub = R.median_bandwidth(z, max_points=300, generator=torch.Generator().manual_seed(2))
     idx = torch.randperm(4500, generator=torch.Generator().manual_seed(2))[:300]

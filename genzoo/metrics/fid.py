@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import re
 from typing import Annotated, Callable, Literal
@@ -425,8 +426,8 @@ def kid(
     }
 
 
-# the exact pooled estimator up to this many feature vectors per side (two n x n eigendecompositions: about four
-# minutes and 8 GiB at 10,000 on two cores, BENCHMARKS.md); Nystrom with RENYI_LANDMARKS landmarks above it
+# the exact pooled estimator up to this many feature vectors per side (two n x n eigendecompositions: 5.3 minutes
+# and 5.9 GiB at 10,000 on two cores, BENCHMARKS.md); Nystrom with RENYI_LANDMARKS landmarks above it
 RENYI_EXACT_MAX = 10_000
 RENYI_LANDMARKS = 2000
 
@@ -444,6 +445,14 @@ def renyi_from_features(
     was used, so that only values of one estimator are compared."""
     from genzoo.metrics.renyi import median_bandwidth, nystrom_divergence, pooled_divergence
 
+    if landmarks is not None:
+        if isinstance(landmarks, bool) or not isinstance(landmarks, numbers.Integral) or landmarks < 2:
+            raise GenzooError(
+                f"renyi_features.landmarks must be an integer >= 2 (got {landmarks!r})",
+                "write e.g. renyi_features.landmarks=2000, or leave it unset for the exact value up to "
+                f"{RENYI_EXACT_MAX:,} vectors per side",
+            )
+        landmarks = int(landmarks)
     x = torch.as_tensor(np.asarray(generated), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(reference), dtype=torch.float64)
     if landmarks is None and max(len(x), len(y)) > RENYI_EXACT_MAX:
@@ -452,12 +461,6 @@ def renyi_from_features(
         sigma = median_bandwidth(x, y)
         value = pooled_divergence(x, y, alpha, "gaussian", sigma)
         return float(value.item()), float(sigma.item()), "exact"
-    if isinstance(landmarks, bool) or not isinstance(landmarks, int) or landmarks < 2:
-        raise GenzooError(
-            f"renyi_features.landmarks must be an integer >= 2 (got {landmarks!r})",
-            "write e.g. renyi_features.landmarks=2000, or leave it unset for the exact value up to "
-            f"{RENYI_EXACT_MAX:,} vectors per side",
-        )
     g = torch.Generator().manual_seed(seed)
     sigma = median_bandwidth(x, y, max_points=2000, generator=g)
     value = nystrom_divergence(x, y, alpha, "gaussian", sigma, landmarks=landmarks, generator=g)

@@ -117,9 +117,9 @@ mix, bipartite at α < 1 or integer α) and, on CUDA, TF32 matmuls are off; floa
 "float64"/"float32" override (docs/mbrce.md).
 
 *Large samples*: the exact pooled measure costs an n_x² and an n_y² eigendecomposition (10,000 against
-10,000 vectors: minutes and about 10 GB); ``nystrom_divergence`` approximates it with m landmarks
-(O(n m (d + m))), exact with every point as a landmark, an underestimate otherwise (measured in
-docs/mbrce.md).  The median bandwidth of more than 4,096 points is computed over row blocks of the upper
+10,000 vectors of width 2048: five minutes and 6 GB on two cores); ``nystrom_divergence`` approximates it
+with m landmarks (O(n m (d + m))), exact with every point as a landmark, an underestimate otherwise
+(measured in docs/mbrce.md).  The median bandwidth of more than 4,096 points is computed over row blocks of the upper
 triangle, never the full n² matrix; ``median_bandwidth(max_points=)`` subsamples.
 """
 
@@ -371,12 +371,21 @@ class _SqDistSelf(torch.autograd.Function):
         return 2.0 * (gs.sum(-1, keepdim=True) * xc - gs @ xc)
 
 
+def _roundoff_rel(dtype: torch.dtype) -> float:
+    """About 50 units of round-off of the expansion ‖a‖² + ‖b‖² - 2a·b, relative to ‖a‖² + ‖b‖²."""
+    return 1e-14 if dtype == _F64 else 5e-6
+
+
+def _roundoff(d2: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The level below which a squared distance from the expansion (scale = ‖a‖² + ‖b‖²) is round-off, so that
+    coincident points count as 0 apart."""
+    return _roundoff_rel(d2.dtype) * scale.detach() + torch.finfo(d2.dtype).tiny
+
+
 def _safe_dist(d2: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """√d2 with a finite gradient: entries at round-off level of the expansion count as 0 distance
     (duplicated rows), where the Laplacian kernel's cone has subgradient 0."""
-    rel = 1e-14 if d2.dtype == _F64 else 5e-6  # ~50 units of round-off of the expansion
-    tiny = rel * scale.detach() + torch.finfo(d2.dtype).tiny
-    pos = d2 > tiny
+    pos = d2 > _roundoff(d2, scale)
     return torch.where(pos, torch.sqrt(torch.where(pos, d2, torch.ones_like(d2))), torch.zeros_like(d2))
 
 
@@ -471,18 +480,24 @@ def _median64(z: torch.Tensor) -> torch.Tensor:
         return torch.ones(z.shape[:-2], dtype=z.dtype, device=z.device)
     if z.dim() == 2 and z.shape[0] > _MEDIAN_BLOCK:
         return _median_pairs(_upper_blocks(z))
-    return _median_d2(_sqdist(z)[0])
+    d2, scale = _sqdist(z)
+    # coincident points exactly 0 apart, so that the fallbacks for degenerate samples see them
+    return _median_d2(d2.masked_fill_(d2 <= _roundoff(d2, scale), 0.0))
 
 
 def _upper_blocks(z: torch.Tensor) -> list:
     """The squared distances z_i - z_j, i < j, of an unbatched sample as a list of 1-D parts, one per block of
     rows against the rows from the block's first on: half the products of the full matrix, and never its n²
-    values at once (20,000 points: 1.6 GB instead of 3.2 GB plus a 1.6 GB copy of the upper triangle)."""
+    values at once (20,000 points: 1.6 GB instead of 3.2 GB plus a 1.6 GB copy of the upper triangle).
+    Round-off-level values are 0, as in _median64's full path."""
     zc = z - z.mean(0, keepdim=True)  # centred: less cancellation in the expansion
+    r = torch.linalg.vector_norm(zc, dim=-1).square_()
     n, parts = z.shape[0], []
     for i in range(0, n, _MEDIAN_BLOCK):
-        rows = zc[i : i + _MEDIAN_BLOCK]
-        d2 = _sqdist_buffer(rows, zc[i:])
+        scale = r[i : i + _MEDIAN_BLOCK, None] + r[None, i:]
+        d2 = torch.addmm(scale, zc[i : i + _MEDIAN_BLOCK], zc[i:].mT, alpha=-2.0)
+        # _roundoff in place: the block's scale becomes its threshold (no third buffer of the block's size)
+        d2.masked_fill_(d2 <= scale.mul_(_roundoff_rel(d2.dtype)).add_(torch.finfo(d2.dtype).tiny), 0.0)
         parts.append(d2[torch.ones_like(d2, dtype=torch.bool).triu_(1)])
     return parts
 
@@ -1415,8 +1430,9 @@ def nystrom_divergence(
         s = median_bandwidth(x64, y64, max_points=median_points, generator=generator)
     else:
         s = _resolve_sigma(sigma, x64)
-    if landmarks >= m_all:
-        return _pooled64(*_gram_blocks(x64, y64, kernel, s), alpha, mix, eps, True).to(out)
+    if landmarks >= m_all:  # σ as given (_gram_blocks resolves it), or the median's 0-dim tensor
+        given = s if isinstance(sigma, str) else sigma
+        return _pooled64(*_gram_blocks(x64, y64, kernel, given), alpha, mix, eps, True).to(out)
     # x and y in proportion to their sizes
     mx = min(nx, max(1, round(landmarks * nx / m_all)))
     my = min(ny, landmarks - mx)
