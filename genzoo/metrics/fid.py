@@ -426,7 +426,7 @@ def kid(
     }
 
 
-# the exact pooled estimator up to this many feature vectors per side (two n x n eigendecompositions: 5.3 minutes
+# the exact pooled estimator up to this many feature vectors per side (two n x n eigendecompositions: 5.0 minutes
 # and 5.9 GiB at 10,000 on two cores, BENCHMARKS.md); Nystrom with RENYI_LANDMARKS landmarks above it
 RENYI_EXACT_MAX = 10_000
 RENYI_LANDMARKS = 2000
