@@ -9,7 +9,10 @@ both (so the columns measure the Nystrom error alone); two distributions: "mixtu
 scale 2, spread 0.7: clustered, like feature vectors of a few classes) and "gaussian" (isotropic N(0, I):
 the hardest case, a flat kernel spectrum).  Also the mean of the exact divergence over disjoint blocks of
 n/2 points (the block alternative).  Part 2, cost: n_x = 10,000 against n_y = 50,000 mixture vectors,
-d = 64 and 512, sigma="median" (subsampled, 2,000 points), one run per landmark count.
+d = 64 and 512, sigma="median" (subsampled, 2,000 points), one run per landmark count.  Part 1 also runs
+lanczos_divergence (x's side exact, y's by stochastic Lanczos quadrature: the 64 largest terms exact, 32 probes,
+100 steps; three probe seeds, their range).  --lanczos-big NX,NY adds its cost and value at those sizes (mixture,
+d = 64) beside Nystrom's with 2,000 landmarks; K_YY is stored in float64 (8 NY² bytes).
 Writes bench/results/renyi_large.md.
 
     OMP_NUM_THREADS=2 python bench/renyi_large.py --eval-sizes 2500,5000,10000
@@ -26,6 +29,7 @@ import argparse
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -111,6 +115,7 @@ def main(argv=None):
     ap.add_argument("--big-landmarks", default="1000,2000")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "renyi_large.md"))
+    ap.add_argument("--lanczos-big", default="", help="NX,NY: also time lanczos_divergence at these sizes")
     ap.add_argument("--eval-sizes", default="", help="only time the renyi_features metric's exact path at these n")
     args = ap.parse_args(argv)
     if args.eval_sizes:
@@ -125,13 +130,26 @@ def main(argv=None):
             exact, t_exact = timed(lambda: R.pooled_divergence(x, y, 0.5, "gaussian", s))
             b = n // 2
             blocks = float(R.pooled_divergence(x.reshape(2, b, 64), y.reshape(2, b, 64), 0.5, "gaussian", s).mean())
+            runs = []
+            for seed in range(3):
+                gen = torch.Generator().manual_seed(seed)
+                runs.append(timed(lambda: R.lanczos_divergence(x, y, 0.5, "gaussian", s, generator=gen)))
+            rel = sorted((v - exact) / exact for v, _ in runs)
+            lanczos = f"{rel[0]:+.1%} to {rel[-1]:+.1%} ({statistics.median(t for _, t in runs) * 1e3:.0f} ms)"
             cells = []
             for m in [int(v) for v in args.landmarks.split(",")]:
                 gen = torch.Generator().manual_seed(m)
                 v, t = timed(lambda: R.nystrom_divergence(x, y, 0.5, "gaussian", s, landmarks=m, generator=gen))
                 cells.append(f"{(v - exact) / exact:+.1%} ({t * 1e3:.0f} ms)")
             loads.append(os.getloadavg()[0])
-            row = [kind, str(n), f"{exact:.4f} ({t_exact * 1e3:.0f} ms)", *cells, f"{(blocks - exact) / exact:+.1%}"]
+            row = [
+                kind,
+                str(n),
+                f"{exact:.4f} ({t_exact * 1e3:.0f} ms)",
+                *cells,
+                lanczos,
+                f"{(blocks - exact) / exact:+.1%}",
+            ]
             lines_err.append("| " + " | ".join(row) + " |")
             print(lines_err[-1], flush=True)
     nx, ny = [int(v) for v in args.big.split(",")]
@@ -143,12 +161,23 @@ def main(argv=None):
             loads.append(os.getloadavg()[0])
             lines_big.append(f"| {nx:,} vs {ny:,} | {d} | {m} | {v:.4f} | {t:.1f} |")
             print(lines_big[-1], flush=True)
+    lines_lz = []
+    if args.lanczos_big:
+        nx, ny = [int(v) for v in args.lanczos_big.split(",")]
+        x, y = sample("mixture", nx, 64, 3), sample("mixture", ny, 64, 4, 0.3)
+        gen = torch.Generator().manual_seed(0)
+        s = R.median_bandwidth(x, y, max_points=2000, generator=gen)
+        v_lz, t_lz = timed(lambda: R.lanczos_divergence(x, y, 0.5, "gaussian", s, generator=gen))
+        v_ny, t_ny = timed(lambda: R.nystrom_divergence(x, y, 0.5, "gaussian", s, landmarks=2000, generator=gen))
+        loads.append(os.getloadavg()[0])
+        lines_lz.append(f"| {nx:,} vs {ny:,} | 64 | {v_lz:.4f} | {t_lz:.0f} | {v_ny:.4f} | {t_ny:.0f} |")
+        print(lines_lz[-1], flush=True)
     lm = [int(v) for v in args.landmarks.split(",")]
     cmd = "OMP_NUM_THREADS=1 python bench/renyi_large.py" + (
         "" if not argv and len(sys.argv) < 2 else " " + shlex.join(argv or sys.argv[1:])
     )
     text = [
-        "# Matrix-based Rényi divergence of large samples: Nyström approximation (genzoo.metrics.renyi)",
+        "# Matrix-based Rényi divergence of large samples: Nyström and Lanczos approximations (genzoo.metrics.renyi)",
         "",
         f"Command: `{cmd}`  ",
         f"Machine: {os.cpu_count()}-core CPU, torch {torch.__version__} with {args.threads} thread(s), "
@@ -157,11 +186,13 @@ def main(argv=None):
         "",
         "## Error against the exact pooled divergence (α = 0.5, d = 64, n points each, σ = exact median)",
         "",
-        "Cells: (Nyström - exact) / exact, with the Nyström time; last column: the mean exact divergence over "
-        "two disjoint blocks of n/2 points each.  With m = 2n landmarks (every point) Nyström is exact.",
+        "Cells: (Nyström - exact) / exact, with the Nyström time; Lanczos: the range of (lanczos_divergence - exact) "
+        "/ exact over three probe seeds (64 largest terms exact, 32 probes, 100 steps), with its median time; last "
+        "column: the mean exact divergence over two disjoint blocks of n/2 points each.  With m = 2n landmarks (every "
+        "point) Nyström is exact.",
         "",
-        "| data | n | exact (time) | " + " | ".join(f"m = {m}" for m in lm) + " | blocks of n/2 |",
-        "|" + "---|" * (4 + len(lm)),
+        "| data | n | exact (time) | " + " | ".join(f"m = {m}" for m in lm) + " | Lanczos, 3 seeds | blocks of n/2 |",
+        "|" + "---|" * (5 + len(lm)),
         *lines_err,
         "",
         "## Cost at evaluation size (mixture data, σ = median of 2,000 subsampled points, one run)",
@@ -171,6 +202,16 @@ def main(argv=None):
         *lines_big,
         "",
     ]
+    if lines_lz:
+        text += [
+            "## lanczos_divergence at larger sizes "
+            f"(mixture, σ = median of 2,000 drawn points, {args.threads} thread(s))",
+            "",
+            "| samples | d | Lanczos value | seconds | Nyström (2,000 landmarks) value | seconds |",
+            "|---|---|---|---|---|---|",
+            *lines_lz,
+            "",
+        ]
     Path(args.out).write_text("\n".join(text))
     print(f"wrote {args.out}")
 

@@ -309,6 +309,58 @@ def test_nystrom_error_is_within_its_stated_bound():
     assert abs(float(a) - float(b)) < 1e-12
 
 
+@pytest.mark.parametrize("alpha,tol", [(0.3, 1e-9), (0.5, 1e-8), (0.9, 5e-5)])
+def test_lanczos_with_every_direction_and_a_full_krylov_space_is_exact(alpha, tol):
+    """Every eigenvector of x's side computed one by one, and more Lanczos steps than y's features span: the
+    quadrature is then exact, so the value is the exact estimator's (well-conditioned Gram matrices, d = 30)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 30, generator=g, dtype=F64)
+    y = torch.randn(50, 30, generator=g, dtype=F64) + 0.3
+    s = 0.5 * float(R.median_bandwidth(x, y))
+    want = float(R.pooled_divergence(x, y, alpha, "gaussian", s))
+    got = R.lanczos_divergence(x, y, alpha, "gaussian", s, top=40, probes=0, steps=51)
+    assert got.shape == () and not got.requires_grad
+    assert abs(float(got) - want) < tol * max(1.0, abs(want)), (float(got), want)
+    # a truncated quadrature is not exact: the test can tell
+    few = float(R.lanczos_divergence(x, y, alpha, "gaussian", s, top=40, probes=0, steps=3))
+    assert abs(few - want) > 100 * tol * max(1.0, abs(want))
+
+
+def test_lanczos_error_is_within_its_stated_bound():
+    """docs/mbrce.md, section 7: with the 64 largest terms exact, 32 probes and 100 steps the estimate is within 1 %
+    of the exact value (measured: -0.8 % to +0.5 % over five probe seeds), where Nystrom with as many landmarks as x
+    has points underestimates by 4-23 %."""
+    x, y = _mixture(400, 16, 1, 0.0), _mixture(600, 16, 2, 0.3)
+    s = float(R.median_bandwidth(x, y))
+    exact = float(R.pooled_divergence(x, y, 0.5, "gaussian", s))
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        got = float(R.lanczos_divergence(x, y, 0.5, "gaussian", s, top=64, probes=32, steps=100, generator=g))
+        assert abs(got - exact) < 0.01 * exact, (seed, got, exact)
+    nys = float(
+        R.nystrom_divergence(x, y, 0.5, "gaussian", s, landmarks=400, generator=torch.Generator().manual_seed(0))
+    )
+    assert exact - nys > 0.03 * exact  # what the Lanczos estimate improves on
+    # median bandwidth from the drawn points, the same draw for the same seed
+    a = R.lanczos_divergence(x, y, 0.5, top=8, probes=4, steps=20, generator=torch.Generator().manual_seed(1))
+    b = R.lanczos_divergence(x, y, 0.5, top=8, probes=4, steps=20, generator=torch.Generator().manual_seed(1))
+    assert float(a) == float(b)
+
+
+def test_lanczos_validation():
+    x, y = _mixture(20, 3, 1, 0.0), _mixture(30, 3, 2, 0.0)
+    with pytest.raises(ValueError, match="0 < alpha < 1"):
+        R.lanczos_divergence(x, y, 1.5)
+    with pytest.raises(ValueError, match="unbatched"):
+        R.lanczos_divergence(x[None], y[None], 0.5)
+    with pytest.raises(ValueError, match="top \\+ probes"):
+        R.lanczos_divergence(x, y, 0.5, top=0, probes=0)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        R.lanczos_divergence(x, y, 0.5, steps=0)
+    with pytest.raises(ValueError, match="columns"):
+        R.lanczos_divergence(x, y[:, :2], 0.5)
+
+
 def test_nystrom_validation():
     x, y = _mixture(20, 3, 1, 0.0), _mixture(20, 3, 2, 0.0)
     with pytest.raises(ValueError, match="unbatched"):
