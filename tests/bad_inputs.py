@@ -52,6 +52,7 @@ CASES = [
     ("unknown metric", ["eval", "M", "--metrics", "fdi"]),
     ("unknown metric option", ["eval", "M", "--metrics", "parzen", "parzen.sampels=10"]),
     ("Nystrom with one landmark", ["eval", "M", "--metrics", "renyi_features", "renyi_features.landmarks=1"]),
+    ("unknown Renyi estimator", ["eval", "M", "--metrics", "renyi_features", "renyi_features.estimator=fast"]),
 ]
 
 

@@ -314,6 +314,13 @@ def test_renyi_on_features_takes_nystrom_above_the_exact_limit_and_says_so(monke
     assert 0.5 * exact < approx < exact, (approx, exact)
     # an explicit landmark count covering every vector is the exact value again
     assert F.renyi_from_features(real, fake, landmarks=500)[2] == "exact"
+    # the estimator chosen by name: Lanczos within its stated 2 %, Nystrom below the limit, exact above it
+    value, _, how = F.renyi_from_features(real, fake, estimator="lanczos")
+    assert how.startswith("lanczos") and abs(value - exact) < 0.02 * exact, (value, exact)
+    assert F.renyi_from_features(real, fake, estimator="nystrom", landmarks=300)[2].startswith("nystrom, 300")
+    assert F.renyi_from_features(real, fake, estimator="exact")[0] == exact
+    with pytest.raises(GenzooError, match="estimator must be auto, exact, nystrom or lanczos"):
+        F.renyi_from_features(real, fake, estimator="fast")
     for bad in (1, "100", 600.0, True):
         with pytest.raises(GenzooError, match="landmarks must be an integer >= 2"):
             F.renyi_from_features(real, fake, landmarks=bad)
