@@ -1418,21 +1418,10 @@ def nystrom_divergence(
     _check_kernel(kernel)
     mix = _check_pooled(alpha, mix)
     out = _out_dtype(x)
-    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
-    _same_dim(x64, y64, "nystrom_divergence")
-    if x64.dim() != 2 or y64.dim() != 2:
-        raise ValueError("nystrom_divergence takes unbatched samples x (n_x, d) and y (n_y, d)")
-    for name, v in (("landmarks", landmarks), ("median_points", median_points), ("chunk", chunk)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 2:
-            raise ValueError(f"{name} must be an integer >= 2 (got {v!r})")
+    counts = (("landmarks", landmarks, 2), ("median_points", median_points, 2), ("chunk", chunk, 2))
+    x64, y64, s = _large_samples(x, y, sigma, median_points, generator, "nystrom_divergence", counts)
     nx, ny = x64.shape[0], y64.shape[0]
     m_all = nx + ny
-    if isinstance(sigma, str):
-        if sigma != "median":
-            _resolve_sigma(sigma, x64)  # raises
-        s = median_bandwidth(x64, y64, max_points=median_points, generator=generator)
-    else:
-        s = _resolve_sigma(sigma, x64)
     if landmarks >= m_all:  # σ as given (_gram_blocks resolves it), or the median's 0-dim tensor
         given = s if isinstance(sigma, str) else sigma
         return _pooled64(*_gram_blocks(x64, y64, kernel, given), alpha, mix, eps, True).to(out)
@@ -1442,6 +1431,23 @@ def nystrom_divergence(
     ix, iy = _subsample(nx, mx, generator), _subsample(ny, my, generator)
     lm = torch.cat([x64[ix.to(x64.device)], y64[iy.to(x64.device)]])
     return _nystrom64(x64, y64, lm, kernel, s, alpha, mix, eps, chunk).to(out)
+
+
+def _large_samples(x, y, sigma, median_points, generator, what: str, counts):
+    """The large-sample estimators' inputs: unbatched float64 samples, their integer options (name, value, minimum)
+    checked, and σ as given or the median distance of ``median_points`` pooled points drawn with ``generator``."""
+    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
+    _same_dim(x64, y64, what)
+    if x64.dim() != 2 or y64.dim() != 2:
+        raise ValueError(f"{what} takes unbatched samples x (n_x, d) and y (n_y, d)")
+    for name, v, low in counts:
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{name} must be an integer >= {low} (got {v!r})")
+    if not isinstance(sigma, str):
+        return x64, y64, _resolve_sigma(sigma, x64)
+    if sigma != "median":
+        _resolve_sigma(sigma, x64)  # raises
+    return x64, y64, median_bandwidth(x64, y64, max_points=median_points, generator=generator)
 
 
 def _nystrom64(x64, y64, lm, kernel, s, alpha, mix, eps, chunk):
@@ -1505,21 +1511,11 @@ def lanczos_divergence(
     _check_kernel(kernel)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"lanczos_divergence takes 0 < alpha < 1 (got {alpha}); use pooled_divergence for mix > 0")
-    x64, y64 = _check_points(x, "x"), _check_points(y, "y")
-    _same_dim(x64, y64, "lanczos_divergence")
-    if x64.dim() != 2 or y64.dim() != 2:
-        raise ValueError("lanczos_divergence takes unbatched samples x (n_x, d) and y (n_y, d)")
-    for name, v, low in (("top", top, 0), ("probes", probes, 0), ("steps", steps, 1), ("block", block, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"{name} must be an integer >= {low} (got {v!r})")
     if top + probes < 1:
         raise ValueError("top + probes must be at least 1 (e.g. top=64, probes=32)")
-    if isinstance(sigma, str):
-        if sigma != "median":
-            _resolve_sigma(sigma, x64)  # raises
-        s = median_bandwidth(x64, y64, max_points=median_points, generator=generator)
-    else:
-        s = _resolve_sigma(sigma, x64)
+    counts = (("top", top, 0), ("probes", probes, 0), ("steps", steps, 1), ("median_points", median_points, 2))
+    counts += (("block", block, 1),)
+    x64, y64, s = _large_samples(x, y, sigma, median_points, generator, "lanczos_divergence", counts)
     nx, ny = x64.shape[0], y64.shape[0]
     lam, u = _eigh(_gram64(x64, None, kernel, s))
     lam = lam / nx
