@@ -293,7 +293,7 @@ def test_renyi_on_features_takes_nystrom_above_the_exact_limit_and_says_so(monke
     """Large feature sets would need an n x n eigendecomposition per side (50,000: 20 GB each): above the limit
     the metric switches to the Nystrom approximation and records it, below it stays exact."""
     import genzoo.metrics.fid as F
-    from genzoo.metrics.renyi import pooled_divergence
+    from genzoo.metrics.renyi import median_bandwidth, pooled_divergence
 
     rng = np.random.default_rng(3)
     real, fake = rng.normal(size=(300, 8)), rng.normal(size=(200, 8)) + 0.5
@@ -303,6 +303,8 @@ def test_renyi_on_features_takes_nystrom_above_the_exact_limit_and_says_so(monke
     assert how == "exact"
     x, y = torch.as_tensor(fake), torch.as_tensor(real)
     assert exact == pytest.approx(float(pooled_divergence(x, y, 0.5, "gaussian", sigma)), rel=1e-12)
+    # landmarks below the limit choose Nystrom too (auto)
+    assert F.renyi_from_features(real, fake, landmarks=300)[2].startswith("nystrom, 300")
     monkeypatch.setattr(F, "RENYI_EXACT_MAX", 300)  # at the limit: still exact
     assert F.renyi_from_features(real, fake)[2] == "exact"
     monkeypatch.setattr(F, "RENYI_EXACT_MAX", 299)
@@ -317,6 +319,17 @@ def test_renyi_on_features_takes_nystrom_above_the_exact_limit_and_says_so(monke
     # the estimator chosen by name: Lanczos within its stated 2 %, Nystrom below the limit, exact above it
     value, _, how = F.renyi_from_features(real, fake, estimator="lanczos")
     assert how.startswith("lanczos") and abs(value - exact) < 0.02 * exact, (value, exact)
+    assert value != exact  # an estimate, not the exact path under another name
+    # direction: at alpha = 0.3 a narrow generated sample's divergence from the reference is 34 % above the reverse
+    wide, narrow = rng.normal(size=(300, 8)), rng.normal(size=(200, 8)) * 0.4
+    xn, yw = torch.as_tensor(narrow), torch.as_tensor(wide)
+    s = median_bandwidth(xn, yw)
+    forward = float(pooled_divergence(xn, yw, 0.3, "gaussian", s))
+    assert abs(float(pooled_divergence(yw, xn, 0.3, "gaussian", s)) - forward) > 0.2 * forward
+    assert abs(F.renyi_from_features(wide, narrow, 0.3, estimator="lanczos")[0] - forward) < 0.02 * forward
+    for bad, match in (({"landmarks": 50}, "applies to the nystrom estimator"), ({"alpha": 1.5}, "0 < alpha < 1")):
+        with pytest.raises(GenzooError, match=match):
+            F.renyi_from_features(real, fake, estimator="lanczos", **bad)
     assert F.renyi_from_features(real, fake, estimator="nystrom", landmarks=300)[2].startswith("nystrom, 300")
     assert F.renyi_from_features(real, fake, estimator="exact")[0] == exact
     with pytest.raises(GenzooError, match="estimator must be auto, exact, nystrom or lanczos"):

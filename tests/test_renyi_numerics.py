@@ -359,6 +359,16 @@ def test_lanczos_validation():
         R.lanczos_divergence(x, y, 0.5, steps=0)
     with pytest.raises(ValueError, match="columns"):
         R.lanczos_divergence(x, y[:, :2], 0.5)
+    with pytest.raises(ValueError, match="takes one sigma"):
+        R.lanczos_divergence(x, y, 0.5, "gaussian", torch.tensor([1.0, 2.0], dtype=F64))
+
+    # a one-element sigma tensor is one sigma (it crashed): the same value as the float, for the same probes
+    def run(sigma):
+        g = torch.Generator().manual_seed(0)
+        return R.lanczos_divergence(x, y, 0.5, "gaussian", sigma, top=4, probes=2, steps=8, generator=g)
+
+    one = run(torch.tensor([1.0], dtype=F64))
+    assert one.shape == () and float(one) == float(run(1.0))
 
 
 def test_nystrom_validation():

@@ -468,6 +468,16 @@ def renyi_from_features(
             f"renyi_features.estimator must be auto, exact, nystrom or lanczos (got {estimator!r})",
             "write e.g. renyi_features.estimator=lanczos",
         )
+    if landmarks is not None and estimator in ("exact", "lanczos"):
+        raise GenzooError(
+            f"renyi_features.landmarks applies to the nystrom estimator, not to estimator={estimator}",
+            "drop landmarks, or set renyi_features.estimator=nystrom",
+        )
+    if estimator == "lanczos" and not 0 < alpha < 1:
+        raise GenzooError(
+            f"renyi_features.estimator=lanczos needs 0 < alpha < 1 (got alpha={alpha})",
+            "use e.g. renyi_features.alpha=0.5, or estimator=exact",
+        )
     x = torch.as_tensor(np.asarray(generated), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(reference), dtype=torch.float64)
     if estimator == "auto":

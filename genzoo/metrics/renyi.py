@@ -1422,9 +1422,8 @@ def nystrom_divergence(
     x64, y64, s = _large_samples(x, y, sigma, median_points, generator, "nystrom_divergence", counts)
     nx, ny = x64.shape[0], y64.shape[0]
     m_all = nx + ny
-    if landmarks >= m_all:  # σ as given (_gram_blocks resolves it), or the median's 0-dim tensor
-        given = s if isinstance(sigma, str) else sigma
-        return _pooled64(*_gram_blocks(x64, y64, kernel, given), alpha, mix, eps, True).to(out)
+    if landmarks >= m_all:  # every point a landmark: the exact value
+        return _pooled64(*_gram_blocks(x64, y64, kernel, s), alpha, mix, eps, True).to(out)
     # x and y in proportion to their sizes
     mx = min(nx, max(1, round(landmarks * nx / m_all)))
     my = min(ny, landmarks - mx)
@@ -1444,7 +1443,10 @@ def _large_samples(x, y, sigma, median_points, generator, what: str, counts):
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise ValueError(f"{name} must be an integer >= {low} (got {v!r})")
     if not isinstance(sigma, str):
-        return x64, y64, _resolve_sigma(sigma, x64)
+        s = _resolve_sigma(sigma, x64)
+        if s.numel() != 1:
+            raise ValueError(f"{what} takes one sigma (got a tensor of shape {tuple(sigma.shape)})")
+        return x64, y64, s.reshape(())
     if sigma != "median":
         _resolve_sigma(sigma, x64)  # raises
     return x64, y64, median_bandwidth(x64, y64, max_points=median_points, generator=generator)
@@ -1500,10 +1502,12 @@ def lanczos_divergence(
     coefficient vectors over y's rows (C_Y Φ_Yᵀ c = Φ_Yᵀ K_YY c / n_y), one product with K_YY per step for all
     columns at once.  Only positive powers of C_Y appear, so no eigenvalue of y's side is clamped or dropped.
     Cost: O(n_x³ + steps (top + probes) n_y² + n_y² d) time, no n_y² eigendecomposition; memory: K_YY in
-    float64, 8 n_y² bytes (20,000: 3.2 GB; 50,000: 20 GB), plus O(n_y (top + probes)).  K_YY is not rounded to
-    float32: that perturbs its near-zero eigenvalues by ~1e-7, whose powers 1-α then move the value by about 1 %.  With
-    top ≥ n_x and steps > n_y it is exact up to round-off.  The quadrature overestimates tr(...) slightly (the
-    power's derivatives of even order are negative), so the divergence comes out slightly low: measured error
+    float64, 8 n_y² bytes (20,000: 3.2 GB; 50,000: 20 GB), plus O(n_y (top + probes)).  K_YY is not rounded
+    to float32: that perturbs its near-zero eigenvalues by ~1e-7, whose powers 1-α then move the value by about
+    1 %.  With top ≥ n_x and steps > n_y it is exact for a well-conditioned K_YY; the Lanczos vectors are not
+    reorthogonalised, so an ill-conditioned one needs more steps (about 4 n_y at d = 5 in a check).  The
+    quadrature overestimates tr(...) slightly (the power's derivatives of even order are negative), so the
+    divergence comes out slightly low: measured error
     in docs/mbrce.md, section 7.  sigma="median": the median distance of ``median_points`` pooled points
     drawn with ``generator``, which also draws the probes.  ``eps``: the threshold of the regularised powers, as
     in the exact estimators.  Put the smaller sample first: it is the exact side."""
