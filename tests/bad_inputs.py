@@ -53,6 +53,17 @@ CASES = [
     ("unknown metric option", ["eval", "M", "--metrics", "parzen", "parzen.sampels=10"]),
     ("Nystrom with one landmark", ["eval", "M", "--metrics", "renyi_features", "renyi_features.landmarks=1"]),
     ("unknown Renyi estimator", ["eval", "M", "--metrics", "renyi_features", "renyi_features.estimator=fast"]),
+    (
+        "landmarks with the Lanczos estimator",
+        [
+            "eval",
+            "M",
+            "--metrics",
+            "renyi_features",
+            "renyi_features.estimator=lanczos",
+            "renyi_features.landmarks=50",
+        ],
+    ),
 ]
 
 

@@ -435,26 +435,9 @@ RENYI_LANDMARKS = 2000
 RenyiEstimator = Literal["auto", "exact", "nystrom", "lanczos"]
 
 
-def renyi_from_features(
-    reference: np.ndarray,
-    generated: np.ndarray,
-    alpha: float = 0.5,
-    landmarks: int | None = None,
-    seed: int = 0,
-    estimator: RenyiEstimator = "auto",
-) -> tuple[float, float, str]:
-    """(divergence, bandwidth, estimator used): genzoo's pooled matrix-based Renyi alpha-divergence
-    (metrics/renyi.py, Gaussian kernel) of the generated features from the reference ones.
-
-    estimator "exact": all pooled pairs' median bandwidth and the exact estimator (an n x n eigendecomposition per
-    side); "nystrom": `landmarks` (RENYI_LANDMARKS when unset) landmarks, an underestimate; "lanczos": the generated
-    side exact and the reference side by stochastic Lanczos quadrature (within about 2 % of the exact value; the
-    reference's n x n Gram matrix in memory), so the generated sample should be the smaller one; "auto": exact while
-    both sides have at most RENYI_EXACT_MAX vectors and no `landmarks` is given, else Nystrom.  The approximations
-    use the median of 2,000 pooled vectors drawn with `seed` (docs/mbrce.md, section 7).  The returned string says
-    which estimator ran, so that only values of one estimator are compared."""
-    from genzoo.metrics.renyi import lanczos_divergence, median_bandwidth, nystrom_divergence, pooled_divergence
-
+def _check_renyi_options(alpha: float, landmarks, estimator) -> int | None:
+    """The renyi_features options that conflict or fall outside what the estimators take, refused before any
+    feature is computed; returns landmarks as an int (or None)."""
     if landmarks is not None:
         if isinstance(landmarks, bool) or not isinstance(landmarks, numbers.Integral) or landmarks < 2:
             raise GenzooError(
@@ -478,6 +461,30 @@ def renyi_from_features(
             f"renyi_features.estimator=lanczos needs 0 < alpha < 1 (got alpha={alpha})",
             "use e.g. renyi_features.alpha=0.5, or estimator=exact",
         )
+    return landmarks
+
+
+def renyi_from_features(
+    reference: np.ndarray,
+    generated: np.ndarray,
+    alpha: float = 0.5,
+    landmarks: int | None = None,
+    seed: int = 0,
+    estimator: RenyiEstimator = "auto",
+) -> tuple[float, float, str]:
+    """(divergence, bandwidth, estimator used): genzoo's pooled matrix-based Renyi alpha-divergence
+    (metrics/renyi.py, Gaussian kernel) of the generated features from the reference ones.
+
+    estimator "exact": all pooled pairs' median bandwidth and the exact estimator (an n x n eigendecomposition per
+    side); "nystrom": `landmarks` (RENYI_LANDMARKS when unset) landmarks, an underestimate; "lanczos": the generated
+    side exact and the reference side by stochastic Lanczos quadrature (within about 2 % of the exact value; the
+    reference's n x n Gram matrix in memory), so the generated sample should be the smaller one; "auto": exact while
+    both sides have at most RENYI_EXACT_MAX vectors and no `landmarks` is given, else Nystrom.  The approximations
+    use the median of 2,000 pooled vectors drawn with `seed` (docs/mbrce.md, section 7).  The returned string says
+    which estimator ran, so that only values of one estimator are compared."""
+    from genzoo.metrics.renyi import lanczos_divergence, median_bandwidth, nystrom_divergence, pooled_divergence
+
+    landmarks = _check_renyi_options(alpha, landmarks, estimator)
     x = torch.as_tensor(np.asarray(generated), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(reference), dtype=torch.float64)
     if estimator == "auto":
@@ -524,6 +531,7 @@ def renyi_features(
     pooled estimator, Gaussian kernel, median bandwidth): prior-independent, comparable across models of one
     protocol.  `estimator` auto: exact up to 10,000 images per side, above it (or with `landmarks` set) the Nystrom
     approximation; exact, nystrom or lanczos to choose (recorded in the protocol's `estimator`)."""
+    _check_renyi_options(alpha, landmarks, estimator)  # before minutes of Inception features, not after
     ref, gen, protocol = _pair(model, dataset, locals())
     value, sigma, used = renyi_from_features(ref, gen, alpha, landmarks, seed, estimator)
     exact = used == "exact"
