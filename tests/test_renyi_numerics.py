@@ -1,5 +1,5 @@
 """Numerics of genzoo.metrics.renyi (issue #15): the mirrored measure's relative threshold against a 50-digit
-mpmath computation, the no-gradient path for a target sample, the Cholesky route for integer alpha, the
+mpmath computation, the no-gradient path for a target sample, integer alpha against matrix_power, the
 float32 precision policy and the Nystrom approximation for large samples."""
 
 import math
@@ -129,7 +129,7 @@ def test_no_gradient_target_skips_its_branch(monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------------
-# integer alpha: Cholesky route
+# integer alpha
 # ----------------------------------------------------------------------------------------------------
 def _ref_bipartite(x, y, alpha, s):
     def gram(a):
@@ -143,28 +143,19 @@ def _ref_bipartite(x, y, alpha, s):
 
 
 @pytest.mark.parametrize("alpha", [2, 3, 4, 5])
-def test_integer_alpha_cholesky_route_matches_matrix_power_reference(alpha, monkeypatch):
+def test_integer_alpha_matches_the_matrix_power_reference_to_round_off(alpha):
+    """mu_min ~ 1e-3 here: the Cholesky route's shift had been 1e-9 relative off; the eigen path is at round-off."""
     x, y = _pts(31, 20, 6), _pts(32, 20, 6, 0.3)
     want = _ref_bipartite(x, y, alpha, 2.0)
-    calls = []
-    real = torch.linalg.eigh
-    monkeypatch.setattr(torch.linalg, "eigh", lambda a, *k, **kw: calls.append(1) or real(a, *k, **kw))
     xt = torch.tensor(x, requires_grad=True)
     got = R.bipartite_divergence(xt, torch.tensor(y), alpha, "gaussian", 2.0)
-    assert not calls  # no eigendecomposition
-    # the shift eps*I differs from no regularisation by ~(alpha - 1) eps / mu_min (mu_min ~ 1e-3 here)
-    assert abs(float(got) - want) <= 1e-8 * max(1.0, abs(want)), (float(got), want)
+    assert abs(float(got) - want) <= 1e-11 * max(1.0, abs(want)), (float(got), want)
     (gx,) = torch.autograd.grad(got, xt)
-    monkeypatch.setattr(torch.linalg, "eigh", real)
-    xe = torch.tensor(x, requires_grad=True)
-    (ge,) = torch.autograd.grad(
-        R.bipartite_divergence(xe, torch.tensor(y), alpha, "gaussian", 2.0, fast_path=False), xe
-    )
-    torch.testing.assert_close(gx, ge, rtol=1e-7, atol=1e-10)
+    assert bool(torch.isfinite(gx).all())
 
 
 @pytest.mark.parametrize("alpha", [2, 3, 4])
-def test_integer_alpha_cholesky_route_batched_equals_loop(alpha):
+def test_integer_alpha_batched_equals_loop(alpha):
     g = torch.Generator().manual_seed(41)
     xb = torch.randn(2, 3, 7, 4, generator=g, dtype=F64)
     yb = torch.randn(2, 3, 7, 4, generator=g, dtype=F64) + 0.3
@@ -177,14 +168,6 @@ def test_integer_alpha_cholesky_route_batched_equals_loop(alpha):
             assert (
                 abs(float(shared[i, j] - R.bipartite_divergence(xb[i, j], yb[0, 0], alpha, "gaussian", 1.3))) < 1e-12
             )
-
-
-def test_integer_alpha_falls_back_when_cholesky_fails():
-    """A target Gram matrix that is indefinite beyond the shift (not a kernel matrix) takes the eigen path."""
-    k1 = R.normalized_gram(torch.tensor(_pts(1, 6, 2)), "gaussian", 1.0)
-    k2 = torch.diag(torch.tensor([0.5, 0.3, 0.2, 0.1, 1e-3, -1e-3], dtype=F64))
-    assert R._bipartite_int_cholesky(k1, k2, 2, 1e-12) is None
-    assert torch.isfinite(R._bipartite64(k1, k2, 2.0, 1e-12, True))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -201,9 +184,7 @@ F32_CASES = {
         1e-3,
         3e-2,
     ),
-    # at n = 256, d = 8 the Cholesky route meets κ2's round-off-level eigenvalues: 1e-4 to 2e-3 (value) and 7e-3 to
-    # 2e-2 (gradient) over six seeds and one or two threads, so this bound has a margin of 2.5 there
-    "bipartite 2": (lambda x, y, p: R.bipartite_divergence(x, y, 2, "gaussian", "median", precision=p), 5e-3, 0.1),
+    # bipartite at alpha > 1 is not here: its float32 eigen path was 0.02 off at n = 256, d = 8, so auto keeps float64
 }
 
 
@@ -254,7 +235,7 @@ def test_precision_policy():
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     assert R._f32_ok("pooled", 0.5) and not R._f32_ok("pooled", 1.5, 0.1)
-    assert R._f32_ok("bipartite", 0.5) and R._f32_ok("bipartite", 2.0) and not R._f32_ok("bipartite", 1.5)
+    assert R._f32_ok("bipartite", 0.5) and not R._f32_ok("bipartite", 2.0) and not R._f32_ok("bipartite", 1.5)
     assert not R._f32_ok("mirrored", 0.5)
 
 
@@ -473,3 +454,28 @@ def test_empty_batch_and_a_sigma_with_batch_dimensions_of_its_own():
         assert both.shape == (2,)
         for i in range(2):
             torch.testing.assert_close(both[i], fn(x, y, 0.5, "gaussian", float(s[i])), rtol=1e-12, atol=1e-14)
+
+
+def test_the_fused_median_of_a_collapsed_batch_takes_the_fallback_like_median_bandwidth():
+    """19 of 20 codes on one point (more than half the pairs coincide): the training path's fused median must
+    see round-off distances as 0, as median_bandwidth does, and fall back to the mean distance; a round-off σ
+    had made the kernel of two coincident points 0.018 instead of 1."""
+    c = torch.tensor([[0.1, 0.7, -0.3]], dtype=F64)
+    x, y = c.repeat(10, 1), c.repeat(10, 1)
+    y[-1] += 1.0
+    sigma = float(R.median_bandwidth(x, y))
+    assert sigma == pytest.approx(19 * math.sqrt(3) / 190, rel=1e-12)  # the mean distance
+    kxx, kxy, kyy = R._GaussianBlocks.apply(x, y, None, True)
+    assert float((kxx - 1).abs().max()) < 1e-12 and float((kyy[:9, :9] - 1).abs().max()) < 1e-12
+    assert float(kxy[0, -1]) == pytest.approx(math.exp(-3 / (2 * sigma**2)), rel=1e-9)
+    # batched: one collapsed entry beside an ordinary one, each with its own median
+    g = torch.Generator().manual_seed(3)
+    xb, yb = (
+        torch.stack([x, torch.randn(10, 3, generator=g, dtype=F64)]),
+        torch.stack([y, torch.randn(10, 3, generator=g, dtype=F64)]),
+    )
+    _, kxy_b, _ = R._GaussianBlocks.apply(xb, yb, None, True)
+    s1 = float(R.median_bandwidth(xb[1], yb[1]))
+    assert float(kxy_b[0, 0, -1]) == pytest.approx(math.exp(-3 / (2 * sigma**2)), rel=1e-9)
+    d2 = float(((xb[1, 2] - yb[1, 5]) ** 2).sum())
+    assert float(kxy_b[1, 2, 5]) == pytest.approx(math.exp(-d2 / (2 * s1**2)), rel=1e-9)

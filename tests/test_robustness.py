@@ -199,6 +199,38 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_nothing(tmp_path
     assert Checkpoints(run).latest().name == "step-0000040"
 
 
+def test_a_full_disk_during_the_export_says_export_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    """model/ is written after its checkpoint is committed, in the same handler: a failure there is named as the
+    export (it used to say "could not write the checkpoint" while that checkpoint was whole)."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    recipe = write_recipe(tmp_path)
+    run = train(recipe, "train.steps=20")
+    real = safetensors.torch.save_file
+
+    def full_disk(tensors, filename, metadata=None):
+        if ".model.tmp" in str(filename):
+            raise SafetensorError(
+                "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                'message: "No space left on device" })'
+            )
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(GenzooError) as raised:
+        train(recipe, "train.steps=40")
+    message = str(raised.value)
+    assert "could not export the model of step 40" in message and "could not write the checkpoint" not in message
+    assert "No space left on device" in message and ".model.tmp" in message
+    assert "step-0000040) is intact" in message and "free disk space" in message
+    assert not (run / ".model.tmp").exists()
+    assert Checkpoints(run).latest().name == "step-0000040"
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    train(recipe, "train.steps=40")  # space freed: the same command writes model/ again from step 40
+    assert json.loads((run / "model" / "config.json").read_text())["step"] == 40
+
+
 def test_two_trainings_on_one_run_folder(tmp_path):
     """The second training of a run folder stops at once naming the first (it used to crash mid-run)."""
     from genzoo.core.io import folder_lock

@@ -1,6 +1,7 @@
 """Real (small) training runs: learning, bit-exact resume, atomic checkpoints, non-finite losses."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,8 +124,32 @@ def test_corrupt_checkpoint_and_changed_recipe_are_refused(tmp_path):
     latest = Checkpoints(tmp_path / "runs" / "tiny").latest()
     weights = latest / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(GenzooError, match="missing or corrupt"):
+    with pytest.raises(GenzooError, match="missing or corrupt") as raised:
         train(recipe)
+    # keep_checkpoints left no earlier step-* folder: the message says how to start over, and that works
+    checkpoints, message = tmp_path / "runs" / "tiny" / "checkpoints", str(raised.value)
+    assert "no earlier checkpoint" in message and f"delete '{checkpoints}' to train from step 0" in message
+    assert "earlier step-* folder" not in message
+    shutil.rmtree(checkpoints)
+    train(recipe, "train.steps=20")
+    assert Checkpoints(tmp_path / "runs" / "tiny").latest().name == "step-0000020"
+
+
+def test_a_corrupt_checkpoint_names_the_earlier_one_to_resume_from(tmp_path):
+    recipe = write_recipe(tmp_path)
+    train(recipe)  # keep_checkpoints 2: step-0000020 and step-0000040
+    checkpoints = tmp_path / "runs" / "tiny" / "checkpoints"
+    weights = checkpoints / "step-0000040" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(GenzooError) as raised:
+        train(recipe, "train.steps=60")
+    message = str(raised.value)
+    assert "missing or corrupt" in message and "set checkpoints/latest to step-0000020" in message
+    assert "earlier step-* folder" not in message
+    shutil.rmtree(checkpoints / "step-0000040")  # the advice, followed: the run resumes from step 20
+    (checkpoints / "latest").write_text("step-0000020\n")
+    train(recipe, "train.steps=60")
+    assert Checkpoints(tmp_path / "runs" / "tiny").latest().name == "step-0000060"
 
 
 def test_non_finite_loss_stops_cleanly(tmp_path):
@@ -153,6 +178,46 @@ def test_phases_change_only_their_own_parameters(tmp_path):
         only._train_step(x)
         changed = {n.split(".")[0] for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)}
         assert changed == set(phase.modules), (phase.name, changed)
+
+
+def test_decoupled_weight_decay_builds_adamw_without_the_newer_keyword(tmp_path, monkeypatch):
+    """decoupled_weight_decay picks the class (AdamW, else Adam), since older torch refuses
+    Adam(decoupled_weight_decay=...); a step, which applies its phase's settings to the groups, keeps the decay."""
+    adam, adamw, made = torch.optim.Adam, torch.optim.AdamW, []
+
+    def spy(cls):
+        return lambda *args, **kw: made.append((cls.__name__, sorted(kw))) or cls(*args, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", spy(adam))
+    monkeypatch.setattr(torch.optim, "AdamW", spy(adamw))
+    decay = ["train.phases.reconstruction.decoupled_weight_decay=true", "train.phases.reconstruction.weight_decay=0.1"]
+    trainer = Trainer(
+        load_recipe(write_recipe(tmp_path), [*decay, "train.phases.generator.decoupled_weight_decay=false"])
+    )
+    trainer._setup()
+    raw = {key: opt.optimizer for key, opt in trainer.optimizers.items()}  # unwrapped from Accelerate's wrapper
+    assert {key: type(opt) for key, opt in raw.items()} == {
+        "reconstruction": adamw,
+        "discriminator": adam,
+        "generator": adam,
+    }
+    assert sorted(name for name, _ in made) == ["Adam", "Adam", "AdamW"]
+    assert all(kw == ["betas", "lr", "weight_decay"] for _, kw in made), made
+    assert raw["reconstruction"].param_groups[0]["weight_decay"] == 0.1
+    trainer._train_step(torch.rand(50, 1, 8, 8))
+    assert [raw[k].param_groups[0]["decoupled_weight_decay"] for k in raw] == [True, False, False]
+
+
+def test_phases_sharing_an_optimiser_must_agree_on_decoupled_weight_decay(tmp_path):
+    recipe = write_recipe(tmp_path, model={"name": "mlp_alae", "latent_dim": 4, "hidden": 32})
+    trainer = Trainer(load_recipe(recipe, ["train.phases.generator.decoupled_weight_decay=true"]))
+    with pytest.raises(GenzooError, match="share the optimiser 'alae' but not decoupled_weight_decay") as raised:
+        trainer._setup()
+    assert "set train.phases.generator.decoupled_weight_decay=false" in str(raised.value)
+    every = [f"train.phases.{phase.name}.decoupled_weight_decay=true" for phase in trainer.phases]
+    trainer = Trainer(load_recipe(recipe, every))
+    trainer._setup()
+    assert [type(opt.optimizer) for opt in trainer.optimizers.values()] == [torch.optim.AdamW]
 
 
 def test_tensorboard_tracker_gets_the_same_numbers(tmp_path):

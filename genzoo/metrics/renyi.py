@@ -94,12 +94,16 @@ matrices (bipartite/mirrored with α > 1) are dominated by the clamp, as in the 
 *Fast paths* (``fast_path=True``, the default; ``fast_path=False`` forces the eigendecomposition path,
 same values to ~1e-12): integer α computes tr(A^α) with matrix products and no eigendecomposition
 (α = 2: ‖A‖_F², no product at all) for the entropies, joint entropy, mutual information and the mirrored
-outer power; the bipartite divergence at integer α uses a Cholesky factorisation of κ2 + εI (the shift
-is its regulariser, where the eigen path clamps; they agree to ~(α-1)ε/μ_min) and no eigendecomposition,
-falling back to the eigen path if the factorisation fails; the mixed pooled one needs only the Y side's
-eigendecomposition (S_X^(α-1) by products), as Σ_j g(μ_j) u_jᵀ F u_j, a sum of non-negative terms.
-Bipartite/pooled with non-integer α use one fused custom function: two eigendecompositions,
-W = V1ᵀ B V2, value Σ_ij a_i b_j W_ij², a 5-matmul backward.
+outer power; the mixed pooled one needs only the Y side's eigendecomposition (S_X^(α-1) by products), as
+Σ_j g(μ_j) u_jᵀ F u_j, a sum of non-negative terms.  The bipartite divergence has no fast route: at integer α
+a Cholesky factor of κ2 + εI (its shift biased the value by ~(α-1)ε/μ_min, 4e-8 to 6e-5 relative on ordinary
+batches) and κ1^α by products (round-off in κ2's near-null space times ε^(1-α)) were both measured worse than
+the eigenvector form.  Bipartite/pooled with non-integer α use one fused custom function: two
+eigendecompositions, W = V1ᵀ B V2, value Σ_ij a_i b_j W_ij², a 5-matmul backward.
+
+*A sample against itself*: every divergence is 0 where y is x (compared element by element, per batch entry),
+without computing it: the formulas are 0 there, but on ill-conditioned samples (1-D points, repeated rows)
+their floating-point value is round-off times ε^(1-α), or raised to α < 1, and had reached 1e-3 to 14.
 
 *No work for inputs that need no gradient*: the Gram blocks K_XX, K_XY, K_YY are built block by block, so
 a target sample without gradient (a prior draw, frozen real codes) has its block and the median bandwidth
@@ -108,12 +112,12 @@ outside the autograd graph, and the spectral functions skip its side.
 *Few passes over n² memory* (at n = 256-1024 a pass over an n × n float64 matrix costs about as much as a
 matrix product's share of it): the Gaussian blocks are one fused function (_GaussianBlocks: distances, median
 and kernel in three buffers; a backward of one product per block); the 1/n of κ = K/n folds into eigenvalues,
-weight vectors and the Cholesky shift; eigh reads the lower triangle of matrices symmetric by construction; at
+weight vectors; eigh reads the lower triangle of matrices symmetric by construction; at
 α = 0.5 the Loewner matrix is applied in place from its closed form.
 
 *Precision* (``precision="auto"``): float64 on the CPU and for float64 points anywhere; on other devices
 float32 for float32 points where its error against float64 was measured small (entropies, pooled without
-mix, bipartite at α < 1 or integer α) and, on CUDA, TF32 matmuls are off; float64 elsewhere;
+mix, bipartite at α < 1) and, on CUDA, TF32 matmuls are off; float64 elsewhere;
 "float64"/"float32" override (docs/mbrce.md).
 
 *Large samples*: the exact pooled measure costs an n_x² and an n_y² eigendecomposition (10,000 against
@@ -281,12 +285,12 @@ def _tf32_matmuls() -> bool:
 
 def _f32_ok(measure: str, alpha: float, mix=0.0) -> bool:
     """Where "auto" may compute in float32 off the CPU: the pooled measure without mix, the bipartite one
-    for α < 1 or integer α (Cholesky route); not the mirrored one (its sandwich squares the Gram matrix's
-    condition number) nor negative clamped powers (bipartite non-integer α > 1, pooled with mix)."""
+    for α < 1; not the mirrored one (its sandwich squares the Gram matrix's condition number) nor negative
+    clamped powers (bipartite α > 1, integer or not: 0.02 off at n = 256, d = 8; pooled with mix)."""
     if measure == "pooled":
         return not mix
     if measure == "bipartite":
-        return alpha < 1 or _is_int(alpha)
+        return alpha < 1
     return False
 
 
@@ -659,6 +663,21 @@ def _sqdist_buffer(a: torch.Tensor, b: Optional[torch.Tensor] = None) -> torch.T
     return d
 
 
+def _fused_median(dxx, dxy, dyy, xc, yc) -> torch.Tensor:
+    """The median distance of Z = [x; y] from the blocks' squared distances, as median_bandwidth computes it.
+
+    The buffers keep round-off-level distances (zeroing them would move kernel values by ~1e-14 on every
+    step), which only matters where the median itself is at round-off level, i.e. more than half of the pairs
+    coincide (a collapsed batch): there the median is taken again with round-off distances as 0, so that the
+    degenerate-sample fallbacks apply instead of a round-off σ."""
+    med = _median_pairs([_upper(dxx), dxy.flatten(-2), _upper(dyy)])
+    r = torch.maximum(xc.square().sum(-1).amax(-1), yc.square().sum(-1).amax(-1))
+    collapsed = med.square() <= 2.0 * _roundoff(r, 2.0 * r)
+    if bool(collapsed.any()):
+        med = torch.where(collapsed, _median64(torch.cat([xc, yc], dim=-2)), med)
+    return med
+
+
 class _GaussianBlocks(torch.autograd.Function):
     """The Gaussian Gram blocks exp(-‖z_i - z_j‖² / (2σ²)) of Z = [x; y]: K_XX, K_XY (None unless cross),
     K_YY, with σ given (a tensor) or, when None, the median pairwise distance of Z (detached).
@@ -687,7 +706,7 @@ class _GaussianBlocks(torch.autograd.Function):
             xc, yc = x - c, y - c
             kxy = _sqdist_buffer(xc, yc)
         if sigma is None:
-            sigma = _median_pairs([_upper(kxx), kxy.flatten(-2), _upper(kyy)])[..., None, None]
+            sigma = _fused_median(kxx, kxy, kyy, xc, yc)[..., None, None]
         rate = -0.5 / (sigma * sigma)
         for k in (kxx, kxy, kyy):
             if k is not None:
@@ -1113,14 +1132,13 @@ def mutual_information(
 # ----------------------------------------------------------------------------------------------------
 # divergences
 # ----------------------------------------------------------------------------------------------------
-def _paired_grams(x, y, kernel, sigma, what, precision, f32_ok=True):
+def _paired_points(x, y, kernel, what, precision, f32_ok=True):
     _check_kernel(kernel)
     dt = _compute_dtype(precision, x, y, f32_ok=f32_ok)
     x64, y64 = _check_points(x, "x", dt), _check_points(y, "y", dt)
     _same_dim(x64, y64, what)
     _same_n(x64, y64, what, "; use pooled_divergence for samples of different sizes")
-    x64, y64 = _broadcast_pair(x64, y64)
-    return _paired_k(x64, y64, kernel, sigma)
+    return _broadcast_pair(x64, y64)
 
 
 def _paired_k(x64, y64, kernel, sigma):
@@ -1134,46 +1152,36 @@ def _trace(s):
     return torch.diagonal(s, dim1=-2, dim2=-1).sum(-1)
 
 
-def _bipartite_int_cholesky(k1, k2, a: int, eps: float):
-    """tr(κ1^a (κ2 + εI)^(1-a)) for an integer a ≥ 2 without eigendecomposition, or None when the
-    Cholesky factorisation of κ2 + εI fails (then the caller uses the eigendecomposition).
-
-    With κ2 + εI = L Lᵀ and X = L⁻¹ (so (κ2 + εI)⁻¹ = Xᵀ X): a = 2 is ‖L⁻¹ κ1‖_F², a sum of squares; for
-    a ≥ 3 the value is tr(Hᵀ κ1^a H) with H = (XᵀX)^m (a - 1 = 2m) or (XᵀX)^m Xᵀ (a - 1 = 2m + 1), a PSD
-    quadratic form.  The regulariser is the shift εI (not the eigenvalue clamp of the eigen path); for
-    κ2's eigenvalues μ ≫ ε both equal μ^(1-a) to relative order ε/μ.  Plain autograd differentiates it
-    (Cholesky and triangular solves have no eigenvalue-gap divisions)."""
-    n = k2.shape[-1]
-    eye = torch.eye(n, dtype=k2.dtype, device=k2.device)
-    chol, info = torch.linalg.cholesky_ex(torch.add(k2, eye, alpha=eps))  # reads k2's lower triangle
-    if bool(info.any()):
+def _same_sample(x64: torch.Tensor, y64: torch.Tensor) -> Optional[torch.Tensor]:
+    """Where y is x itself, as a mask over the batch; None where it cannot be (the shapes differ)."""
+    if x64.shape != y64.shape:
         return None
-    if a == 2:
-        z = torch.linalg.solve_triangular(chol, k1, upper=False)
-        return (z * z).sum((-2, -1))
-    x = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False)
-    k, m = a - 1, (a - 1) // 2
-    h = x.mT if k % 2 else eye
-    if m:
-        h = _int_power(x.mT @ x, m) @ h
-    return (h * (_int_power(k1, a) @ h)).sum((-2, -1))
+    return (x64 == y64).flatten(-2).all(-1)
+
+
+def _zero_where_same(x64: torch.Tensor, y64: torch.Tensor, compute) -> torch.Tensor:
+    """compute() of a divergence, except 0 where y is x: every measure is exactly 0 there (tr(κ^α κ^(1-α)) = tr κ),
+    but in floating point round-off in a Gram matrix's near-null space, times ε^(1-α) (α > 1) or raised to α < 1
+    (the mirrored sandwich), can reach 1e-3 to 10 on ill-conditioned samples (1-D points, repeated rows).  The
+    zero keeps the graph: D(x, x) is a minimum, so its gradient is 0."""
+    same = _same_sample(x64, y64)
+    if same is None or not bool(same.any()):
+        return compute()
+    zero = (x64 * 0.0).sum((-2, -1)) + (y64 * 0.0).sum((-2, -1))
+    return zero if bool(same.all()) else torch.where(same, zero, compute())
 
 
 def _bipartite64(k1, k2, alpha, eps, fast, scale=None):
     """The bipartite divergence of κ1 = k1, κ2 = k2, or, with scale = 1/n, of κ = scale·K for unit-diagonal
-    Gram matrices K (the factor folded into eigenvalues and the shift, no division pass; tr κ1 = 1)."""
+    Gram matrices K (the factor folded into eigenvalues, no division pass; tr κ1 = 1).
+
+    Always two eigendecompositions, integer α included (``fast`` is unused): the routes without one (κ1^α by
+    products, or a Cholesky factor of κ2 + εI) were 1e-8 to 6e-5 relative off on ordinary batches and orders of
+    magnitude off on ill-conditioned ones, where the eigenvector form Σ_ij λ_i^α g(μ_j) W_ij² stays at its
+    round-off level (tests/test_renyi_sweep.py)."""
     unit = scale is not None
     scale = 1.0 if scale is None else scale
-    t = None
-    if fast and _is_int(alpha):
-        # tr((s k1)^a (s k2 + εI)^(1-a)) = s · tr(k1^a (k2 + (ε/s) I)^(1-a))
-        t = _bipartite_int_cholesky(k1, k2, int(alpha), eps / scale)
-        t = None if t is None else t * scale
-    if t is None and fast and _is_int(alpha):
-        # κ1^α by products; only κ2^(1-α) (a non-positive power) needs an eigendecomposition
-        t = _TraceSandwichPow.apply(_int_power(k1 * scale, int(alpha)), None, k2 * scale, 1.0 - alpha, eps, False)
-    elif t is None:
-        t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps, False, scale, 1.0, scale)
+    t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps, False, scale, 1.0, scale)
     log_t = torch.log(t) if unit else torch.log(t) - torch.log(_trace(k1))
     return log_t / (alpha - 1.0)
 
@@ -1195,8 +1203,13 @@ def bipartite_divergence(
     Row-paired: permuting the rows of y alone changes the value (docs/mbrce.md)."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
-    k1, k2 = _paired_grams(x, y, kernel, sigma, "bipartite_divergence", precision, _f32_ok("bipartite", alpha))
-    return _bipartite64(k1, k2, alpha, eps, fast_path, 1.0 / k1.shape[-1]).to(out)
+    x64, y64 = _paired_points(x, y, kernel, "bipartite_divergence", precision, _f32_ok("bipartite", alpha))
+
+    def compute():
+        k1, k2 = _paired_k(x64, y64, kernel, sigma)
+        return _bipartite64(k1, k2, alpha, eps, fast_path, 1.0 / k1.shape[-1])
+
+    return _zero_where_same(x64, y64, compute).to(out)
 
 
 def _mirrored64(k1, k2, alpha, eps, fast):
@@ -1226,9 +1239,14 @@ def mirrored_divergence(
     before the trace.  Same n for x and y; same kernel and σ for both."""
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
-    k1, k2 = _paired_grams(x, y, kernel, sigma, "mirrored_divergence", precision, False)
-    n = k1.shape[-1]
-    return _mirrored64(k1 / n, k2 / n, alpha, eps, fast_path).to(out)
+    x64, y64 = _paired_points(x, y, kernel, "mirrored_divergence", precision, False)
+
+    def compute():
+        k1, k2 = _paired_k(x64, y64, kernel, sigma)
+        n = k1.shape[-1]
+        return _mirrored64(k1 / n, k2 / n, alpha, eps, fast_path)
+
+    return _zero_where_same(x64, y64, compute).to(out)
 
 
 def _pooled64(kxx, kxy, kyy, alpha, mix, eps, fast):
@@ -1306,7 +1324,11 @@ def pooled_divergence(
     alpha, eps = _check_alpha(alpha), _check_eps(eps)
     out = _out_dtype(x)
     x64, y64, mix = _pooled_setup(x, y, kernel, sigma, alpha, mix, precision)
-    return _pooled64(*_gram_blocks(x64, y64, kernel, sigma), alpha, mix, eps, fast_path).to(out)
+
+    def compute():
+        return _pooled64(*_gram_blocks(x64, y64, kernel, sigma), alpha, mix, eps, fast_path)
+
+    return _zero_where_same(x64, y64, compute).to(out)
 
 
 def divergence(
@@ -1364,18 +1386,18 @@ def cross_entropy(
         mix = _check_pooled(alpha, mix)
         kxx, kxy, kyy = _gram_blocks(x64, y64, kernel, sigma)
         k1 = kxx / nx
-        div = _pooled64(kxx, kxy, kyy, alpha, mix, eps, fast_path)
+        div = _zero_where_same(x64, y64, lambda: _pooled64(kxx, kxy, kyy, alpha, mix, eps, fast_path))
     else:
         if mix != 0.0:
             raise ValueError(f"mix applies to measure='pooled' only (got mix={mix}); use mix=0")
         _same_n(x64, y64, f"the {measure} measure", "; use measure='pooled' for samples of different sizes")
         k1, k2 = _paired_k(x64, y64, kernel, sigma)
         if measure == "bipartite":
-            div = _bipartite64(k1, k2, alpha, eps, fast_path, 1.0 / nx)
+            div = _zero_where_same(x64, y64, lambda: _bipartite64(k1, k2, alpha, eps, fast_path, 1.0 / nx))
             k1 = k1 / nx
         else:
             k1, k2 = k1 / nx, k2 / nx
-            div = _mirrored64(k1, k2, alpha, eps, fast_path)
+            div = _zero_where_same(x64, y64, lambda: _mirrored64(k1, k2, alpha, eps, fast_path))
     ent = _entropy_from(k1, alpha, eps, fast_path)
     return (ent + div).to(out)
 

@@ -146,8 +146,7 @@ class Checkpoints:
             file = path / name
             if not file.is_file() or file_sha256(file) != digest:
                 raise GenzooError(
-                    f"checkpoint file '{file}' is missing or corrupt (checksum mismatch)",
-                    f"delete '{path}' and set checkpoints/latest to an earlier step-* folder to resume from it",
+                    f"checkpoint file '{file}' is missing or corrupt (checksum mismatch)", _corrupt_fix(path)
                 )
         rank_file = path / f"rng-rank{rank}.safetensors"
         if not rank_file.is_file():
@@ -163,3 +162,12 @@ class Checkpoints:
             "rng": load_tensors(rank_file, "checkpoint RNG state"),
             "rng_meta": json.loads((path / f"rng-rank{rank}.json").read_text()),
         }
+
+
+def _corrupt_fix(path: Path) -> str:
+    """What to do about a corrupt checkpoint: resume from the newest earlier one, or, when keep_checkpoints left
+    none, start over (a run without checkpoints/latest trains from step 0)."""
+    earlier = [p for p in sorted(path.parent.glob("step-*")) if p.name < path.name and (p / "manifest.json").is_file()]
+    if earlier:
+        return f"delete '{path}' and set checkpoints/latest to {earlier[-1].name} to resume from it"
+    return f"there is no earlier checkpoint to resume from: delete '{path.parent}' to train from step 0"

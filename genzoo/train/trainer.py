@@ -108,18 +108,18 @@ class Trainer:
         # One Adam per Phase.optimizer name (default: the phase's own), over the modules of every phase naming it, so
         # phases sharing one (ALAE) share the moments of the modules they have in common. A phase zeroes all of its
         # optimiser's gradients and only its own parameters require gradients, so its step moves nothing else.
-        self.hyper, self.params, modules_of = {}, {}, {}
+        self.hyper, self.params, decoupled, modules_of = {}, {}, {}, {}
         for phase in self.phases:
             over = spec.phases.get(phase.name)
             self.hyper[phase.name] = dict(
                 lr=over.lr if over and over.lr is not None else phase.lr,
                 betas=tuple(over.betas) if over and over.betas is not None else phase.betas,
                 weight_decay=over.weight_decay if over and over.weight_decay is not None else phase.weight_decay,
-                decoupled_weight_decay=(
-                    over.decoupled_weight_decay
-                    if over and over.decoupled_weight_decay is not None
-                    else phase.decoupled_weight_decay
-                ),
+            )
+            decoupled[phase.name] = (
+                over.decoupled_weight_decay
+                if over and over.decoupled_weight_decay is not None
+                else phase.decoupled_weight_decay
             )
             self.params[phase.name] = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
             names = modules_of.setdefault(phase.optimizer or phase.name, [])
@@ -127,9 +127,10 @@ class Trainer:
         self.base_lr = {name: h["lr"] for name, h in self.hyper.items()}
         self.optimizers = {}
         for key, names in modules_of.items():
-            first = next(p for p in self.phases if (p.optimizer or p.name) == key)
+            sharing = [p.name for p in self.phases if (p.optimizer or p.name) == key]
             params = [p for m in names for p in getattr(self.model, m).parameters()]
-            self.optimizers[key] = acc.prepare_optimizer(torch.optim.Adam(params, **self.hyper[first.name]))
+            opt = _adam(params, self.hyper[sharing[0]], _one_decoupling(key, sharing, decoupled))
+            self.optimizers[key] = acc.prepare_optimizer(opt)
         self.all_params = list(self.model.parameters())
         self.ema = EMA(self.model, spec.ema_half_life_images) if spec.ema_half_life_images else None
         if self.growth:
@@ -571,6 +572,7 @@ class Trainer:
         fingerprint = state_fingerprint(self.model)
         _check_in_sync(fingerprint, self.world, acc.device)
         tmp = self.checkpoints.dir / f".tmp-step-{self.step:07d}"
+        what = f"write the checkpoint of step {self.step}"
         try:
             if acc.is_main_process:
                 tmp = self.checkpoints.begin(self.step)
@@ -593,6 +595,7 @@ class Trainer:
             acc.wait_for_everyone()
             if acc.is_main_process:
                 self.checkpoints.commit(tmp, self.step)
+                what = f"export the model of step {self.step}"  # the checkpoint is whole: only model/ failed
                 self._export()
         except OSError as exc:  # a full disk, a quota, a permission: nothing half-written stays behind
             import shutil
@@ -601,7 +604,7 @@ class Trainer:
             latest = self.checkpoints.latest() if self.checkpoints.dir.is_dir() else None
             kept = f"the last good checkpoint ({latest.name}) is intact" if latest else "no checkpoint was written"
             raise GenzooError(
-                f"could not write the checkpoint of step {self.step} ({exc.strerror or exc}"
+                f"could not {what} ({exc.strerror or exc}"
                 + (f": '{exc.filename}'" if exc.filename else "")
                 + "); "
                 + kept,
@@ -659,6 +662,23 @@ class Trainer:
     def _restore_signal_handlers(self):
         for sig, old in self._old_handlers.items():
             signal.signal(sig, old)
+
+
+def _adam(params, hyper: dict, decoupled: bool) -> torch.optim.Optimizer:
+    """AdamW for decoupled weight decay, else Adam: not Adam(decoupled_weight_decay=True), an argument older torch
+    lacks (new in 2.7). The same updates, bit for bit, on torch 2.13."""
+    return (torch.optim.AdamW if decoupled else torch.optim.Adam)(params, **hyper)
+
+
+def _one_decoupling(key: str, phases: list[str], decoupled: dict) -> bool:
+    """Phases sharing an optimiser share its class: Adam or AdamW, not one per phase."""
+    differ = next((p for p in phases if decoupled[p] != decoupled[phases[0]]), None)
+    if differ is not None:
+        raise GenzooError(
+            f"phases '{phases[0]}' and '{differ}' share the optimiser '{key}' but not decoupled_weight_decay",
+            f"set train.phases.{differ}.decoupled_weight_decay={str(decoupled[phases[0]]).lower()}",
+        )
+    return decoupled[phases[0]]
 
 
 def _saved_train_key(run_dir: Path, key: str):
