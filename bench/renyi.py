@@ -307,7 +307,8 @@ def write_markdown(path, rows, args, argv, total, loads):
         )
     lines += [
         "",
-        "## Integer α: bipartite α=2 (two eigendecompositions, as at any α) against the reference's `matrix_power` + inverse",
+        "## Integer α: bipartite α=2 (two eigendecompositions, as at any α) against the reference's "
+        "`matrix_power` + inverse",
         "",
         "The reference is timed with σ given; so are the two `σ given` columns of ours (σ = median: the "
         "training setting, which also computes the 2n×2n pooled distances for the median).",

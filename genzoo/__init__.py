@@ -9,13 +9,14 @@ from genzoo.core.errors import GenzooError
 from genzoo.core.version import __version__
 
 
-def load(path, device="cpu", *, local_files_only=False):
+def load(path, device="cpu", *, local_files_only=False, sampler=None):
     """Rebuild a trained model from a run folder, a model folder (config.json + model.safetensors), or the Hugging
     Face Hub: "hf://org/name[@revision]", or "org/name" when no such local folder exists (cached by huggingface_hub;
-    HF_HUB_OFFLINE=1 or local_files_only=True use the cache only)."""
+    HF_HUB_OFFLINE=1 or local_files_only=True use the cache only). sampler="gmm" (any name fitted with
+    `genzoo fit-sampler`): `model.sample` draws its codes from that fitted sampler instead of the prior."""
     from genzoo.modelfile.hub import load as _load
 
-    return _load(path, device=device, local_files_only=local_files_only)
+    return _load(path, device=device, local_files_only=local_files_only, sampler=sampler)
 
 
 def create_model(model: dict, prior: dict | None = None, image_shape=(1, 28, 28)):
@@ -57,6 +58,15 @@ def fit(recipe, dataset=None, *, console=None):
 
         dataset = from_torch(dataset)
     return Trainer(_as_recipe(recipe), console=console, dataset=dataset).fit()
+
+
+def fit_sampler(source, sampler="gmm", options=None, **kwargs):
+    """Fit a sampler ("gmm", "gaussian", "flow", or a plugin's) with `options` on a trained model's training codes
+    and save it in its model folder (samplers/<name>); returns (that folder, the fit record). kwargs: name, limit,
+    seed, codes ("mean" or "draw"), held_out, overwrite, data_root, device. Then genzoo.load(source, sampler=name)."""
+    from genzoo.modelfile.fitted import fit_sampler as _fit
+
+    return _fit(source, {"name": sampler, **(options or {})}, **kwargs)
 
 
 def evaluate(model, metrics, *, split="test", options=None, limit=None, datasets=None):

@@ -160,8 +160,9 @@ def sample(
     nrow: Optional[int] = typer.Option(None, help="Images per grid row."),
     batch_size: int = typer.Option(256, help="Images decoded at once."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    sampler: str = typer.Option("prior", help="Draw codes from this fitted sampler instead (genzoo fit-sampler)."),
 ):
-    """Draw codes from the prior and decode them: a grid PNG and/or a folder of images."""
+    """Draw codes from the prior (or a fitted sampler) and decode them: a grid PNG and/or a folder of images."""
     import torch
 
     import genzoo
@@ -172,7 +173,7 @@ def sample(
         raise GenzooError(
             f"--count and --batch-size must be at least 1, got {count}, {batch_size}", "pass positive values"
         )
-    model = genzoo.load(source, device=_device(device))
+    model = genzoo.load(source, device=_device(device), sampler=sampler)
     g = torch.Generator().manual_seed(seed)
     shown = min(count, 256)  # the grid holds the first 256; the rest only go to --images-dir
     total = count if images_dir else shown
@@ -422,6 +423,55 @@ def torch_stack_pairs(a, b):
     return torch.stack([a, b], dim=1)
 
 
+@app.command("fit-sampler")
+@friendly
+def fit_sampler(
+    source: str = typer.Argument(..., help="A run folder or a model folder."),
+    sampler: str = typer.Option(
+        "gmm", "--sampler", help="gaussian, gmm, flow, or a plugin's (`genzoo list samplers`)."
+    ),
+    options: Optional[List[str]] = typer.Argument(None, help="Sampler options: gmm.components=20 (or components=20)."),
+    name: Optional[str] = typer.Option(None, help="Save as samplers/<name> (default: the sampler's name)."),
+    limit: Optional[int] = typer.Option(None, help="Fit on the first this many training images (default: all)."),
+    seed: int = typer.Option(0, help="Seed of the held-out split and of the fit."),
+    codes: str = typer.Option("mean", help="mean: encoder outputs (a VAE's posterior means); draw: VAE draws."),
+    held_out: float = typer.Option(0.1, help="Share of the codes kept out of the fit, scored for the record."),
+    overwrite: bool = typer.Option(False, help="Replace a sampler already fitted under this name."),
+    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
+):
+    """Fit a density to a trained model's training codes (ex-post); `sample`/`eval --sampler NAME` then use it."""
+    import yaml
+
+    import genzoo
+    from genzoo.core.errors import GenzooError
+
+    opts = {}
+    for item in options or []:
+        key, sep, value = item.partition("=")
+        key = key.removeprefix(f"{sampler}.")
+        if not sep or not key or "." in key:
+            raise GenzooError(f"sampler option '{item}' is not KEY=VALUE", f"e.g. {sampler}.components=20")
+        opts[key] = yaml.safe_load(value)  # typed as on the recipe command line, then checked by its annotation
+    folder, record = genzoo.fit_sampler(
+        source,
+        sampler,
+        opts,
+        name=name,
+        limit=limit,
+        seed=seed,
+        codes=codes,
+        held_out=held_out,
+        overwrite=overwrite,
+        data_root=data_root,
+    )
+    _console().print(
+        f"fitted '{sampler}' on {record['fit_codes']} codes in {record['fit_seconds']:.1f} s: log-likelihood "
+        f"{record['log_likelihood_fit']:.3f} (fit), {record['log_likelihood_held_out']:.3f} "
+        f"({record['held_out_codes']} held-out codes); wrote {folder}",
+        markup=False,
+    )
+
+
 @app.command("eval")
 @friendly
 def evaluate(
@@ -436,6 +486,7 @@ def evaluate(
     ),
     data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    sampler: str = typer.Option("prior", help="Draw the samples' codes from this fitted sampler (fit-sampler)."),
     options: Optional[List[str]] = typer.Argument(
         None, help="Metric options: fid.mode=legacy_tensorflow fid.source=reconstructions parzen.samples=1000"
     ),
@@ -453,7 +504,7 @@ def evaluate(
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     opts = parse_metric_options(options, names)
     resolve_metrics(names, opts)  # unknown metrics and options fail before any work
-    model = genzoo.load(source, device=_device(device))
+    model = genzoo.load(source, device=_device(device), sampler=sampler)
     console = _console()
     with console.status("evaluating") as status:
         results = run_metrics(

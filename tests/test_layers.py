@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "genzoo"
 # Lowest first. A module's layer is that of its first folder (or its own name at the top of the package).
 LAYERS = [
     {"core"},
-    {"priors", "models", "datasets", "metrics"},
+    {"priors", "models", "datasets", "metrics", "samplers"},
     {"modelfile"},
     {"train"},
     {"analysis"},

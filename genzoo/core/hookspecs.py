@@ -21,5 +21,5 @@ hookimpl = pluggy.HookimplMarker("genzoo")
 
 
 @hookspec
-def genzoo_register_components(priors, models, datasets, metrics):
+def genzoo_register_components(priors, models, datasets, metrics, samplers):
     """Register components. Each argument is a genzoo.core.registry.Registry; name only the ones you use."""

@@ -1,4 +1,4 @@
-"""One Registry type for priors, models (architectures), datasets and metrics; plugin discovery.
+"""One Registry type for priors, models (architectures), datasets, metrics and samplers; plugin discovery.
 
 Built-ins register with a decorator (timm's `@register_model`):
 
@@ -20,7 +20,7 @@ from typing import Any, Callable
 from genzoo.core.errors import GenzooError, did_you_mean
 
 ENTRY_POINT_GROUP = "genzoo.plugins"
-_BUILTIN_MODULES = ("genzoo.priors", "genzoo.models", "genzoo.datasets", "genzoo.metrics")
+_BUILTIN_MODULES = ("genzoo.priors", "genzoo.models", "genzoo.datasets", "genzoo.metrics", "genzoo.samplers")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ PRIORS = Registry("prior")
 MODELS = Registry("model")
 DATASETS = Registry("dataset")
 METRICS = Registry("metric")
-REGISTRIES = {"priors": PRIORS, "models": MODELS, "datasets": DATASETS, "metrics": METRICS}
+SAMPLERS = Registry("sampler")  # densities fitted to a trained model's codes (genzoo.samplers)
+REGISTRIES = {"priors": PRIORS, "models": MODELS, "datasets": DATASETS, "metrics": METRICS, "samplers": SAMPLERS}
 # What the evaluation loop passes a metric function itself; its other keyword arguments are the metric's options.
 METRIC_INPUTS = ("model", "dataset", "limit", "splits")
 

@@ -77,6 +77,14 @@ def preflight(plan: dict) -> None:
             find_lpips(opts.get("lpips"))
 
 
+def sampler_protocol(model) -> dict:
+    """Where a model's samples draw their codes: its prior, or a fitted sampler with its options and fit record."""
+    fitted = getattr(model, "code_sampler", None)
+    if fitted is None:
+        return {"name": "prior"}
+    return {**fitted.section, "fit": fitted.record}
+
+
 def evaluate(
     model,
     metrics: list[str],
@@ -123,6 +131,7 @@ def evaluate(
             "options": opts,
             "seed": opts.get("seed"),
             "genzoo_version": __version__,
+            "sampler": sampler_protocol(model),
             **own,
         }
         results[name] = {**values, "protocol": protocol}

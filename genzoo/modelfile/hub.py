@@ -128,10 +128,12 @@ def _repo_files(repo_id: str, snapshot: Path) -> list[str]:
     return sorted(names)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu", *, local_files_only: bool = False) -> torch.nn.Module:
+def load(
+    path: str | Path, device: str | torch.device = "cpu", *, local_files_only: bool = False, sampler: str | None = None
+) -> torch.nn.Module:
     """Rebuild a model from a model folder, a run folder, or a Hub model (`hf://org/name[@rev]`, or `org/name` when
-    no such local folder exists), weights loaded, in eval mode."""
-    return load_folder(resolve_source(path, local_files_only=local_files_only), device)
+    no such local folder exists), weights loaded, in eval mode; `sampler`: draw codes from that fitted sampler."""
+    return load_folder(resolve_source(path, local_files_only=local_files_only), device, sampler)
 
 
 def pull(source: str, *, local_files_only: bool = False, to: Path | None = None) -> tuple[Path, str]:

@@ -42,6 +42,9 @@ class GenerativeAutoencoder(nn.Module):
     """
 
     prior_needs: tuple[str, ...] = ()
+    # A fitted sampler (genzoo.samplers) to draw codes from instead of the prior; set with `use_sampler`. Kept out
+    # of the module tree: its tensors live in its own folder, not in model.safetensors.
+    code_sampler = None
 
     def __init__(self, image_shape: tuple[int, int, int]):
         super().__init__()
@@ -60,9 +63,21 @@ class GenerativeAutoencoder(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
+    def use_sampler(self, sampler) -> None:
+        """Draw codes from a fitted sampler in `sample` (None: the prior again)."""
+        self.__dict__["code_sampler"] = sampler  # not a submodule (see code_sampler)
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.code_sampler is not None:
+            return self.decode_fitted(n, generator)
         return self.decode(self.prior.sample(n, generator=generator))
+
+    @torch.no_grad()
+    def decode_fitted(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode n codes drawn from the fitted sampler (codes in the space `decode` takes)."""
+        anchor = next(self.parameters())
+        return self.decode(self.code_sampler.sample(n, generator=generator).to(anchor.device, anchor.dtype))
 
 
 def prior_codes(model, count: int, seed: int = 0) -> torch.Tensor:

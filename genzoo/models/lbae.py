@@ -355,7 +355,9 @@ class LBAE(GenerativeAutoencoder):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, method: str | None = None) -> torch.Tensor:
-        """Decode n sampled codes: `cov` when fitted (else i.i.d. +-1), or `random`."""
+        """Decode n sampled codes: `cov` when fitted (else i.i.d. +-1), or `random`; a fitted sampler's when set."""
+        if self.code_sampler is not None and method is None:
+            return self.decode_fitted(n, generator)
         return self.decode(self.prior.sample(n, generator=generator, method=method))
 
     @torch.no_grad()

@@ -139,6 +139,8 @@ class MLPALAE(GenerativeAutoencoder):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.code_sampler is not None:
+            return self.decode_fitted(n, generator)
         return self.decode(self.mapping(self.prior.sample(n, generator=generator)))
 
     # -- phases ---------------------------------------------------------------------------------------------

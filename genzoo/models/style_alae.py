@@ -335,6 +335,8 @@ class StyleALAE(GenerativeAutoencoder):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.code_sampler is not None:  # fitted on encoder outputs w: no truncation towards the average
+            return self.decode_fitted(n, generator)
         w = self.mapping(self.prior.sample(n, generator=generator))
         return self.decode(self.truncate(self.broadcast(w)), generator)
 

@@ -22,9 +22,9 @@ import torch
 from genzoo.core.errors import GenzooError
 from genzoo.core.recipe import Recipe, differences, save_recipe
 from genzoo.datasets.base import to_unit_float
+from genzoo.train.batches import EpochBatches, batch_stream
 from genzoo.train.checkpoint import Checkpoints, optimizer_from_tensors, set_rng_state
 from genzoo.train.ema import EMA
-from genzoo.train.sampler import EpochBatches, batch_stream
 
 
 class NonFiniteLoss(GenzooError):
