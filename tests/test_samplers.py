@@ -143,3 +143,24 @@ def test_vae_codes_are_posterior_means_or_draws(tmp_path):
         genzoo.fit_sampler(
             genzoo.fit(genzoo.recipe(str(write_recipe(tmp_path, name="aae")))), "gaussian", codes="draw"
         )
+
+
+def test_the_ae_arm_has_no_matching_and_the_rae_terms_shrink_what_they_penalise(tmp_path):
+    """The deterministic AE (one reconstruction phase, no discriminator) and its RAE-L2 variant, same networks."""
+    base = {"name": "ae", "latent_dim": 4, "hidden": 64, "dropout": 0.0, "lr": 1e-3}
+    runs = {}
+    for label, extra in (("ae", {}), ("rae", {"code_l2": 1.0, "decoder_l2": 1e-3})):
+        recipe = write_recipe(tmp_path, name=label, model={**base, **extra}, train={**TINY["train"], "steps": 80})
+        runs[label] = genzoo.fit(genzoo.recipe(str(recipe)))
+    ae, rae = genzoo.load(runs["ae"]), genzoo.load(runs["rae"])
+    assert ae.discriminator is None and not any("discriminator" in k for k in ae.state_dict())
+    logged = json.loads((runs["rae"] / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"loss/code_l2", "loss/decoder_l2"} <= set(logged)
+    x = torch.rand(200, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        norms = {k: float(m.encode(x).norm(dim=1).mean()) for k, m in (("ae", ae), ("rae", rae))}
+        weights = {
+            k: float(sum(p.square().sum() for n, p in m.decoder.named_parameters() if n.endswith("weight")))
+            for k, m in (("ae", ae), ("rae", rae))
+        }
+    assert norms["rae"] < 0.5 * norms["ae"] and weights["rae"] < weights["ae"], (norms, weights)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
 
 from genzoo.core.options import Fraction, PositiveFloat, PositiveInt
 from genzoo.core.registry import MODELS
@@ -95,3 +96,45 @@ class MLPAAE(GenerativeAutoencoder):
     def prior_loss(self, x):
         loss = self.prior.matching_loss(self.encode(x))
         return self.prior_weight * loss, {"prior": loss.detach()}
+
+
+@MODELS.register("ae")
+class MLPAE(MLPAAE):
+    """Deterministic autoencoder on the MLP AAE's networks with no matching (no discriminator, no prior loss).
+
+    New codes come from a sampler fitted after training (`genzoo fit-sampler`): "AE + GMM" of the RAE paper (Ghosh
+    et al. 2020). With `code_l2` > 0 and `decoder_l2` > 0 it is their RAE-L2: reconstruction + code_l2 * |z|^2 / 2
+    + decoder_l2 * |decoder weights|^2. The prior only serves `sample` without a fitted sampler.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        prior: Prior,
+        latent_dim: PositiveInt = 8,
+        hidden: PositiveInt = 1200,
+        layers: PositiveInt = 2,
+        dropout: Fraction = 0.2,
+        activation: Literal["relu", "leaky_relu"] = "relu",
+        lr: PositiveFloat = 2e-4,
+        code_l2: Annotated[float, Ge(0)] = 0.0,
+        decoder_l2: Annotated[float, Ge(0)] = 0.0,
+    ):
+        super().__init__(image_shape, prior, latent_dim, hidden, layers, dropout, activation, "deterministic", lr)
+        self.discriminator = None
+        self.code_l2, self.decoder_l2 = code_l2, decoder_l2
+
+    def phases(self) -> list[Phase]:
+        return [Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_loss, self.lr, (0.5, 0.999))]
+
+    def reconstruction_loss(self, x):
+        z = self.encode(x)
+        loss = F.binary_cross_entropy_with_logits(self.decode_logits(z), x)
+        logs = {"reconstruction": loss.detach()}
+        if self.code_l2:
+            codes = 0.5 * z.square().sum(1).mean()
+            loss, logs["code_l2"] = loss + self.code_l2 * codes, codes.detach()
+        if self.decoder_l2:
+            weights = sum(p.square().sum() for name, p in self.decoder.named_parameters() if name.endswith("weight"))
+            loss, logs["decoder_l2"] = loss + self.decoder_l2 * weights, weights.detach()
+        return loss, logs
