@@ -156,3 +156,36 @@ def test_bad_factors_are_named(tmp_path):
     study, _ = _study(tmp_path, "bad2", factors={"aae": "adversarial"})
     with pytest.raises(GenzooError, match=r"factors.aae' must map factor names to levels"):
         load_study(study)
+
+
+def test_a_sampler_factor_evaluates_every_run_under_each_sampler_without_retraining(tmp_path):
+    """2 arms x 2 seeds x 2 samplers: 8 (run, sampler) cells from 4 trainings, `sampler` a factor of the report."""
+    from genzoo.analysis.study import run_study
+
+    study, root = _study(tmp_path, "samplers", samplers=["prior", "gmm"], sampler_options={"gmm": {"components": 2}})
+    run_study(study)
+    results = sorted(p.stem for p in (root / "results").glob("*.json"))
+    assert results == sorted(f"{a}-s{s}{c}" for a in ("aae", "mbrce") for s in (0, 1) for c in ("", "+gmm"))
+    assert sorted(p.name for p in root.iterdir() if (p / "model").is_dir()) == [
+        "aae-s0",
+        "aae-s1",
+        "mbrce-s0",
+        "mbrce-s1",
+    ]
+    cell = json.loads((root / "results" / "aae-s1+gmm.json").read_text())
+    assert cell["arm"] == "aae+gmm" and cell["sampler_fit"]["seed"] == 1
+    assert cell["results"]["reconstruction"]["protocol"]["sampler"]["name"] == "gmm"
+    full = json.loads((root / "report" / "results.json").read_text())
+    assert full["factors"]["mbrce+gmm"] == {"matching": "mbrce", "sampler": "gmm"}
+    assert full["factors"]["aae"] == {"matching": "adversarial", "sampler": "prior"}
+    # a second run reuses all 8 cells
+    weights = root / "aae-s0" / "model" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    run_study(study)
+    assert weights.stat().st_mtime_ns == before
+
+
+def test_bad_samplers_are_named_before_training(tmp_path):
+    study, _ = _study(tmp_path, "bad", samplers=["prior", "gmm"], sampler_options={"gmm": {"componets": 2}})
+    with pytest.raises(Exception, match="componets"):
+        load_study(study)

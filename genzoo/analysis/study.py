@@ -15,17 +15,22 @@ A study file:
       mbrce_aae: {matching: mbrce, prior: mixture}
     metrics: [reconstruction, fid, precision_recall, parzen]
     metric_options: {fid: {count: 10000}}
+    samplers: [prior, gmm]              # optional: evaluate every trained run under each sampler (fitted after
+                                        # training on its codes, seeded with the run's seed): no retraining
+    sampler_options: {gmm: {components: 10}}
     per_seed_draws: true                # each run's metrics draw with the run's seed (samples; and with
                                         # fresh_reference, the reference images), unless metric_options fix a seed
     fresh_reference: false
     split: test
 
 The runner trains one run, evaluates it at once and writes its result to <output_dir>/<name>/results/<run>.json
-(atomically) before the next; a stopped study started again skips every run whose result is there for the same
-weights and the same evaluation, and resumes an interrupted training from its checkpoint. `jobs` runs that many
-runs at once in separate processes (the CPU threads split between them, each run's console output in
-<output_dir>/<name>/logs/<run>.log); `shard=(i, k)` runs every k-th run from the i-th, and `merge` only writes the
-report from the results present (all of them must be). The report is genzoo.analysis.report's, grouped by arm.
+(atomically) before the next (with samplers: one result per (run, sampler), results/<run>+<sampler>.json for the
+fitted ones, each an arm <model>+<sampler> of the report with the factor `sampler`); a stopped study started again
+skips every run whose results are there for the same weights and the same evaluation, and resumes an interrupted
+training from its checkpoint. `jobs` runs that many runs at once in separate processes (the CPU threads split
+between them, each run's console output in <output_dir>/<name>/logs/<run>.log); `shard=(i, k)` runs every k-th run
+from the i-th, and `merge` only writes the report from the results present (all of them must be). The report is
+genzoo.analysis.report's, grouped by arm.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class StudySpec:
     factors: dict = field(default_factory=dict)
     metrics: list[str] = field(default_factory=lambda: ["reconstruction"])
     metric_options: dict = field(default_factory=dict)
+    samplers: list[str] = field(default_factory=lambda: ["prior"])
+    sampler_options: dict = field(default_factory=dict)
     per_seed_draws: bool = True
     fresh_reference: bool = False
     split: str = "test"
@@ -89,6 +96,7 @@ def load_study(path) -> StudySpec:
                 f"study key 'factors.{label}' must map factor names to levels, got {levels!r}",
                 f"write e.g. factors.{label}: {{matching: mbrce, prior: mixture}}",
             )
+    check_samplers(spec)
     base = Path(path).resolve().parent
     for label, entry in list(spec.models.items()):
         entry = {"recipe": entry} if isinstance(entry, str) else dict(entry)
@@ -101,6 +109,46 @@ def load_study(path) -> StudySpec:
             raise GenzooError(f"study key 'models.{label}': recipe '{entry['recipe']}' does not exist", "fix the path")
         spec.models[label] = {"recipe": recipe, "overrides": list(entry.get("overrides") or [])}
     return spec
+
+
+def check_samplers(spec: StudySpec) -> None:
+    """Every sampler named once, known, and its options valid for it (before any training)."""
+    from genzoo.core.registry import SAMPLERS, resolve_section
+
+    if not spec.samplers or len(set(spec.samplers)) != len(spec.samplers):
+        raise GenzooError(
+            f"study key 'samplers' must name samplers once each, got {spec.samplers}", "e.g. [prior, gmm]"
+        )
+    for name in spec.sampler_options:
+        if name not in spec.samplers:
+            raise GenzooError(
+                f"study key 'sampler_options.{name}' names no sampler of the study", "add it to samplers"
+            )
+    for name in spec.samplers:
+        resolve_section(
+            SAMPLERS,
+            {"name": name, **spec.sampler_options.get(name, {})},
+            f"sampler_options.{name}",
+            injected=("dim",),
+        )
+
+
+def cells(spec: StudySpec, run: str, label: str) -> list[tuple[str, str, str]]:
+    """(cell, arm, sampler) of a run: the run itself under the prior, <run>+<sampler> under a fitted sampler."""
+    return [
+        (run if s == "prior" else f"{run}+{s}", label if s == "prior" else f"{label}+{s}", s) for s in spec.samplers
+    ]
+
+
+def cell_factors(spec: StudySpec) -> dict:
+    """The factors of every arm, with `sampler` added when the study has more than one."""
+    if spec.samplers == ["prior"]:
+        return spec.factors
+    out = {}
+    for label in spec.models:
+        for _, arm, sampler in cells(spec, "", label):
+            out[arm] = {**spec.factors.get(label, {}), "sampler": sampler}
+    return out
 
 
 def _phase_count(recipe) -> int:
@@ -178,10 +226,15 @@ def run_metric_options(spec: StudySpec, seed: int) -> dict:
 EVALUATION_REVISION = 2
 
 
-def _eval_key(spec: StudySpec, options: dict) -> str:
+def _eval_key(spec: StudySpec, options: dict, sampler: str = "prior") -> str:
     text = json.dumps(
         {
             "revision": EVALUATION_REVISION,
+            **(
+                {}
+                if sampler == "prior"
+                else {"sampler": sampler, "sampler_options": spec.sampler_options.get(sampler)}
+            ),
             "metrics": spec.metrics,
             "options": options,
             "split": spec.split,
@@ -201,16 +254,17 @@ def _weights_sha(run_dir: Path) -> str | None:
     return file_sha256(path) if path.is_file() else None
 
 
-def finished_result(spec: StudySpec, root: Path, run: str, seed: int) -> dict | None:
-    """The run's saved result if it is for the current weights and the current evaluation, else None."""
-    path = root / "results" / f"{run}.json"
+def finished_result(spec: StudySpec, root: Path, run: str, seed: int, cell: str | None = None, sampler="prior"):
+    """The saved result of a run (or of one of its sampler cells) if it is for the current weights and the current
+    evaluation, else None."""
+    path = root / "results" / f"{cell or run}.json"
     if not path.is_file():
         return None
     try:
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if saved.get("eval_key") != _eval_key(spec, run_metric_options(spec, seed)):
+    if saved.get("eval_key") != _eval_key(spec, run_metric_options(spec, seed), sampler):
         return None
     if saved.get("weights_sha256") != _weights_sha(root / run):
         return None
@@ -244,27 +298,49 @@ def training_record(model, recipe, run_dir: Path) -> dict:
 
 
 def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", console=None, progress=None) -> dict:
-    """Train (or resume, or reuse) one run of the study, evaluate it and write results/<run>.json; returns it."""
-    from genzoo.analysis.report import evaluate_source
-    from genzoo.core.io import write_json
-    from genzoo.modelfile.hub import load
-    from genzoo.train.trainer import Trainer
-
+    """Train (or resume, or reuse) one run of the study, evaluate it under each of the study's samplers and write
+    results/<cell>.json for each; returns the first cell's result (the others in its "cells")."""
     spec = load_study(spec_path)
     root = Path(spec.output_dir) / spec.name
     info = study_runs(spec, overrides)[run]
-    saved = finished_result(spec, root, run, info["seed"])
-    if saved is not None:
-        return {**saved, "reused": True}
+    todo = [
+        c
+        for c in cells(spec, run, info["label"])
+        if finished_result(spec, root, run, info["seed"], c[0], c[2]) is None
+    ]
+    if not todo:
+        saved = [finished_result(spec, root, run, info["seed"], c, s) for c, _, s in cells(spec, run, info["label"])]
+        return {**saved[0], "cells": saved, "reused": True}
+    from genzoo.train.trainer import Trainer
+
     started = time.time()
     if progress is not None:
         progress(f"{run}: training")
     run_dir = Trainer(info["recipe"], console=console).fit()
     trained = time.time()
+    out = [_evaluate_cell(spec, root, run, info, run_dir, c, device, progress, trained - started) for c in todo]
+    return {**out[0], "cells": out, "reused": False}
+
+
+def _evaluate_cell(spec, root, run, info, run_dir, cell, device, progress, training_seconds) -> dict:
+    """Evaluate one (run, sampler) cell: fit the sampler on the run's training codes first (not for `prior`)."""
+    from genzoo.analysis.report import evaluate_source
+    from genzoo.core.io import write_json
+    from genzoo.modelfile.fitted import fit_sampler
+    from genzoo.modelfile.hub import load
+
+    name, arm, sampler = cell
+    start = time.time()
+    fit = None
+    if sampler != "prior":
+        if progress is not None:
+            progress(f"{name}: fitting {sampler}")
+        section = {"name": sampler, **spec.sampler_options.get(sampler, {})}
+        _, fit = fit_sampler(run_dir, section, seed=info["seed"], overwrite=True, device=device)
     options = run_metric_options(spec, info["seed"])
     entry = evaluate_source(
         run_dir,
-        run,
+        name,
         spec.metrics,
         options,
         root / "report",
@@ -272,24 +348,27 @@ def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", cons
         limit=spec.limit,
         device=device,
         samples=spec.samples,
+        load=lambda source, device: load(source, device=device, sampler=sampler),
         progress=progress,
         grid_seed=info["seed"],
     )
     model = load(run_dir, device="cpu")
     result = {
-        "run": run,
-        "arm": info["label"],
+        "run": name,
+        "arm": arm,
         "seed": info["seed"],
+        "sampler": sampler,
+        "sampler_fit": fit,
         "source": str(run_dir),
         "results": entry["results"],
         "grids": {k: str(v) for k, v in entry["grids"].items()},
         "training": training_record(model, info["recipe"], run_dir),
-        "eval_key": _eval_key(spec, options),
+        "eval_key": _eval_key(spec, options, sampler),
         "weights_sha256": _weights_sha(run_dir),
-        "seconds": {"training": round(trained - started, 1), "evaluation": round(time.time() - trained, 1)},
+        "seconds": {"training": round(training_seconds, 1), "evaluation": round(time.time() - start, 1)},
     }
-    write_json(root / "results" / f"{run}.json", result)
-    return {**result, "reused": False}
+    write_json(root / "results" / f"{name}.json", result)
+    return result
 
 
 def _worker(args) -> dict:
@@ -397,12 +476,15 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
 
     results, missing = {}, []
     ordered = sorted(runs.items(), key=lambda item: (list(spec.models).index(item[1]["label"]), item[1]["seed"]))
-    for run, info in ordered:  # arm-major in the report
-        saved = finished_result(spec, root, run, info["seed"])
+    grid = [
+        (cell, sampler, run, info) for run, info in ordered for cell, _, sampler in cells(spec, run, info["label"])
+    ]
+    for cell, sampler, run, info in sorted(grid, key=lambda g: spec.samplers.index(g[1])):  # arm-major in the report
+        saved = finished_result(spec, root, run, info["seed"], cell, sampler)
         if saved is None:
-            missing.append(run)
+            missing.append(cell)
         else:
-            results[run] = saved
+            results[cell] = saved
     if missing:
         if strict:
             raise GenzooError(
@@ -432,7 +514,7 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
             "budget": spec.budget,
             "budget_text": budget,
             "budget_short": ", ".join(f"{k} {v}" for k, v in spec.budget.items()) or None,
-            "factors": spec.factors,
+            "factors": cell_factors(spec),
             "training": {run: r["training"] for run, r in results.items()},
             "seeds": spec.seeds,
         },
@@ -447,7 +529,7 @@ def budget_text(spec: StudySpec, results: dict) -> str:
     named = ", ".join(f"{k} {v}" for k, v in spec.budget.items()) if spec.budget else "the recipes' own schedule"
     parts = []
     for arm, t in arms.items():
-        factor = spec.factors.get(arm) or {}
+        factor = cell_factors(spec).get(arm) or {}
         what = f" ({', '.join(f'{k} {v}' for k, v in factor.items())})" if factor else ""
         opt = "; ".join(
             f"{p} lr {o['lr']:g} betas ({o['betas'][0]:g}, {o['betas'][1]:g})" for p, o in t["phases"].items()

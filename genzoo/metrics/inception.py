@@ -132,6 +132,20 @@ def nv_bilinear(x: torch.Tensor, size: int = 299) -> torch.Tensor:
     return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+# Images per Inception call on a CPU. Measured (2 threads, channels-last, 299x299): 9.2 images/s at 8 against
+# 7.2 at 32, where the larger batch's activations spent a fifth of the CPU time in the kernel (page faults of
+# freed and re-mapped buffers); channels-last alone was 1.22x at 32. Features differ from clean-fid's by ~1e-6.
+CPU_CHUNK = 8
+
+
+def clean_resize_channel(channel: np.ndarray, size: int = 299) -> np.ndarray:
+    """clean-fid's clean-mode resize of one uint8 channel (H, W): PIL bicubic on float32, clipped to [0, 255]."""
+    from PIL import Image
+
+    img = Image.fromarray(channel.astype(np.float32), mode="F").resize((size, size), resample=Image.BICUBIC)
+    return np.asarray(img).clip(0, 255)
+
+
 _LOADED: dict = {}
 
 
@@ -237,12 +251,16 @@ class InceptionFeatures:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         images = images.cpu()
-        if images.shape[1] == 1:
-            images = images.repeat(1, 3, 1, 1)
-        elif images.shape[1] != 3:
+        if images.shape[1] not in (1, 3):
             raise GenzooError(
                 f"FID needs grey or RGB images, got {images.shape[1]} channels", "evaluate an image model"
             )
+        if images.shape[1] == 1 and self.mode == "clean":
+            # clean-fid resizes each of the three equal channels alike: resizing one is the same, a third of the work
+            resized = np.stack([clean_resize_channel(a) for a in images[:, 0].numpy()])
+            return torch.from_numpy(resized)[:, None].expand(-1, 3, -1, -1).contiguous()
+        if images.shape[1] == 1:
+            images = images.repeat(1, 3, 1, 1)
         if self.resize is None:
             return images.float()
         arrays = images.permute(0, 2, 3, 1).numpy()
@@ -260,7 +278,12 @@ class InceptionFeatures:
             if self.full is not None:
                 return self.full(x, return_features=True).reshape(n, 2048)
             x = nv_bilinear(x)
-        return self.layers((x - 128) / 128).reshape(n, 2048)  # what clean-fid's InceptionV3W does in clean mode
+        x = (x - 128) / 128  # what clean-fid's InceptionV3W does in clean mode
+        if self.device.type != "cpu":
+            return self.layers(x).reshape(n, 2048)
+        # On a CPU: channels-last convolutions, CPU_CHUNK images per call (bench/eval_fid.py, BENCHMARKS.md)
+        x = x.contiguous(memory_format=torch.channels_last)
+        return torch.cat([self.layers(c).reshape(len(c), 2048) for c in x.split(CPU_CHUNK)])
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         out = [
