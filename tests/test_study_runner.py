@@ -189,3 +189,38 @@ def test_bad_samplers_are_named_before_training(tmp_path):
     study, _ = _study(tmp_path, "bad", samplers=["prior", "gmm"], sampler_options={"gmm": {"componets": 2}})
     with pytest.raises(Exception, match="componets"):
         load_study(study)
+
+
+def test_a_fresh_checkout_resumes_from_the_committed_results_training_nothing_done(tmp_path):
+    """committed_results: every finished result and its run's metrics.jsonl are copied there; with runs/ gone (a new
+    machine), the study trains only what has no committed result and reports from the copies."""
+    import shutil
+
+    from genzoo.analysis.study import run_study
+
+    committed = tmp_path / "committed"
+    study, root = _study(tmp_path, "fresh", committed_results=str(committed), seeds=[0])
+    run_study(study)
+    assert sorted(p.name for p in committed.iterdir() if p.suffix != ".png") == [
+        "aae-s0.json",
+        "aae-s0.metrics.jsonl",
+        "mbrce-s0.json",
+        "mbrce-s0.metrics.jsonl",
+    ]
+    assert (committed / "aae-s0-samples.png").is_file()
+    first = json.loads((committed / "aae-s0.json").read_text())
+    shutil.rmtree(root.parent)  # a fresh checkout: no runs/, only the committed files
+    raw = yaml.safe_load(study.read_text())
+    study.write_text(yaml.safe_dump({**raw, "seeds": [0, 1]}))  # and one more seed asked for
+    run_study(study)
+    trained = sorted(p.name for p in root.iterdir() if (p / "model").is_dir())
+    assert trained == ["aae-s1", "mbrce-s1"]  # seed 0 of both arms was not retrained
+    full = json.loads((root / "report" / "results.json").read_text())
+    assert sorted(full["runs"]) == ["aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"]
+    assert full["runs"]["aae-s0"]["results"]["reconstruction"]["mse"] == first["results"]["reconstruction"]["mse"]
+    assert (root / "report" / "grids").is_dir() and "aae-s0" in (root / "report" / "report.md").read_text()
+    # a committed result does not stand for other weights: retrained runs get new results
+    assert (
+        json.loads((committed / "aae-s1.json").read_text())["weights_sha256"]
+        == json.loads((root / "results" / "aae-s1.json").read_text())["weights_sha256"]
+    )

@@ -110,11 +110,11 @@ def run_label(source, taken: set) -> str:
 
 
 def training_log(source) -> list[dict]:
-    """The run's metrics.jsonl (a model folder inside a run folder finds its run's), or []."""
+    """The run's metrics.jsonl (a model folder inside a run folder finds its run's; a .jsonl file is read itself),
+    or []."""
     path = Path(str(source))
-    for folder in (path, path.parent):
-        log = folder / "metrics.jsonl"
-        if log.is_file():
+    for log in (path, path / "metrics.jsonl", path.parent / "metrics.jsonl"):
+        if log.is_file() and log.suffix == ".jsonl":
             rows = []
             for line in log.read_text().splitlines():
                 try:

@@ -22,6 +22,9 @@ A study file:
                                         # fresh_reference, the reference images), unless metric_options fix a seed
     fresh_reference: false
     split: test
+    committed_results: results/studies/mbrce_vs_baselines_mnist   # optional: each finished result (and the run's
+                                        # metrics.jsonl) is copied here, to be committed; a fresh checkout without
+                                        # the trained runs resumes from these, training nothing already done
 
 The runner trains one run, evaluates it at once and writes its result to <output_dir>/<name>/results/<run>.json
 (atomically) before the next (with samplers: one result per (run, sampler), results/<run>+<sampler>.json for the
@@ -65,6 +68,7 @@ class StudySpec:
     limit: int | None = None
     output_dir: str = "runs/studies"
     samples: int = 64
+    committed_results: str | None = None
 
 
 def load_study(path) -> StudySpec:
@@ -256,19 +260,53 @@ def _weights_sha(run_dir: Path) -> str | None:
 
 def finished_result(spec: StudySpec, root: Path, run: str, seed: int, cell: str | None = None, sampler="prior"):
     """The saved result of a run (or of one of its sampler cells) if it is for the current weights and the current
-    evaluation, else None."""
-    path = root / "results" / f"{cell or run}.json"
-    if not path.is_file():
-        return None
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if saved.get("eval_key") != _eval_key(spec, run_metric_options(spec, seed), sampler):
-        return None
-    if saved.get("weights_sha256") != _weights_sha(root / run):
-        return None
-    return saved
+    evaluation, else None. A committed copy (committed_results) also stands where the run's weights are absent (a
+    fresh checkout: they were never committed), not where other weights replaced them."""
+    weights = _weights_sha(root / run)
+    places = [(root / "results", False)]
+    if spec.committed_results:
+        places.append((Path(spec.committed_results), True))
+    for folder, committed in places:
+        try:
+            saved = json.loads((folder / f"{cell or run}.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if saved.get("eval_key") != _eval_key(spec, run_metric_options(spec, seed), sampler):
+            continue
+        if saved.get("weights_sha256") == weights or (committed and weights is None):
+            return saved
+    return None
+
+
+def grid_file(spec: StudySpec, cell: str, kind: str, path: str) -> Path:
+    """A result's grid where the run wrote it (inside the report folder), restored from its committed copy when a
+    fresh checkout lacks it."""
+    import shutil
+
+    copy = Path(spec.committed_results or "") / f"{cell}-{kind}.png"
+    if not Path(path).is_file() and spec.committed_results and copy.is_file():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(copy, path)
+    return Path(path)
+
+
+def commit_copy(spec: StudySpec, run_dir: Path, name: str, result: dict) -> None:
+    """Copy a finished result and its run's metrics.jsonl into committed_results (small files, to be committed)."""
+    import shutil
+
+    from genzoo.core.io import write_json
+
+    if not spec.committed_results:
+        return
+    folder = Path(spec.committed_results)
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, grid in result["grids"].items():  # the grids too (a few tens of kB each): the report shows them
+        if Path(grid).is_file():
+            shutil.copyfile(grid, folder / f"{name}-{kind}.png")
+    write_json(folder / f"{name}.json", result)
+    log = Path(run_dir) / "metrics.jsonl"
+    if log.is_file():
+        shutil.copyfile(log, folder / f"{Path(run_dir).name}.metrics.jsonl")
 
 
 def training_record(model, recipe, run_dir: Path) -> dict:
@@ -310,6 +348,9 @@ def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", cons
     ]
     if not todo:
         saved = [finished_result(spec, root, run, info["seed"], c, s) for c, _, s in cells(spec, run, info["label"])]
+        for result in saved:  # results from before committed_results was set get their copy too
+            if spec.committed_results and not (Path(spec.committed_results) / f"{result['run']}.json").is_file():
+                commit_copy(spec, root / run, result["run"], result)
         return {**saved[0], "cells": saved, "reused": True}
     from genzoo.train.trainer import Trainer
 
@@ -368,6 +409,7 @@ def _evaluate_cell(spec, root, run, info, run_dir, cell, device, progress, train
         "seconds": {"training": round(training_seconds, 1), "evaluation": round(time.time() - start, 1)},
     }
     write_json(root / "results" / f"{name}.json", result)
+    commit_copy(spec, run_dir, name, result)
     return result
 
 
@@ -492,13 +534,18 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
                 "run the missing shards (or the study without --merge) first",
             )
         return {"pending": missing, "done": list(results)}
+
+    def log_of(r):  # the run's own, else the committed copy (a fresh checkout has no runs)
+        copy = Path(spec.committed_results or "") / f"{Path(r['source']).name}.metrics.jsonl"
+        return training_log(r["source"]) or (training_log(copy) if spec.committed_results else [])
+
     entries = [
         {
             "label": run,
             "source": r["source"],
             "results": r["results"],
-            "log": training_log(r["source"]),
-            "grids": {k: Path(v) for k, v in r["grids"].items()},
+            "log": log_of(r),
+            "grids": {k: grid_file(spec, run, k, v) for k, v in r["grids"].items()},
         }
         for run, r in results.items()
     ]
