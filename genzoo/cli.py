@@ -472,6 +472,33 @@ def fit_sampler(
     )
 
 
+@app.command()
+@friendly
+def curve(
+    run: str = typer.Argument(..., help="A run folder (its kept checkpoints and its exported model)."),
+    metrics: str = typer.Option("fid", help="Comma-separated metric names."),
+    split: str = typer.Option("test", help="Dataset split to evaluate on."),
+    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
+    options: Optional[List[str]] = typer.Argument(None, help="Metric options: fid.count=2000 fid.bootstrap=20"),
+):
+    """Learning curve: metrics at every kept checkpoint of a run and at its export; writes RUN/curve.json."""
+    from genzoo.analysis.curves import checkpoint_curve
+    from genzoo.metrics.evaluate import format_value, parse_metric_options, resolve_metrics, scalar_items
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    opts = parse_metric_options(options, names)
+    resolve_metrics(names, opts)
+    console = _console()
+    with console.status("evaluating") as status:
+        rows = checkpoint_curve(
+            run, names, opts, split=split, data_root=data_root, progress=_reporter(console, status, "evaluating")
+        )
+    for row in rows:
+        values = ", ".join(f"{k} {format_value(v)}" for k, v in scalar_items(row["results"]))
+        console.print(f"step {row['step']}: {values}", markup=False)
+    console.print(f"wrote {Path(run) / 'curve.json'}")
+
+
 @app.command("eval")
 @friendly
 def evaluate(

@@ -224,3 +224,20 @@ def test_a_fresh_checkout_resumes_from_the_committed_results_training_nothing_do
         json.loads((committed / "aae-s1.json").read_text())["weights_sha256"]
         == json.loads((root / "results" / "aae-s1.json").read_text())["weights_sha256"]
     )
+
+
+def test_learning_curve_evaluates_every_kept_checkpoint_and_the_export(tmp_path):
+    import genzoo
+    from genzoo.analysis.curves import checkpoint_curve
+
+    train = {"steps": 60, "checkpoint_every": 20, "keep_checkpoints": 3, "log_every": 10, "sample_every": 1000}
+    run = genzoo.fit(genzoo.recipe(str(write_recipe(tmp_path, train=train))))
+    rows = checkpoint_curve(run, ["reconstruction"])
+    assert [r["step"] for r in rows] == [20, 40, 60]
+    mse = [r["results"]["reconstruction"]["mse"] for r in rows]
+    assert len(set(mse)) == 3  # three different weights
+    # the last checkpoint is the exported model: the same number as evaluating the export
+    assert mse[-1] == genzoo.evaluate(run, ["reconstruction"])["reconstruction"]["mse"]
+    assert json.loads((run / "curve.json").read_text())[0]["results"]["reconstruction"]["protocol"]["model_step"] == 20
+    out = run_cli("curve", run, "--metrics", "reconstruction", env=ONE_THREAD)
+    assert "step 40: reconstruction.mse" in out.stdout
