@@ -87,8 +87,8 @@ def evaluate(model, metrics, *, split="test", options=None, limit=None, datasets
 
 
 def __getattr__(name):
-    """The registries (genzoo.PRIORS, MODELS, DATASETS, METRICS), imported on first use."""
-    if name in ("PRIORS", "MODELS", "DATASETS", "METRICS", "REGISTRIES"):
+    """The registries (genzoo.PRIORS, MODELS, DATASETS, METRICS, SAMPLERS), imported on first use."""
+    if name in ("PRIORS", "MODELS", "DATASETS", "METRICS", "SAMPLERS", "REGISTRIES"):
         from genzoo.core import registry
 
         return getattr(registry, name)

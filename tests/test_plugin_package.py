@@ -84,8 +84,11 @@ def test_student_t_prior_maths(plugin_module):
         0.3,
         rel_tol=0.05,
     )  # the alpha < 1 branch
-    with pytest.raises(GenzooError, match="prior.df"):
-        plugin_module.StudentTPrior(3, df=0.0)
+    from genzoo.core.options import bind_options
+
+    # the bound is declared in the annotation (PositiveFloat): checked like a built-in's, with one line
+    with pytest.raises(GenzooError, match="recipe key 'prior.df' must be > 0, got 0.0"):
+        bind_options(plugin_module.StudentTPrior, {"df": 0.0}, "prior", {"dim": None})
 
 
 # Run with the plugin on PYTHONPATH, in one process (one torch import): `genzoo list priors`, `genzoo train` on a

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from genzoo import GenzooError
+from genzoo.core.options import PositiveFloat
 from genzoo.hookspecs import hookimpl
 from genzoo.priors.base import Prior
 
@@ -23,15 +23,10 @@ class StudentTPrior(Prior):
     has_log_prob = True  # a closed-form density: architectures that need one (a VAE's KL term) can use it
 
     # `dim` is injected by genzoo from model.latent_dim; every other argument is a recipe option under `prior:`,
-    # checked by genzoo against these type hints (unknown keys and wrong types are refused with a clear line).
-    def __init__(self, dim: int, df: float = 3.0, scale: float = 1.0, loc: float = 0.0):
+    # checked by genzoo against these type hints and their bounds (unknown keys, wrong types and values out of
+    # range are refused with a clear line: "recipe key 'prior.df' must be > 0, got -1.0").
+    def __init__(self, dim: int, df: PositiveFloat = 3.0, scale: PositiveFloat = 1.0, loc: float = 0.0):
         super().__init__(dim)
-        if df <= 0:
-            raise GenzooError(
-                f"recipe key 'prior.df' must be positive, got {df}", "set prior.df > 0 (3 is heavy-tailed)"
-            )
-        if scale <= 0:
-            raise GenzooError(f"recipe key 'prior.scale' must be positive, got {scale}", "set prior.scale > 0")
         self.df, self.scale, self.loc = float(df), float(scale), float(loc)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
