@@ -60,7 +60,13 @@ def test_flow_beats_one_gaussian_on_the_mixture_priors_codes():
 
 
 @pytest.mark.parametrize(
-    "name,options", [("gaussian", {}), ("gmm", {"components": 3}), ("flow", {"steps": 100, "hidden": 16})]
+    "name,options",
+    [
+        ("gaussian", {}),
+        ("gmm", {"components": 3}),
+        ("flow", {"steps": 100, "hidden": 16}),
+        ("two_stage", {"steps": 100, "hidden": 16}),
+    ],
 )
 def test_save_and_load_give_identical_samples(tmp_path, name, options):
     sampler = fitted(name, mixture_codes(600, 0), **options)
@@ -123,7 +129,7 @@ def test_fit_sample_and_eval_with_a_fitted_sampler_from_the_command_line(tiny_ru
     missing = run_cli("sample", tiny_run, "--sampler", "flow", check=False, env=ONE_THREAD)
     assert missing.returncode == 1 and "no sampler 'flow' is fitted" in missing.stderr
     listed = run_cli("list", "samplers", env=ONE_THREAD).stdout
-    assert all(name in listed for name in ("prior", "gaussian", "gmm", "flow"))
+    assert all(name in listed for name in ("prior", "gaussian", "gmm", "flow", "two_stage"))
 
 
 def test_vae_codes_are_posterior_means_or_draws(tmp_path):
@@ -164,3 +170,15 @@ def test_the_ae_arm_has_no_matching_and_the_rae_terms_shrink_what_they_penalise(
             for k, m in (("ae", ae), ("rae", rae))
         }
     assert norms["rae"] < 0.5 * norms["ae"] and weights["rae"] < weights["ae"], (norms, weights)
+
+
+def test_two_stage_learns_the_codes_instead_of_its_trivial_optimum():
+    """Dai & Wipf's second VAE: from gamma = 1 it had stayed at the trivial optimum (a constant decoder, samples all
+    at the codes' mean); it must spread its samples like the codes and bound the density above one Gaussian's."""
+    codes, held = mixture_codes(4000, 0), mixture_codes(1000, 1)
+    two = fitted("two_stage", codes, held, steps=1500)
+    draws = two.sample(4000, generator=torch.Generator().manual_seed(0)).double()
+    ratio = draws.std(0) / codes.std(0)
+    assert bool(((ratio > 0.8) & (ratio < 1.2)).all()), ratio
+    assert float(two.log_prob(held).mean()) > float(fitted("gaussian", codes, held).log_prob(held).mean()) + 0.2
+    assert two.record["gamma"] < 0.5
