@@ -72,13 +72,19 @@ def fit_sampler(source, sampler="gmm", options=None, **kwargs):
 def evaluate(model, metrics, *, split="test", options=None, limit=None, datasets=None):
     """{metric: {values..., protocol}} for a model (loaded or a source genzoo.load takes) on its data's `split`, or on
     `datasets` ({split: torch Dataset}) given here."""
+    import torch
+
     from genzoo.datasets.base import from_torch
     from genzoo.metrics.evaluate import evaluate as run_metrics
     from genzoo.modelfile.folder import model_revision
 
     source = None
-    if not hasattr(model, "config"):
+    if not isinstance(model, torch.nn.Module):
         source, model = model, load(model)
+    else:
+        from genzoo.modelfile.folder import model_config
+
+        model_config(model)  # a model built in Python: its config from its recorded options
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     given = {k: from_torch(v) for k, v in (datasets or {}).items()}
     return run_metrics(

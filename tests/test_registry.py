@@ -1,3 +1,4 @@
+import json
 import textwrap
 
 import pytest
@@ -71,3 +72,36 @@ def test_plugins_register_and_broken_ones_only_warn(tmp_path):
     run_cli("train", recipe, env=env)
     bad = run_cli("train", recipe, "prior.widht=2", env=env, check=False)
     assert bad.returncode == 1 and "prior.widht" in bad.stderr and "did you mean 'width'" in bad.stderr
+
+
+def test_a_model_built_in_python_saves_loads_and_evaluates(tmp_path):
+    """Config at construction: the options a model's and its prior's constructors were called with are recorded,
+    so save_pretrained and genzoo.evaluate work without a recipe (an AttributeError before)."""
+    import torch
+
+    import genzoo
+    from genzoo.modelfile.folder import load_folder, save_pretrained
+    from genzoo.models.mlp_aae import MLPAAE, MLPAE
+    from genzoo.priors.gaussian import GaussianPrior
+
+    model = MLPAAE((1, 8, 8), GaussianPrior(4, std=2.0), latent_dim=4, hidden=32, dropout=0.0).eval()
+    save_pretrained(model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["model"]["hidden"] == 32 and config["model"]["dropout"] == 0.0 and config["model"]["layers"] == 2
+    assert config["prior"] == {"name": "gaussian", "std": 2.0, "mean": 0.0}
+    back = load_folder(tmp_path / "m")
+    g = [torch.Generator().manual_seed(1) for _ in range(2)]
+    assert torch.equal(model.sample(5, generator=g[0]), back.sample(5, generator=g[1]))
+    # a subclass records its own constructor's options, not its parent's
+    ae = MLPAE((1, 8, 8), GaussianPrior(4), latent_dim=4, hidden=16, code_l2=0.5)
+    assert genzoo.create_model(**{k: v for k, v in _sections(ae).items()}).config["model"]["code_l2"] == 0.5
+    images = torch.rand(20, 1, 8, 8)
+    out = genzoo.evaluate(model, ["reconstruction"], datasets={"test": torch.utils.data.TensorDataset(images)})
+    assert 0 < out["reconstruction"]["mse"] < 1
+
+
+def _sections(model):
+    from genzoo.modelfile.folder import model_config
+
+    c = model_config(model)
+    return {"model": c["model"], "prior": c["prior"], "image_shape": c["image_shape"]}

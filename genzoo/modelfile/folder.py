@@ -36,11 +36,49 @@ def create_model(model: dict, prior: dict | None = None, image_shape=(1, 28, 28)
     return net
 
 
+def _registered_name(registry, obj) -> str:
+    for entry in registry.entries():
+        if entry.obj is type(obj):
+            return entry.name
+    raise GenzooError(
+        f"{type(obj).__name__} is not a registered {registry.kind}, so a saved model could not rebuild it",
+        f"register it (@{registry.kind.upper()}S.register(name)) or build the model from a recipe",
+    )
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def model_config(model) -> dict:
+    """The model's config.json sections: from create_model / a load (`model.config`), else from the options its
+    constructor and its prior's recorded (a model built in Python), checked like a recipe's."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        return config
+    from genzoo.core.recorded import recorded_options
+    from genzoo.core.registry import MODELS, PRIORS, resolve_section
+
+    options = recorded_options(model)
+    prior = options.pop("prior", None)
+    image_shape = list(options.pop("image_shape", model.image_shape))
+    section = {"name": _registered_name(MODELS, model), **{k: _plain(v) for k, v in options.items()}}
+    prior_section = None
+    if prior is not None:
+        own = {k: _plain(v) for k, v in recorded_options(prior).items() if k != "dim"}
+        prior_section = resolve_section(PRIORS, {"name": _registered_name(PRIORS, prior), **own}, "prior", ("dim",))
+    section = resolve_section(MODELS, section, "model", ("prior", "image_shape"))
+    model.config = {"format": FORMAT, "model": section, "prior": prior_section, "image_shape": image_shape}
+    return model.config
+
+
 def save_pretrained(model: torch.nn.Module, folder: Path, extra: dict | None = None) -> Path:
-    """Write `folder` = config.json + model.safetensors, whole or not at all (io.atomic_dir)."""
+    """Write `folder` = config.json + model.safetensors, whole or not at all (io.atomic_dir); a model built in
+    Python gets its config from its recorded constructor options (model_config)."""
     from genzoo.core.io import file_sha256
     from genzoo.core.version import __version__
 
+    model_config(model)
     with atomic_dir(folder) as tmp:
         save_tensors(tmp / WEIGHTS_NAME, model.state_dict(), metadata={"format": "pt"})
         config = {

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from genzoo.core.errors import GenzooError
+from genzoo.core.recorded import record_init
 
 
 @dataclass
@@ -42,6 +43,11 @@ class GenerativeAutoencoder(nn.Module):
     """
 
     prior_needs: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        record_init(cls)  # constructor options kept, so a model built in Python can be saved (save_pretrained)
+
     # A fitted sampler (genzoo.samplers) to draw codes from instead of the prior; set with `use_sampler`. Kept out
     # of the module tree: its tensors live in its own folder, not in model.safetensors.
     code_sampler = None

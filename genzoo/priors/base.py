@@ -3,6 +3,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genzoo.core.recorded import record_init
+
 
 class Prior(nn.Module):
     """A distribution p(z) over `dim`-dimensional codes.
@@ -15,6 +17,10 @@ class Prior(nn.Module):
 
     matches_codes = False
     has_log_prob = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        record_init(cls)  # constructor options kept: a prior built in Python saves like one from a recipe
 
     def __init__(self, dim: int):
         super().__init__()
