@@ -232,10 +232,13 @@ def test_learning_curve_evaluates_every_kept_checkpoint_and_the_export(tmp_path)
 
     train = {"steps": 60, "checkpoint_every": 20, "keep_checkpoints": 3, "log_every": 10, "sample_every": 1000}
     run = genzoo.fit(genzoo.recipe(str(write_recipe(tmp_path, train=train))))
-    rows = checkpoint_curve(run, ["reconstruction"])
+    options = {"fid": {"count": 12, "reference_count": 12}}
+    rows = checkpoint_curve(run, ["reconstruction", "fid"], options)
     assert [r["step"] for r in rows] == [20, 40, 60]
     mse = [r["results"]["reconstruction"]["mse"] for r in rows]
     assert len(set(mse)) == 3  # three different weights
+    # and three different sample sets: cached features of the first weights had been reused for every step
+    assert len({r["results"]["fid"]["fid"] for r in rows}) == 3
     # the last checkpoint is the exported model: the same number as evaluating the export
     assert mse[-1] == genzoo.evaluate(run, ["reconstruction"])["reconstruction"]["mse"]
     assert json.loads((run / "curve.json").read_text())[0]["results"]["reconstruction"]["protocol"]["model_step"] == 20

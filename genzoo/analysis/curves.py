@@ -41,6 +41,7 @@ def checkpoint_curve(
     """[{step, epoch, results}] over the run's kept checkpoints and its export; written to RUN/curve.json."""
     from genzoo.core.io import write_json
     from genzoo.metrics.evaluate import evaluate
+    from genzoo.metrics.fid import forget_model_features
     from genzoo.modelfile.folder import load_folder
     from genzoo.train.checkpoint import Checkpoints
 
@@ -65,6 +66,7 @@ def checkpoint_curve(
             t = checkpoint["trainer"]
             epoch = t["epoch"] if not t.get("batch_in_epoch") else None  # whole epochs only
         model.eval()
+        forget_model_features()  # one model object whose weights change: its cached sample features are stale
         results = evaluate(model, metrics, options, split=split, data_root=data_root, revision={"step": step})
         rows.append({"step": step, "epoch": epoch, "results": results})
     write_json(run / "curve.json", rows)
