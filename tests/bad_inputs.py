@@ -64,6 +64,13 @@ CASES = [
             "renyi_features.landmarks=50",
         ],
     ),
+    ("unknown sampler", ["fit-sampler", "M", "--sampler", "gmn"]),
+    ("unknown sampler option", ["fit-sampler", "M", "--sampler", "gmm", "gmm.componets=3"]),
+    ("sampler option out of range", ["fit-sampler", "M", "--sampler", "gmm", "components=0"]),
+    ("fitting the prior", ["fit-sampler", "M", "--sampler", "prior"]),
+    ("sampler name with a slash", ["fit-sampler", "M", "--sampler", "gmm", "--name", "../gmm"]),
+    ("VAE draws from a model without a posterior", ["fit-sampler", "M", "--sampler", "gmm", "--codes", "draw"]),
+    ("sampling from a sampler not fitted", ["sample", "M", "--sampler", "flow"]),
 ]
 
 

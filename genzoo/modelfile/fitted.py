@@ -30,6 +30,11 @@ def fit_sampler(
     from genzoo.samplers.fit import fit_sampler as fit
     from genzoo.samplers.fit import save_sampler
 
+    if section.get("name") == "prior":
+        raise GenzooError(
+            "the 'prior' sampler is the model's own prior: there is nothing to fit",
+            "name a fitted sampler: gaussian, gmm, flow, two_stage (`genzoo list samplers`)",
+        )
     folder = resolve_source(source)
     name = name or section.get("name")
     if not name or "/" in name or name.startswith(".") or name == "prior":

@@ -15,7 +15,7 @@ import torch
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
-from genzoo.core.registry import SAMPLERS, build
+from genzoo.core.registry import SAMPLERS, build, resolve_section
 from genzoo.samplers.base import CodeSampler
 
 CONFIG_NAME = "config.json"
@@ -43,7 +43,8 @@ def training_codes(model, dataset, limit: int | None, codes: str, generator, bat
     posterior = posterior if callable(posterior) else None
     if codes == "draw" and posterior is None:
         raise GenzooError(
-            f"codes 'draw' needs a model with a posterior (a VAE), not {type(model).__name__}", "use codes=mean"
+            f"codes 'draw' needs a model with a posterior (a VAE), not {type(model).__name__}",
+            "fit on encoder outputs: codes 'mean' (--codes mean)",
         )
     device = next(model.parameters()).device
     n = len(dataset) if limit is None else min(limit, len(dataset))
@@ -75,6 +76,7 @@ def fit_sampler(model, dataset, section: dict, *, limit=None, seed: int = 0, hel
         )
     if not 0.0 < held_out < 1.0:
         raise GenzooError(f"held_out must be between 0 and 1, got {held_out}", "use e.g. 0.1")
+    resolve_section(SAMPLERS, section, str(section.get("name")), injected=("dim",))  # bad options: before any work
     g = torch.Generator().manual_seed(seed)
     z = training_codes(model, dataset, limit, codes, g)
     order = torch.randperm(len(z), generator=g)
@@ -82,7 +84,7 @@ def fit_sampler(model, dataset, section: dict, *, limit=None, seed: int = 0, hel
     if len(z) - cut < 2:
         raise GenzooError(f"only {len(z)} training codes: too few to fit a sampler", "fit on more images")
     fit_codes, held = z[order[cut:]], z[order[:cut]]
-    sampler, resolved = build(SAMPLERS, section, "sampler", dim=z.shape[1])
+    sampler, resolved = build(SAMPLERS, section, str(section.get("name")), dim=z.shape[1])  # keys as gmm.components
     start = time.perf_counter()
     extra = sampler.fit(fit_codes, held, g) or {}
     seconds = time.perf_counter() - start
