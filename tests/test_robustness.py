@@ -168,18 +168,16 @@ def test_a_flipped_byte_in_the_weights_is_refused(tmp_path):
         del os.environ["GENZOO_SKIP_WEIGHTS_CHECK"]
 
 
-def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
-    """safetensors reports ENOSPC as its own error type; the trainer names the problem, removes the partial
-    checkpoint and keeps the last good one (it used to print a SafetensorError traceback and leave .tmp-step-*)."""
+def _disk_full_for(monkeypatch, part: str):
+    """safetensors' save_file fails as on a full disk (its own ENOSPC error type) for paths containing `part`;
+    returns the real function, to put back when space is freed."""
     import safetensors.torch
     from safetensors import SafetensorError
 
-    recipe = write_recipe(tmp_path)
-    run = train(recipe, "train.steps=20")
     real = safetensors.torch.save_file
 
     def full_disk(tensors, filename, metadata=None):
-        if "step-0000040" in str(filename):
+        if part in str(filename):
             raise SafetensorError(
                 "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
                 'message: "No space left on device" })'
@@ -187,6 +185,17 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_nothing(tmp_path
         return real(tensors, filename, metadata=metadata)
 
     monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    return real
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    """safetensors reports ENOSPC as its own error type; the trainer names the problem, removes the partial
+    checkpoint and keeps the last good one (it used to print a SafetensorError traceback and leave .tmp-step-*)."""
+    import safetensors.torch
+
+    recipe = write_recipe(tmp_path)
+    run = train(recipe, "train.steps=20")
+    real = _disk_full_for(monkeypatch, "step-0000040")
     with pytest.raises(GenzooError) as raised:
         train(recipe, "train.steps=40")
     message = str(raised.value)
@@ -203,21 +212,10 @@ def test_a_full_disk_during_the_export_says_export_and_keeps_the_checkpoint(tmp_
     """model/ is written after its checkpoint is committed, in the same handler: a failure there is named as the
     export (it used to say "could not write the checkpoint" while that checkpoint was whole)."""
     import safetensors.torch
-    from safetensors import SafetensorError
 
     recipe = write_recipe(tmp_path)
     run = train(recipe, "train.steps=20")
-    real = safetensors.torch.save_file
-
-    def full_disk(tensors, filename, metadata=None):
-        if ".model.tmp" in str(filename):
-            raise SafetensorError(
-                "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
-                'message: "No space left on device" })'
-            )
-        return real(tensors, filename, metadata=metadata)
-
-    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    real = _disk_full_for(monkeypatch, ".model.tmp")
     with pytest.raises(GenzooError) as raised:
         train(recipe, "train.steps=40")
     message = str(raised.value)

@@ -1171,11 +1171,11 @@ def _zero_where_same(x64: torch.Tensor, y64: torch.Tensor, compute) -> torch.Ten
     return zero if bool(same.all()) else torch.where(same, zero, compute())
 
 
-def _bipartite64(k1, k2, alpha, eps, fast, scale=None):
+def _bipartite64(k1, k2, alpha, eps, scale=None):
     """The bipartite divergence of κ1 = k1, κ2 = k2, or, with scale = 1/n, of κ = scale·K for unit-diagonal
     Gram matrices K (the factor folded into eigenvalues, no division pass; tr κ1 = 1).
 
-    Always two eigendecompositions, integer α included (``fast`` is unused): the routes without one (κ1^α by
+    Always two eigendecompositions, integer α included (no fast path): the routes without one (κ1^α by
     products, or a Cholesky factor of κ2 + εI) were 1e-8 to 6e-5 relative off on ordinary batches and orders of
     magnitude off on ill-conditioned ones, where the eigenvector form Σ_ij λ_i^α g(μ_j) W_ij² stays at its
     round-off level (tests/test_renyi_sweep.py)."""
@@ -1207,7 +1207,7 @@ def bipartite_divergence(
 
     def compute():
         k1, k2 = _paired_k(x64, y64, kernel, sigma)
-        return _bipartite64(k1, k2, alpha, eps, fast_path, 1.0 / k1.shape[-1])
+        return _bipartite64(k1, k2, alpha, eps, 1.0 / k1.shape[-1])
 
     return _zero_where_same(x64, y64, compute).to(out)
 
@@ -1393,7 +1393,7 @@ def cross_entropy(
         _same_n(x64, y64, f"the {measure} measure", "; use measure='pooled' for samples of different sizes")
         k1, k2 = _paired_k(x64, y64, kernel, sigma)
         if measure == "bipartite":
-            div = _zero_where_same(x64, y64, lambda: _bipartite64(k1, k2, alpha, eps, fast_path, 1.0 / nx))
+            div = _zero_where_same(x64, y64, lambda: _bipartite64(k1, k2, alpha, eps, 1.0 / nx))
             k1 = k1 / nx
         else:
             k1, k2 = k1 / nx, k2 / nx

@@ -41,3 +41,34 @@ class CodeSampler(nn.Module):
 
 def standard_normal(n: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(n, dim, generator=generator, dtype=torch.float64)
+
+
+def train_early_stopped(
+    module, batch_loss, held_loss, n: int, generator, *, steps, batch_size, lr, eval_every, patience
+) -> dict:
+    """Adam on batch_loss(indices) over random batches of n codes; every eval_every steps held_loss() is computed,
+    and the state of `module` with the lowest one is kept (the run stops after `patience` evaluations without a new
+    best). Returns the record of the fitted samplers that train a network: steps run, best step, early stop."""
+    import math
+
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    best, best_step, best_state, waited, step = math.inf, 0, None, 0, 0
+    module.train()
+    for step in range(1, steps + 1):
+        loss = batch_loss(torch.randint(0, n, (min(batch_size, n),), generator=generator))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % eval_every == 0 or step == steps:
+            with torch.no_grad():
+                held = float(held_loss())
+            if held < best:
+                best, best_step, waited = held, step, 0
+                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+    module.load_state_dict(best_state)
+    module.eval()
+    return {"steps_run": step, "best_step": best_step, "early_stopped": step < steps}

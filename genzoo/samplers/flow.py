@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from genzoo.core.options import PositiveFloat, PositiveInt
 from genzoo.core.registry import SAMPLERS
-from genzoo.samplers.base import CodeSampler
+from genzoo.samplers.base import CodeSampler, train_early_stopped
 
 
 @SAMPLERS.register("flow")
@@ -44,28 +42,20 @@ class FlowSampler(CodeSampler):
         codes, held_out = codes.float(), held_out.float()
         self.shift.copy_(codes.mean(0))
         self.scale.copy_(codes.std(0).clamp_min(1e-6))
-        opt = torch.optim.Adam(self.flow.parameters(), lr=self.lr)
-        best, best_step, best_state, waited, step = math.inf, 0, None, 0, 0
-        self.train()
-        for step in range(1, self.steps + 1):
-            idx = torch.randint(0, len(codes), (min(self.batch_size, len(codes)),), generator=generator)
-            loss = self._nll(codes[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step % self.eval_every == 0 or step == self.steps:
-                with torch.no_grad():
-                    held = float(self._nll(held_out))
-                if held < best:  # keep the best network seen on held-out codes
-                    best, best_step, waited = held, step, 0
-                    best_state = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
-                else:
-                    waited += 1
-                    if waited >= self.patience:
-                        break
-        self.flow.load_state_dict(best_state)
+        record = train_early_stopped(
+            self.flow,
+            lambda idx: self._nll(codes[idx]),
+            lambda: self._nll(held_out),
+            len(codes),
+            generator,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            eval_every=self.eval_every,
+            patience=self.patience,
+        )
         self.eval()
-        return {"steps_run": step, "best_step": best_step, "early_stopped": step < self.steps}
+        return record
 
     @torch.no_grad()
     def sample(self, n, generator=None):

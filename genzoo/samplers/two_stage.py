@@ -10,7 +10,7 @@ from torch import nn
 
 from genzoo.core.options import PositiveFloat, PositiveInt
 from genzoo.core.registry import SAMPLERS
-from genzoo.samplers.base import CodeSampler
+from genzoo.samplers.base import CodeSampler, train_early_stopped
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -76,31 +76,20 @@ class TwoStageSampler(CodeSampler):
         self.shift.copy_(codes.mean(0))
         self.scale.copy_(codes.std(0).clamp_min(1e-6))
         x, xh = (codes - self.shift) / self.scale, (held_out - self.shift) / self.scale
-        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
-        best, best_step, best_state, waited, step = -math.inf, 0, None, 0, 0
-        self.train()
-        for step in range(1, self.steps + 1):
-            idx = torch.randint(0, len(x), (min(self.batch_size, len(x)),), generator=generator)
-            loss = -self._elbo(x[idx], generator)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step % self.eval_every == 0 or step == self.steps:
-                with torch.no_grad():
-                    held = float(self._elbo(xh, torch.Generator().manual_seed(0)))
-                if held > best:  # keep the best networks seen on held-out codes
-                    best, best_step, waited = held, step, 0
-                    best_state = {k: v.detach().clone() for k, v in self.state_dict().items()}
-                else:
-                    waited += 1
-                    if waited >= self.patience:
-                        break
-        self.load_state_dict(best_state)
-        self.eval()
+        record = train_early_stopped(
+            self,
+            lambda idx: -self._elbo(x[idx], generator),
+            lambda: -self._elbo(xh, torch.Generator().manual_seed(0)),  # the same draws at every evaluation
+            len(x),
+            generator,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            eval_every=self.eval_every,
+            patience=self.patience,
+        )
         return {
-            "steps_run": step,
-            "best_step": best_step,
-            "early_stopped": step < self.steps,
+            **record,
             "gamma": float(self.log_gamma.detach().exp()),
             "log_prob": f"importance-weighted, {self.iw_samples} draws",
         }
