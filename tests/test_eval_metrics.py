@@ -559,7 +559,8 @@ def test_same_weights_in_an_nvlabs_style_file_give_the_same_features(fx, digit_s
     np.testing.assert_array_equal(other(images), fx(images))
     legacy_full = InceptionFeatures("legacy_tensorflow", str(path))(images)
     legacy_layers = InceptionFeatures("legacy_tensorflow")(images)
-    np.testing.assert_allclose(legacy_full, legacy_layers, atol=1e-5)
+    # the file's own forward runs the layers as saved; without it the CPU runs them frozen, batch norms folded
+    np.testing.assert_allclose(legacy_full, legacy_layers, rtol=2e-5, atol=1e-5)
     assert np.abs(legacy_layers - fx(images)).max() > 1e-3  # a different resize, different features
 
 

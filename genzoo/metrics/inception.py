@@ -29,6 +29,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -132,10 +133,36 @@ def nv_bilinear(x: torch.Tensor, size: int = 299) -> torch.Tensor:
     return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-# Images per Inception call on a CPU. Measured (2 threads, channels-last, 299x299): 9.2 images/s at 8 against
-# 7.2 at 32, where the larger batch's activations spent a fifth of the CPU time in the kernel (page faults of
-# freed and re-mapped buffers); channels-last alone was 1.22x at 32. Features differ from clean-fid's by ~1e-6.
-CPU_CHUNK = 8
+# Images per Inception call on a CPU, measured on the frozen channels-last layers (1 thread, 299x299): 6.3-6.4
+# images/s at 4 against 6.0 at 2 and 8; larger batches spend CPU time in the kernel re-mapping freed activations.
+CPU_CHUNK = 4
+
+
+def frozen_channels_last(layers: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """The Inception layers frozen for float32 CPU inference, each rewrite value-preserving on its own:
+    - the `contiguous()` each mixed block calls is removed, so activations stay channels-last from the first
+      convolution to the pool (each call had reordered them back to NCHW);
+    - the `weight.to(x.dtype)` before each convolution is removed (inputs are float32, as the weights);
+    - each batch norm (scale None) gets an explicit unit scale, so torch's frozen conv-bn folding applies and
+      the batch norms disappear into the convolutions' weights and biases.
+    Features change by ~2e-6 relative (the folding's rounding); measured in BENCHMARKS.md."""
+    with warnings.catch_warnings():  # deprecated with TorchScript itself, which the weights are
+        warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
+        frozen = torch.jit.freeze(layers.eval())
+    graph = frozen.graph
+    for kind in ("aten::contiguous", "aten::to"):
+        for node in list(graph.findAllNodes(kind)):
+            node.output().replaceAllUsesWith(next(node.inputs()))
+            node.destroy()
+    for bn in list(graph.findAllNodes("aten::batch_norm")):
+        channels = list(bn.inputs())[3].toIValue().shape[0]  # the running mean, a constant once frozen
+        scale = graph.insertConstant(torch.ones(channels))
+        scale.node().moveBefore(bn)
+        bn.replaceInput(1, scale)
+    torch._C._jit_pass_dce(graph)
+    torch._C._jit_pass_fold_frozen_conv_bn(graph)
+    torch._C._jit_pass_dce(graph)
+    return frozen
 
 
 def clean_resize_channel(channel: np.ndarray, size: int = 299) -> np.ndarray:
@@ -150,13 +177,15 @@ _LOADED: dict = {}
 
 
 def _load(path: Path):
-    """(full module or None, layers module, file sha256, layers sha256); cached per process."""
+    """(full module or None, layers module, file sha256, layers sha256, CPU layers); cached per process."""
     key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
     if key not in _LOADED:
         from genzoo.core.io import file_sha256
 
         try:
-            module = torch.jit.load(str(path), map_location="cpu").eval()
+            with warnings.catch_warnings():  # FID Inception weights exist only as TorchScript: no other way to load
+                warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
+                module = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:
             raise GenzooError(
                 f"Inception weights '{path}' cannot be loaded as TorchScript ({exc})",
@@ -176,8 +205,13 @@ def _load(path: Path):
             h.update(name.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         _LOADED.clear()
-        _LOADED[key] = (full, layers, file_sha256(path), h.hexdigest())
+        _LOADED[key] = (full, layers, file_sha256(path), h.hexdigest(), frozen_channels_last(layers))
     return _LOADED[key]
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """[0, 255] -> clean-fid's [-1, 1] input, float32 (the frozen layers' only type), channels-last."""
+    return ((x.float() - 128) / 128).contiguous(memory_format=torch.channels_last)
 
 
 class InceptionFeatures:
@@ -206,8 +240,9 @@ class InceptionFeatures:
             self._legacy_pytorch()
             return
         self.path, self.source = find_weights(weights, download)
-        full, layers, self.file_sha256, self.layers_sha256 = _load(self.path)
+        full, layers, self.file_sha256, self.layers_sha256, cpu_layers = _load(self.path)
         self.full, self.layers = (full.to(self.device) if full is not None else None), layers.to(self.device)
+        self.cpu_layers = cpu_layers
 
     def _legacy_pytorch(self):
         try:
@@ -220,9 +255,10 @@ class InceptionFeatures:
                 f"and its own weights download ({type(exc).__name__}: {exc})",
                 "use mode clean (default) or legacy_tensorflow, which need neither",
             ) from None
-        self.path, self.source, self.full, self.layers = (
+        self.path, self.source, self.full, self.layers, self.cpu_layers = (
             None,
             "clean-fid legacy_pytorch (pytorch-fid weights)",
+            None,
             None,
             None,
         )
@@ -258,7 +294,7 @@ class InceptionFeatures:
         if images.shape[1] == 1 and self.mode == "clean":
             # clean-fid resizes each of the three equal channels alike: resizing one is the same, a third of the work
             resized = np.stack([clean_resize_channel(a) for a in images[:, 0].numpy()])
-            return torch.from_numpy(resized)[:, None].expand(-1, 3, -1, -1).contiguous()
+            return torch.from_numpy(resized)[:, None].expand(-1, 3, -1, -1)  # a view: forward lays out each chunk
         if images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)
         if self.resize is None:
@@ -278,12 +314,11 @@ class InceptionFeatures:
             if self.full is not None:
                 return self.full(x, return_features=True).reshape(n, 2048)
             x = nv_bilinear(x)
-        x = (x - 128) / 128  # what clean-fid's InceptionV3W does in clean mode
         if self.device.type != "cpu":
-            return self.layers(x).reshape(n, 2048)
-        # On a CPU: channels-last convolutions, CPU_CHUNK images per call (bench/eval_fid.py, BENCHMARKS.md)
-        x = x.contiguous(memory_format=torch.channels_last)
-        return torch.cat([self.layers(c).reshape(len(c), 2048) for c in x.split(CPU_CHUNK)])
+            return self.layers((x - 128) / 128).reshape(n, 2048)  # what clean-fid's InceptionV3W does in clean mode
+        # On a CPU: frozen channels-last layers, CPU_CHUNK images per call, each chunk normalised and laid out on
+        # its own (small buffers: no page faults of whole-batch copies). bench/eval_fid.py, BENCHMARKS.md
+        return torch.cat([self.cpu_layers(_channels_last(c)).reshape(len(c), 2048) for c in x.split(CPU_CHUNK)])
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         out = [
