@@ -15,7 +15,7 @@ Sections, in order (each one's failure is recorded and the next one still runs):
 3. Stability: `--stable-steps` steps (200) of the MBRCE-StyleALAE in bf16 growing 4 -> 256 (1,024 images per level,
    half of each blending in; the rest at 256), every loss logged at every step and checked finite; it ends with
    the real checkpoint and export, and samples from the exported model are checked finite.
-4. The Rényi estimator (genzoo.metrics.renyi.pooled_divergence, alpha 0.5, Gaussian kernel, median bandwidth, as
+4. The Rényi estimator (genzoo.renyi.pooled_divergence, alpha 0.5, Gaussian kernel, median bandwidth, as
    the flagship's prior uses it): forward + backward on float32 codes (n, 512) on the device at several n, median
    of repeats, with precision "auto" (what training uses: float32 work on a GPU) and "float64", each against the
    same call on the CPU in float64 (value, gradient, time).
@@ -377,7 +377,7 @@ def stability(cfg: dict, data: list[str], work: Path) -> dict:
 def renyi(cfg: dict) -> dict:
     """precision "auto" is what training uses: on a GPU, float32 codes are computed in float32 for this call;
     "float64" is the estimator's reference arithmetic. Both against the CPU in float64."""
-    from genzoo.metrics.renyi import pooled_divergence
+    from genzoo.renyi import pooled_divergence
 
     device, d, repeats = cfg["device"], cfg["renyi_dim"], cfg["renyi_repeats"]
 

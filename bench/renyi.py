@@ -1,4 +1,4 @@
-"""Speed of genzoo.metrics.renyi against its eigendecomposition floor and the notebook's approach.
+"""Speed of genzoo.renyi against its eigendecomposition floor and the notebook's approach.
 
     OMP_NUM_THREADS=1 python bench/renyi.py [--sizes 64,128,256,512,1024 --dims 64,512 --rounds 5]
 
@@ -53,10 +53,13 @@ from scipy.spatial.distance import cdist  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
-    from genzoo.metrics import renyi as R
-except ImportError:  # standalone module: load it by path if the package cannot import
-    _spec = importlib.util.spec_from_file_location("renyi", ROOT / "genzoo" / "metrics" / "renyi.py")
+    from genzoo import renyi as R
+except ImportError:  # standalone package: load it by path if genzoo cannot import (its imports are relative)
+    _spec = importlib.util.spec_from_file_location(
+        "renyi", ROOT / "genzoo" / "renyi" / "__init__.py", submodule_search_locations=[str(ROOT / "genzoo" / "renyi")]
+    )
     R = importlib.util.module_from_spec(_spec)
+    sys.modules["renyi"] = R
     _spec.loader.exec_module(R)
 
 
@@ -243,7 +246,7 @@ def write_markdown(path, rows, args, argv, total, loads):
         pass
     one = [f"{v[0]:.1f}" for v in loads]
     lines = [
-        "# Matrix-based Rényi divergences: speed (genzoo.metrics.renyi)",
+        "# Matrix-based Rényi divergences: speed (genzoo.renyi)",
         "",
         f"Command: `{cmd}`  ",
         f"Machine: {os.cpu_count()}-core CPU ({cpu}), torch {torch.__version__} with {args.threads} thread(s), "

@@ -1,4 +1,4 @@
-"""Spectral kernels of genzoo.metrics.renyi on an accelerator: eigh in float64 and float32 against a matmul-only
+"""Spectral kernels of genzoo.renyi on an accelerator: eigh in float64 and float32 against a matmul-only
 (Newton-Schulz) square root, and the estimators' precision policy end to end.
 
     python bench/renyi_gpu.py [--device cuda --sizes 256,512,1024,2048,4096 --iters 20 --repeats 5]
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from genzoo.metrics import renyi as R
+from genzoo import renyi as R
 
 ROOT = Path(__file__).resolve().parents[1]
 

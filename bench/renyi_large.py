@@ -1,4 +1,4 @@
-"""Large samples: genzoo.metrics.renyi.nystrom_divergence against the exact pooled divergence, and its cost.
+"""Large samples: genzoo.renyi.nystrom_divergence against the exact pooled divergence, and its cost.
 
     OMP_NUM_THREADS=1 python bench/renyi_large.py [--exact-sizes 1000,2000 --landmarks 250,500,1000,2000
                                                    --big 10000,50000 --big-landmarks 1000,2000]
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from genzoo.metrics import renyi as R
+from genzoo import renyi as R
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -177,7 +177,7 @@ def main(argv=None):
         "" if not argv and len(sys.argv) < 2 else " " + shlex.join(argv or sys.argv[1:])
     )
     text = [
-        "# Matrix-based Rényi divergence of large samples: Nyström and Lanczos approximations (genzoo.metrics.renyi)",
+        "# Matrix-based Rényi divergence of large samples: Nyström and Lanczos approximations (genzoo.renyi)",
         "",
         f"Command: `{cmd}`  ",
         f"Machine: {os.cpu_count()}-core CPU, torch {torch.__version__} with {args.threads} thread(s), "

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from renyi_large import sample  # noqa: E402
 
-from genzoo.metrics import renyi as R  # noqa: E402
+from genzoo import renyi as R  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -165,7 +165,7 @@ def test_prior_match_compares_codes_with_mapped_prior_draws():
     """ALAE's codes live in w-space: the metric compares E(x) with F(z), not with z (they differ by far here)."""
     from genzoo.core.registry import DATASETS
     from genzoo.metrics.prior_match import mmd, prior_match
-    from genzoo.metrics.renyi import median_bandwidth, pooled_divergence
+    from genzoo.renyi import median_bandwidth, pooled_divergence
 
     torch.manual_seed(0)
     model = genzoo.create_model(

@@ -21,9 +21,9 @@ import torch
 from conftest import write_recipe
 
 import genzoo
+from genzoo import renyi as R
 from genzoo.core.io import load_tensors
 from genzoo.core.recipe import load_recipe
-from genzoo.metrics import renyi as R
 from genzoo.train.checkpoint import Checkpoints
 from genzoo.train.trainer import Trainer
 

@@ -299,7 +299,7 @@ def test_renyi_on_features_takes_nystrom_above_the_exact_limit_and_says_so(monke
     """Large feature sets would need an n x n eigendecomposition per side (50,000: 20 GB each): above the limit
     the metric switches to the Nystrom approximation and records it, below it stays exact."""
     import genzoo.metrics.fid as F
-    from genzoo.metrics.renyi import median_bandwidth, pooled_divergence
+    from genzoo.renyi import median_bandwidth, pooled_divergence
 
     rng = np.random.default_rng(3)
     real, fake = rng.normal(size=(300, 8)), rng.normal(size=(200, 8)) + 0.5

@@ -1,4 +1,4 @@
-"""Tests of genzoo.metrics.renyi against an independent numpy/scipy reference, plus properties.
+"""Tests of genzoo.renyi against an independent numpy/scipy reference, plus properties.
 
 The reference below is written from the definitions in docs/mbrce.md with numpy/scipy (cdist, pdist, eigh,
 sqrtm; fractional_matrix_power, the notebook's routine, in test_match_notebook_fractional_matrix_power
@@ -21,14 +21,25 @@ from scipy.spatial.distance import cdist, pdist
 from torch.autograd import gradcheck
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RENYI_PATH = ROOT / "genzoo" / "metrics" / "renyi.py"
+RENYI_DIR = ROOT / "genzoo" / "renyi"
+
+
+def load_by_path(folder: pathlib.Path, name: str):
+    """Import the package in `folder` as `name`, without genzoo (its modules import each other relatively)."""
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the relative imports resolve through it
+    spec.loader.exec_module(module)
+    return module
+
 
 try:
-    from genzoo.metrics import renyi as R
-except ImportError:  # the module is standalone: load it by path if the package cannot import yet
-    _spec = importlib.util.spec_from_file_location("renyi_standalone", RENYI_PATH)
-    R = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(R)
+    from genzoo import renyi as R
+except ImportError:  # the package is standalone: load it by path if genzoo cannot import yet
+    R = load_by_path(RENYI_DIR, "renyi_standalone")
+spectral, kernels = R.spectral, R.kernels  # private helpers under test, where they are defined
 
 F64 = torch.float64
 TOL = 1e-8
@@ -520,18 +531,21 @@ def test_spectral_functions_gradcheck_in_every_region(p, trunc):
     s2 = _spectrum_matrix(SPECTRUM[::-1], 1).requires_grad_()
     b = torch.randn(8, 8, generator=torch.Generator().manual_seed(2), dtype=F64).requires_grad_()
     f = _spectrum_matrix([0.0, 0.1, 0.2, 0.3, 0.3, 0.5, 0.7, 1.0], 3).requires_grad_()
-    sym = R._sym  # the functions read symmetric matrices from their lower triangle: perturb symmetrically
+    sym = spectral._sym  # the functions read symmetric matrices from their lower triangle: perturb symmetrically
     fns = [
-        (lambda s: R._BilinearTrace.apply(sym(s), None, s2, p, 1.0 - p, eps, trunc), (s1,)),
-        (lambda s, bb, t: R._BilinearTrace.apply(sym(s), bb, sym(t), p, -0.7, eps, trunc), (s1, b, s2)),
+        (lambda s: spectral._BilinearTrace.apply(sym(s), None, s2, p, 1.0 - p, eps, trunc), (s1,)),
+        (lambda s, bb, t: spectral._BilinearTrace.apply(sym(s), bb, sym(t), p, -0.7, eps, trunc), (s1, b, s2)),
         # the scale factors the Gram blocks use instead of a division pass
-        (lambda s, bb, t: R._BilinearTrace.apply(sym(s), bb, sym(t), p, -0.7, eps, trunc, 0.5, 0.8, 2.0), (s1, b, s2)),
-        (lambda ff, bb, t: R._TraceSandwichPow.apply(ff, bb, sym(t), p, eps, trunc), (f, b, s2)),
+        (
+            lambda s, bb, t: spectral._BilinearTrace.apply(sym(s), bb, sym(t), p, -0.7, eps, trunc, 0.5, 0.8, 2.0),
+            (s1, b, s2),
+        ),
+        (lambda ff, bb, t: spectral._TraceSandwichPow.apply(ff, bb, sym(t), p, eps, trunc), (f, b, s2)),
     ]
     if not trunc:
         fns += [
-            (lambda s: R._TracePow.apply(sym(s), p, eps), (s1,)),
-            (lambda s: (R._MatPow.apply(sym(s), p, eps) * s2).sum(), (s1,)),
+            (lambda s: spectral._TracePow.apply(sym(s), p, eps), (s1,)),
+            (lambda s: (spectral._MatPow.apply(sym(s), p, eps) * s2).sum(), (s1,)),
         ]
     for fn, inputs in fns:
         # central differences carry ~u·|f|/h of round-off (|f| reaches 1e5 for p = -2): atol scales with |f|
@@ -542,17 +556,17 @@ def test_spectral_functions_gradcheck_in_every_region(p, trunc):
 def test_regularised_power_shape():
     lam = torch.tensor([-1e-3, 0.0, 2.5e-13, 5e-13, 1e-12, 1e-12 * (1 + 1e-9), 3e-12, 0.1], dtype=F64)
     for p in (0.3, 0.5, 0.9):
-        g, dg = R._g(lam, p, 1e-12)
+        g, dg = spectral._g(lam, p, 1e-12)
         assert g[0] == 0 and g[1] == 0  # zero eigenvalues contribute nothing
         close(g[4], 1e-12**p, 1e-12)  # continuous at eps ...
         close(dg[4] / (p * 1e-12 ** (p - 1)), 1.0, 1e-6)  # ... with a continuous derivative
         close(dg[2] / 1e-12 ** (p - 1), (2 - p) + 2 * (p - 1) * 0.25, 1e-12)  # the quadratic below eps
         assert torch.all(g[1:].diff() > 0) and torch.all(dg[1:] <= max(p, 2 - p) * 1e-12 ** (p - 1) * (1 + 1e-12))
         torch.testing.assert_close(g[-2:], lam[-2:] ** p, rtol=1e-14, atol=0)
-    g, dg = R._g(lam, -1.5, 1e-12, trunc=True)  # pseudo-inverse: dropped below eps, exact above 2 eps
+    g, dg = spectral._g(lam, -1.5, 1e-12, trunc=True)  # pseudo-inverse: dropped below eps, exact above 2 eps
     assert torch.all(g[:5] == 0) and torch.all(dg[:5] == 0)
     torch.testing.assert_close(g[-2:], lam[-2:] ** -1.5, rtol=1e-14, atol=0)
-    g, dg = R._g(lam, -1.5, 1e-12)  # clamp
+    g, dg = spectral._g(lam, -1.5, 1e-12)  # clamp
     torch.testing.assert_close(g[:5], torch.full((5,), 1e-12**-1.5, dtype=F64), rtol=1e-14, atol=0)
 
 
@@ -567,7 +581,7 @@ def test_laplacian_gram_gradient_at_zero_distance():
 
 
 def _blocks(a, b, s, cross):
-    return tuple(k for k in R._GaussianBlocks.apply(a, b, s, cross) if k is not None)
+    return tuple(k for k in kernels._GaussianBlocks.apply(a, b, s, cross) if k is not None)
 
 
 def test_fused_gaussian_blocks_against_autograd_of_the_plain_formula():
@@ -583,7 +597,7 @@ def test_fused_gaussian_blocks_against_autograd_of_the_plain_formula():
     y = torch.randn(2, 4, 3, generator=g, dtype=F64, requires_grad=True)
     s = torch.tensor([[[0.8]], [[1.7]]], dtype=F64)
     for cross in (True, False):
-        kxx, kxy, kyy = R._GaussianBlocks.apply(x, y, s, cross)
+        kxx, kxy, kyy = kernels._GaussianBlocks.apply(x, y, s, cross)
         torch.testing.assert_close(kxx, plain(x, x, s), rtol=1e-13, atol=1e-15)
         torch.testing.assert_close(kyy, plain(y, y, s), rtol=1e-13, atol=1e-15)
         assert (kxy is None) != cross
@@ -592,13 +606,13 @@ def test_fused_gaussian_blocks_against_autograd_of_the_plain_formula():
         assert gradcheck(functools.partial(_blocks, s=s, cross=cross), (x, y), atol=1e-8, rtol=1e-6)
     # y without gradient: its block is outside the graph, x's gradient unchanged
     yd = y.detach()
-    kxx, kxy, kyy = R._GaussianBlocks.apply(x, yd, s, True)
+    kxx, kxy, kyy = kernels._GaussianBlocks.apply(x, yd, s, True)
     assert kxx.requires_grad and kxy.requires_grad and not kyy.requires_grad
     (gx,) = torch.autograd.grad((kxx * 1.3).sum() + (kxy * 0.7).sum(), x)
     (want,) = torch.autograd.grad((plain(x, x, s) * 1.3).sum() + (plain(x, yd, s) * 0.7).sum(), x)
     torch.testing.assert_close(gx, want, rtol=1e-12, atol=1e-14)
     # the median bandwidth of the pooled sample
-    kxx, _, _ = R._GaussianBlocks.apply(x[0], y[0], None, False)
+    kxx, _, _ = kernels._GaussianBlocks.apply(x[0], y[0], None, False)
     torch.testing.assert_close(kxx, plain(x[0], x[0], R.median_bandwidth(x[0], y[0])), rtol=1e-13, atol=1e-15)
 
 
@@ -785,14 +799,30 @@ def test_renyi_divergence_module():
     assert codes.detach().mean(0).norm() < 1.0  # the mean moved from (2, 2, 2) towards 0
 
 
-def test_module_imports_only_torch_and_stdlib():
-    tree = ast.parse(RENYI_PATH.read_text())
-    mods = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            mods.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "relative import"
-            mods.add(node.module.split(".")[0])
+def test_package_imports_only_torch_stdlib_and_itself():
+    """The folder can be copied out of genzoo: torch, the standard library, and its own modules, relatively."""
     stdlib = set(sys.stdlib_module_names)
-    assert mods - stdlib == {"torch"}, mods
+    for path in sorted(RENYI_DIR.glob("*.py")):
+        mods = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                mods.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1 and (RENYI_DIR / f"{node.module}.py").is_file(), (path.name, node.module)
+            elif isinstance(node, ast.ImportFrom):
+                mods.add(node.module.split(".")[0])
+        assert mods - stdlib <= {"torch"}, (path.name, mods)
+
+
+def test_a_copy_of_the_package_works_outside_genzoo(tmp_path):
+    copy = tmp_path / "renyi_copy"
+    copy.mkdir()
+    for path in RENYI_DIR.glob("*.py"):
+        (copy / path.name).write_text(path.read_text())
+    try:
+        standalone = load_by_path(copy, "renyi_copy")
+        got = standalone.pooled_divergence(t(X), t(YP), 0.5)
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "renyi_copy"]:
+            del sys.modules[name]
+    assert float(got) == float(R.pooled_divergence(t(X), t(YP), 0.5))

@@ -1,4 +1,4 @@
-"""Numerics of genzoo.metrics.renyi (issue #15): the mirrored measure's relative threshold against a 50-digit
+"""Numerics of genzoo.renyi (issue #15): the mirrored measure's relative threshold against a 50-digit
 mpmath computation, the no-gradient path for a target sample, integer alpha against matrix_power, the
 float32 precision policy and the Nystrom approximation for large samples."""
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from genzoo.metrics import renyi as R
+from genzoo import renyi as R
+from genzoo.renyi import checks, distances, kernels, large, spectral  # private helpers, where they are defined
 
 F64 = torch.float64
 
@@ -112,8 +113,8 @@ def test_no_gradient_target_skips_its_branch(monkeypatch):
         return wrapped
 
     # Γ built (_loewner) or applied in place (_loewner_times, which at α = 0.5 does not call _loewner)
-    monkeypatch.setattr(R, "_loewner", counting(R._loewner))
-    monkeypatch.setattr(R, "_loewner_times", counting(R._loewner_times))
+    monkeypatch.setattr(spectral, "_loewner", counting(spectral._loewner))
+    monkeypatch.setattr(spectral, "_loewner_times", counting(spectral._loewner_times))
     g = torch.Generator().manual_seed(22)
     x = torch.randn(12, 4, generator=g, dtype=F64, requires_grad=True)
     y = torch.randn(9, 4, generator=g, dtype=F64)
@@ -124,7 +125,7 @@ def test_no_gradient_target_skips_its_branch(monkeypatch):
         calls.clear()
         fn().backward()
         assert calls == want, calls
-    kxx, kxy, kyy = R._gram_blocks(x, y, "gaussian", "median")
+    kxx, kxy, kyy = kernels._gram_blocks(x, y, "gaussian", "median")
     assert kxx.requires_grad and kxy.requires_grad and not kyy.requires_grad
 
 
@@ -221,22 +222,26 @@ def test_precision_policy():
         R.RenyiDivergence(precision="float16")
     # the automatic choice off the CPU (decided from the device type only)
     meta = torch.empty(2, 2, device="meta")
-    assert R._compute_dtype("auto", x) == F64 and R._compute_dtype("auto", x.float()) == F64
-    assert R._compute_dtype("auto", meta.double(), f32_ok=True) == F64  # float64 points: float64 work
-    assert R._compute_dtype("auto", meta, f32_ok=True) == torch.float32
-    assert R._compute_dtype("auto", meta, f32_ok=False) == F64
-    assert R._compute_dtype("float64", meta) == F64 and R._compute_dtype("float32", x) == torch.float32
+    assert checks._compute_dtype("auto", x) == F64 and checks._compute_dtype("auto", x.float()) == F64
+    assert checks._compute_dtype("auto", meta.double(), f32_ok=True) == F64  # float64 points: float64 work
+    assert checks._compute_dtype("auto", meta, f32_ok=True) == torch.float32
+    assert checks._compute_dtype("auto", meta, f32_ok=False) == F64
+    assert checks._compute_dtype("float64", meta) == F64 and checks._compute_dtype("float32", x) == torch.float32
     tf32 = torch.backends.cuda.matmul.allow_tf32
     try:  # TF32 matmuls (genzoo's trainer turns them on for CUDA) make auto keep float64 there
         torch.backends.cuda.matmul.allow_tf32 = True
-        assert R._tf32_matmuls()
+        assert checks._tf32_matmuls()
         torch.backends.cuda.matmul.allow_tf32 = False
-        assert not R._tf32_matmuls() or torch.get_float32_matmul_precision() != "highest"
+        assert not checks._tf32_matmuls() or torch.get_float32_matmul_precision() != "highest"
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
-    assert R._f32_ok("pooled", 0.5) and not R._f32_ok("pooled", 1.5, 0.1)
-    assert R._f32_ok("bipartite", 0.5) and not R._f32_ok("bipartite", 2.0) and not R._f32_ok("bipartite", 1.5)
-    assert not R._f32_ok("mirrored", 0.5)
+    assert checks._f32_ok("pooled", 0.5) and not checks._f32_ok("pooled", 1.5, 0.1)
+    assert (
+        checks._f32_ok("bipartite", 0.5)
+        and not checks._f32_ok("bipartite", 2.0)
+        and not checks._f32_ok("bipartite", 1.5)
+    )
+    assert not checks._f32_ok("mirrored", 0.5)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -259,7 +264,7 @@ def test_nystrom_with_every_point_as_landmark_is_exact(alpha, mix, kernel):
     want = float(R.pooled_divergence(x, y, alpha, kernel, "median", mix=mix))
     s = R.median_bandwidth(x, y)
     # the Nystrom construction itself, with every point a landmark (in chunks smaller than a sample)
-    got = R._nystrom64(x, y, torch.cat([x, y]), kernel, s, alpha, mix, 1e-12, 32)
+    got = large._nystrom64(x, y, torch.cat([x, y]), kernel, s, alpha, mix, 1e-12, 32)
     assert abs(float(got) - want) < 1e-9 * max(1.0, abs(want)), (float(got), want)
     # and the public function, which then takes the exact estimator's two smaller eigendecompositions
     got = R.nystrom_divergence(x, y, alpha, kernel, "median", landmarks=150, mix=mix, chunk=32)
@@ -376,7 +381,7 @@ def test_bracketed_median_equals_the_full_selection(npairs, kind):
         v[: npairs // 2 + 5] = 0
     elif kind == "all_zero":
         v.zero_()
-    assert float(R._median_pairs(v)) == float(R._median_pairs(v[None])[0])
+    assert float(distances._median_pairs(v)) == float(distances._median_pairs(v[None])[0])
 
 
 def test_median_of_a_large_sample_in_row_blocks_is_the_exact_median():
@@ -465,7 +470,7 @@ def test_the_fused_median_of_a_collapsed_batch_takes_the_fallback_like_median_ba
     y[-1] += 1.0
     sigma = float(R.median_bandwidth(x, y))
     assert sigma == pytest.approx(19 * math.sqrt(3) / 190, rel=1e-12)  # the mean distance
-    kxx, kxy, kyy = R._GaussianBlocks.apply(x, y, None, True)
+    kxx, kxy, kyy = kernels._GaussianBlocks.apply(x, y, None, True)
     assert float((kxx - 1).abs().max()) < 1e-12 and float((kyy[:9, :9] - 1).abs().max()) < 1e-12
     assert float(kxy[0, -1]) == pytest.approx(math.exp(-3 / (2 * sigma**2)), rel=1e-9)
     # batched: one collapsed entry beside an ordinary one, each with its own median
@@ -474,7 +479,7 @@ def test_the_fused_median_of_a_collapsed_batch_takes_the_fallback_like_median_ba
         torch.stack([x, torch.randn(10, 3, generator=g, dtype=F64)]),
         torch.stack([y, torch.randn(10, 3, generator=g, dtype=F64)]),
     )
-    _, kxy_b, _ = R._GaussianBlocks.apply(xb, yb, None, True)
+    _, kxy_b, _ = kernels._GaussianBlocks.apply(xb, yb, None, True)
     s1 = float(R.median_bandwidth(xb[1], yb[1]))
     assert float(kxy_b[0, 0, -1]) == pytest.approx(math.exp(-3 / (2 * sigma**2)), rel=1e-9)
     d2 = float(((xb[1, 2] - yb[1, 5]) ** 2).sum())

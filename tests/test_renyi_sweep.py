@@ -21,7 +21,7 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist, pdist
 
-from genzoo.metrics import renyi as R
+from genzoo import renyi as R
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

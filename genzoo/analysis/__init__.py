@@ -1,1 +1,1 @@
-"""Layer 4: the compare report, studies, interpolation and style-mixing grids."""
+"""Layer 5: the compare report, studies, interpolation and style-mixing grids."""

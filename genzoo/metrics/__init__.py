@@ -1,3 +1,3 @@
-"""Metrics. `renyi` (the matrix-based estimators) has no genzoo dependencies and can be used on its own."""
+"""Metrics. The matrix-based Renyi estimators they use are a package of their own, genzoo.renyi."""
 
 from genzoo.metrics import fid, parzen, ppl, precision_recall, prior_match, reconstruction  # noqa: F401  (registers)  # noqa: F401  (registers; clean-fid loads on first use)

@@ -473,7 +473,7 @@ def renyi_from_features(
     estimator: RenyiEstimator = "auto",
 ) -> tuple[float, float, str]:
     """(divergence, bandwidth, estimator used): genzoo's pooled matrix-based Renyi alpha-divergence
-    (metrics/renyi.py, Gaussian kernel) of the generated features from the reference ones.
+    (genzoo.renyi, Gaussian kernel) of the generated features from the reference ones.
 
     estimator "exact": all pooled pairs' median bandwidth and the exact estimator (an n x n eigendecomposition per
     side); "nystrom": `landmarks` (RENYI_LANDMARKS when unset) landmarks, an underestimate; "lanczos": the generated
@@ -482,7 +482,7 @@ def renyi_from_features(
     both sides have at most RENYI_EXACT_MAX vectors and no `landmarks` is given, else Nystrom.  The approximations
     use the median of 2,000 pooled vectors drawn with `seed` (docs/mbrce.md, section 7).  The returned string says
     which estimator ran, so that only values of one estimator are compared."""
-    from genzoo.metrics.renyi import lanczos_divergence, median_bandwidth, nystrom_divergence, pooled_divergence
+    from genzoo.renyi import lanczos_divergence, median_bandwidth, nystrom_divergence, pooled_divergence
 
     landmarks = _check_renyi_options(alpha, landmarks, estimator)
     x = torch.as_tensor(np.asarray(generated), dtype=torch.float64)

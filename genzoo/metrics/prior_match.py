@@ -30,8 +30,8 @@ def prior_match(
     Both sides are in the space `encode` returns: prior draws go through `code_from_prior` where a model has one
     (ALAE: E(x) is compared with w = F(z), the codes its D or MBRCE prior matches, not with z)."""
     from genzoo.datasets.base import to_unit_float
-    from genzoo.metrics.renyi import median_bandwidth, pooled_divergence
     from genzoo.models.base import prior_codes
+    from genzoo.renyi import median_bandwidth, pooled_divergence
 
     model.eval()
     n = min(samples, len(dataset), limit or samples)

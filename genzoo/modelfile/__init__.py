@@ -1,1 +1,1 @@
-"""Layer 2: the model folder (config.json + model.safetensors), the Hub, model cards, published weights."""
+"""Layer 3: the model folder (config.json + model.safetensors), the Hub, model cards, published weights."""

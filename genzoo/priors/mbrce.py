@@ -41,7 +41,7 @@ class MBRCEPrior(Prior):
         mix: float = 0.0,
     ):
         super().__init__(dim)
-        from genzoo.metrics.renyi import RenyiDivergence
+        from genzoo.renyi import RenyiDivergence
 
         try:
             self.measure = RenyiDivergence(alpha=alpha, kernel=kernel, sigma=sigma, measure=measure, mix=mix)
