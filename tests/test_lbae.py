@@ -141,7 +141,7 @@ def test_interpolation_and_attribute_change(trained_lbae):
     direction = model.attribute_direction(train, attribute=0)  # class labels: the attribute "is a zero"
     train.labels = (train.labels == 0).long()
     assert torch.equal(model.attribute_direction(train), direction)  # the same as a 0/1 label
-    line = model.line_codes(model.encode(x[:1])[0], model.encode(x[1:2])[0], 5)
+    line = model.codes_between(model.encode(x[:1])[0], model.encode(x[1:2])[0], torch.linspace(0, 1, 5))
     assert line.shape == (5, 24) and set(line.unique().tolist()) <= {-1.0, 1.0}
     assert direction.shape == (24,) and direction.abs().max() <= 2
     threshold = float(direction.abs().sort().values[-6])  # the 6 most telling bits
@@ -154,6 +154,25 @@ def test_interpolation_and_attribute_change(trained_lbae):
     with pytest.raises(GenzooError, match="no labels"):
         train.labels = None
         model.attribute_direction(train)
+
+
+def test_fid_of_interpolations_decodes_binary_codes_on_the_lbae_paths(trained_lbae):
+    """The FID `interpolations` source takes LBAE's codes along its own paths (codes_between): binary codes, the
+    decoded images those of the path points. (It used to call the image-level `interpolate` with codes.)"""
+    from genzoo.metrics.fid import codes_between, model_images, quantize
+
+    model = genzoo.load(trained_lbae)
+    test = DATASETS.get("digits")("test")
+    images = model_images(model, test, "interpolations", count=5, seed=3)
+    g = torch.Generator().manual_seed(3)  # model_images' draws, in its order
+    first = torch.randint(len(test), (5,), generator=g)
+    second = torch.randint(len(test), (5,), generator=g)
+    t = torch.rand(5, 1, generator=g)
+    x1 = test.images[first.tolist()].float() / 255
+    x2 = test.images[second.tolist()].float() / 255
+    codes = codes_between(model, model.encode(x1), model.encode(x2), t)
+    assert codes.shape == (5, 24) and set(codes.unique().tolist()) <= {-1.0, 1.0}
+    assert torch.equal(images, quantize(model.decode(codes)))
 
 
 def test_lbae_refuses_a_prior_section_and_odd_sizes(tmp_path):

@@ -23,6 +23,36 @@ def test_register_get_and_did_you_mean():
         reg.register("round_widget", object)
 
 
+def test_metrics_declare_what_their_numbers_are():
+    from genzoo.core.registry import MetricRegistry, MetricValue
+
+    reg = MetricRegistry()
+
+    @reg.register("sharpness", better="higher", display="edge sharpness", unit="px")
+    def sharpness(model, dataset, limit=None):
+        """Edge sharpness of the samples."""
+
+    reg.register("pair", lambda model, dataset: {}, values={"a": MetricValue(better="lower")}, sample_based=True)
+    reg.register("plain", lambda model, dataset: {})
+    assert reg.get("sharpness") is sharpness
+    facts = reg.value_info("sharpness.sharpness")
+    assert (facts.better, facts.display, facts.unit) == ("higher", "edge sharpness", "px")
+    assert reg.value_info("sharpness.images") is None  # not declared: bookkeeping
+    assert reg.value_info("pair.a").display == "pair.a" and reg.info("pair").sample_based
+    assert reg.value_info("plain.anything") == MetricValue(display="plain.anything")  # declares nothing: a result
+    assert reg.info("uninstalled") == reg.info("plain")  # results of a plugin no longer installed still report
+    assert reg.description("sharpness") == "Edge sharpness of the samples. (sharpness: higher is better)"
+    with pytest.raises(GenzooError, match="unknown facts lower_is_better"):
+        reg.register("x", sharpness, lower_is_better=True)
+    with pytest.raises(GenzooError, match="both values= and better="):
+        reg.register("x", sharpness, better="lower", values={"x": MetricValue()})
+    with pytest.raises(GenzooError, match="'higher', 'lower' or None"):
+        reg.register("x", sharpness, better="smaller")
+    with pytest.raises(GenzooError, match="registered twice"):
+        reg.register("sharpness", object, better="lower")
+    assert reg.value_info("sharpness.sharpness").better == "higher"  # the refused one changed nothing
+
+
 def test_builtins_are_listed():
     assert "gaussian" in PRIORS.names() and "mlp_aae" in MODELS.names()
     assert PRIORS.entry("gaussian").source == "genzoo"
@@ -48,7 +78,7 @@ GOOD = """
             super().__init__(dim)
             self.width = width
         def sample(self, n, generator=None):
-            return (torch.rand(n, self.dim, generator=generator) * 2 - 1).to(self._device_anchor.device) * self.width
+            return (torch.rand(n, self.dim, generator=generator) * 2 - 1).to(self.device) * self.width
 
     @hookimpl
     def genzoo_register_components(priors):

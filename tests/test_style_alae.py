@@ -343,7 +343,8 @@ def test_stylemix_refuses_a_model_without_style_slots(saved_models):
     _, vae, _ = saved_models
     proc = run_cli("stylemix", vae, "--split", "test", check=False, env=ONE_THREAD)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 1 and len(lines) == 1 and "model 'vae' has no style slots" in lines[0], proc.stderr
+    refusal = "model 'vae' cannot mix styles: it has no style slots"
+    assert proc.returncode == 1 and len(lines) == 1 and refusal in lines[0], proc.stderr
 
 
 def test_four_corner_interpolation_grid_of_a_style_alae(saved_models, tmp_path):

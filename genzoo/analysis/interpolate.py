@@ -15,6 +15,7 @@ from typing import Sequence
 
 import torch
 
+from genzoo.core.capabilities import DrawsCodePaths, can
 from genzoo.core.errors import GenzooError
 
 
@@ -82,6 +83,8 @@ def interpolate(model, codes: torch.Tensor, steps: int, corners: bool = False) -
         raise GenzooError(f"--steps must be at least 2, got {steps}", "e.g. --steps 8")
     if corners:
         path = corner_grid(*codes, steps)
-    else:  # a model whose codes leave no straight lines (LBAE's binary codes) draws its own path
-        path = getattr(model, "line_codes", line_codes)(codes[0], codes[1], steps)
+    elif can(model, DrawsCodePaths):  # codes that leave no straight lines (LBAE's binary codes): its own path
+        path = model.codes_between(codes[0], codes[1], torch.linspace(0, 1, steps, dtype=torch.float64))
+    else:
+        path = line_codes(codes[0], codes[1], steps)
     return decode_codes(model, path)

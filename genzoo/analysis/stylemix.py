@@ -15,18 +15,21 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from genzoo.core.capabilities import MixesStyles, require
 from genzoo.core.errors import GenzooError, did_you_mean
+from genzoo.models.base import model_name
 
 KINDS = ("coarse", "middle", "fine")
 
 
 def check_style_model(model) -> None:
-    if not hasattr(model, "style_mix"):
-        name = (getattr(model, "config", None) or {}).get("model", {}).get("name", type(model).__name__)
-        raise GenzooError(
-            f"model '{name}' has no style slots to mix",
-            "style mixing needs a style-based generator: train a style_alae model",
-        )
+    require(
+        model,
+        MixesStyles,
+        f"model '{model_name(model)}'",
+        "mix styles",
+        "style mixing needs a style-based generator: train a style_alae model",
+    )
 
 
 @torch.no_grad()

@@ -288,8 +288,8 @@ def _check_pairing(model_cls, model_name: str, prior: dict) -> None:
     from genzoo.core.registry import PRIORS
 
     prior_cls = PRIORS.get(prior["name"])
-    needs = getattr(model_cls, "prior_needs", ())
-    missing = [cap for cap in needs if not getattr(prior_cls, cap, False)]
+    needs = model_cls.prior_needs
+    missing = [flag for flag in needs if not getattr(prior_cls, flag)]  # flags of Prior: matches_codes, has_log_prob
     if missing:
         raise GenzooError(
             f"prior '{prior['name']}' cannot be used with model '{model_name}' (it lacks: {', '.join(missing)})",

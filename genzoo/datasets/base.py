@@ -16,6 +16,9 @@ class ImageDataset(torch.utils.data.Dataset):
     The trainer converts to float in [0, 1] on the device, so host memory and transfers stay uint8.
     """
 
+    files: list[str] | None = None  # the source file of each image, where it came from files
+    label_names: list[str] | None = None  # the name of each label value or attribute column, where known
+
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, name: str = ""):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
@@ -52,8 +55,7 @@ class ImageDataset(torch.utils.data.Dataset):
             levels[resolution] = ImageDataset(
                 torch.from_numpy(halve(above.images.numpy())), self.labels, name=self.name
             )
-            levels[resolution].files = getattr(self, "files", None)
-            levels[resolution].label_names = getattr(self, "label_names", None)
+            levels[resolution].files, levels[resolution].label_names = self.files, self.label_names
         return levels[resolution]
 
 

@@ -726,5 +726,5 @@ def pad_and_resize(ds: ImageDataset, pad: int = 0, size: int | None = None, chun
     if images is ds.images:
         return ds
     out = ImageDataset(images.contiguous(), ds.labels, name=ds.name)
-    out.files, out.label_names = getattr(ds, "files", None), getattr(ds, "label_names", None)
+    out.files, out.label_names = ds.files, ds.label_names
     return out

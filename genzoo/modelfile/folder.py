@@ -53,9 +53,8 @@ def _plain(value):
 def model_config(model) -> dict:
     """The model's config.json sections: from create_model / a load (`model.config`), else from the options its
     constructor and its prior's recorded (a model built in Python), checked like a recipe's."""
-    config = getattr(model, "config", None)
-    if config is not None:
-        return config
+    if model.config is not None:
+        return model.config
     from genzoo.core.recorded import recorded_options
     from genzoo.core.registry import MODELS, PRIORS, resolve_section
 
@@ -211,7 +210,7 @@ def attach_sampler(model, folder: Path, name: str) -> None:
             f"fit one first: genzoo fit-sampler {folder} --sampler {name}",
         )
     sampler = load_sampler(where)
-    weights = (getattr(model, "extra_config", {}) or {}).get("weights_sha256")
+    weights = (model.extra_config or {}).get("weights_sha256")
     if sampler.record.get("model_weights_sha256") not in (None, weights):
         raise GenzooError(
             f"sampler '{where}' was fitted on other weights than '{Path(folder) / WEIGHTS_NAME}'",
@@ -270,7 +269,7 @@ def model_revision(model, source=None) -> dict:
     """Which weights were evaluated: training step, sha256 of model.safetensors (when the folder is local)."""
     from genzoo.core.io import file_sha256
 
-    extra = getattr(model, "extra_config", {}) or {}
+    extra = model.extra_config or {}
     revision = {
         "source": str(source) if source is not None else None,
         "step": extra.get("step"),

@@ -35,14 +35,18 @@ class GenerativeAutoencoder(nn.Module):
     """Base of every architecture. Images are float tensors (N, C, H, W) in [0, 1].
 
     Subclasses implement `encode`, `decode` and `phases`; `sample` draws codes from the prior and decodes them.
-    An architecture that must look at the training data before it is exported (LBAE fits its code sampler on
-    training codes) defines `prepare_export(train_dataset)`; the trainer calls it, in eval mode, before every
-    export of model/.
-    `prior_needs` names capabilities a prior must have to be paired with this architecture (checked at recipe
+    Optional abilities (progressive growing, fitting before export, style mixing, ...) are the Protocols of
+    genzoo.core.capabilities: define their members and genzoo uses them.
+    `prior_needs` names flags a prior must have to be paired with this architecture (checked at recipe
     validation), e.g. ("has_log_prob",).
     """
 
     prior_needs: tuple[str, ...] = ()
+    # Set by create_model and by a load: config.json's sections (model, prior, image_shape), and what else the
+    # file holds (step, weights sha256, genzoo version). A model built in Python gets `config` from its recorded
+    # constructor options when first saved (modelfile.folder.model_config).
+    config: dict | None = None
+    extra_config: dict | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -55,6 +59,7 @@ class GenerativeAutoencoder(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int]):
         super().__init__()
         self.image_shape = tuple(image_shape)
+        self.prior = None  # the architecture's Prior, set by its constructor (a plugin model may have none)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -86,11 +91,17 @@ class GenerativeAutoencoder(nn.Module):
         return self.decode(self.code_sampler.sample(n, generator=generator).to(anchor.device, anchor.dtype))
 
 
+def model_name(model) -> str:
+    """The model's registered name (from its config), else its class name: for messages."""
+    return ((model.config or {}).get("model") or {}).get("name") or type(model).__name__
+
+
 def prior_codes(model, count: int, seed: int = 0) -> torch.Tensor:
     """`count` codes from the model's prior, in the space `decode` takes (through `code_from_prior` if any)."""
-    prior = getattr(model, "prior", None)
+    from genzoo.core.capabilities import MapsPriorCodes, can
+
+    prior = model.prior
     if prior is None:
         raise GenzooError("this model has no prior to draw codes from", "give images or dataset indices")
     z = prior.sample(count, generator=torch.Generator().manual_seed(seed))
-    mapping = getattr(model, "code_from_prior", None)
-    return mapping(z) if mapping is not None else z
+    return model.code_from_prior(z) if can(model, MapsPriorCodes) else z

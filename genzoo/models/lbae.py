@@ -131,13 +131,13 @@ class BernoulliCodes(Prior):
     def sample(self, n, generator=None, method: str | None = None):
         method = method or self.method
         if method == "cov" and self.is_fitted:
-            r = self._randn(n, self.dim + 1, generator=generator)
+            r = self.randn(n, self.dim + 1, generator=generator)
             a = r @ self.chol.T
             b = torch.where(a >= 0, 1.0, -1.0)
             return b[:, :-1] * b[:, -1:]
         if method not in ("cov", "random"):
             raise GenzooError(f"unknown LBAE sampling method '{method}'", "use cov or random")
-        u = torch.rand(n, self.dim, generator=generator).to(self._device_anchor.device)
+        u = torch.rand(n, self.dim, generator=generator).to(self.device)
         return torch.where(u < 0.5, -1.0, 1.0)
 
     # -- interpolation on the sphere (the reference's `int`) ------------------------------------------------
@@ -369,18 +369,19 @@ class LBAE(GenerativeAutoencoder):
         """
         b0, b1 = self.encode(x0), self.encode(x1)
         codes = torch.stack(
-            [torch.cat([c0[None], self.line_codes(c0, c1, steps), c1[None]]) for c0, c1 in zip(b0, b1)]
+            [torch.cat([c0[None], self.codes_between(c0, c1, fractions(steps)), c1[None]]) for c0, c1 in zip(b0, b1)]
         )
         return self.decode(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])
 
     @torch.no_grad()
-    def line_codes(self, c0: torch.Tensor, c1: torch.Tensor, steps: int) -> torch.Tensor:
-        """`steps` binary codes (steps, z) between codes c0 and c1: along the great circle between their sphere
-        directions when the sampler is fitted (the reference's `int`), else a Hamming path. For a code-space
-        interpolation tool: a straight line between +-1 codes would leave the codes the decoder was trained on."""
+    def codes_between(self, c0: torch.Tensor, c1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Binary codes (k, z) at fractions t (k,) of the way from code c0 to c1: along the great circle between
+        their sphere directions when the sampler is fitted (the reference's `int`), else along a Hamming path
+        (capabilities.DrawsCodePaths). A straight line between +-1 codes would leave the codes the decoder was
+        trained on."""
+        t = torch.as_tensor(t, dtype=torch.float64, device=c0.device).reshape(-1)
         if not self.prior.is_fitted:
-            return hamming_path(c0, c1, steps)
-        t = torch.linspace(0, 1, steps, dtype=torch.float64, device=c0.device)
+            return hamming_codes(c0, c1, t)
         return self.prior.codes_along(slerp(t, self.prior.direction(c0), self.prior.direction(c1)).float())
 
     # -- attribute change ------------------------------------------------------------------------------------
@@ -424,20 +425,24 @@ class LBAE(GenerativeAutoencoder):
         if steps <= 0:
             return self.decode(changed)
         order = torch.argsort(d.abs(), descending=True)
-        rows = [torch.cat([c0[None], hamming_path(c0, c1, steps, order), c1[None]]) for c0, c1 in zip(b, changed)]
+        t = fractions(steps)
+        rows = [torch.cat([c0[None], hamming_codes(c0, c1, t, order), c1[None]]) for c0, c1 in zip(b, changed)]
         codes = torch.stack(rows)
         return self.decode(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])
 
 
-def hamming_path(c0: torch.Tensor, c1: torch.Tensor, steps: int, order: torch.Tensor | None = None) -> torch.Tensor:
-    """`steps` codes from c0 to c1 (both ends included), flipping the differing bits in `order` (default: index)."""
+def fractions(steps: int) -> torch.Tensor:
+    """k / (steps - 1) for k < steps, float64: both ends included."""
+    return torch.arange(steps, dtype=torch.float64) / max(steps - 1, 1)
+
+
+def hamming_codes(c0: torch.Tensor, c1: torch.Tensor, t: torch.Tensor, order: torch.Tensor | None = None):
+    """Codes (k, z) at fractions t (k,) of the way from c0 to c1: the first round(t * d) of the d differing bits, in
+    `order` (default: index order), taken from c1."""
     order = torch.arange(len(c0), device=c0.device) if order is None else order.to(c0.device)
     differ = order[(c0 != c1)[order]]
-    out = []
-    for k in range(steps):
-        frac = k / max(steps - 1, 1)
-        code = c0.clone()
+    out = c0.expand(len(t), -1).clone()
+    for k, frac in enumerate(t.tolist()):
         flip = differ[: round(frac * len(differ))]
-        code[flip] = c1[flip]
-        out.append(code)
-    return torch.stack(out) if out else c0.new_zeros(0, len(c0))
+        out[k, flip] = c1[flip]
+    return out

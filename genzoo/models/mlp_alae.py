@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.core.capabilities import HasDivergence, can
 from genzoo.core.errors import GenzooError
 from genzoo.core.options import PositiveFloat, PositiveInt
 from genzoo.core.registry import MODELS
@@ -64,7 +65,7 @@ from genzoo.priors.base import Prior
 
 def check_alae_prior(prior: Prior, model: str) -> None:
     """A prior that matches codes itself stands in for D through its divergence(x, y) (push / pull)."""
-    if prior.matches_codes and not hasattr(prior, "divergence"):
+    if prior.matches_codes and not can(prior, HasDivergence):
         raise GenzooError(
             f"prior '{type(prior).__name__}' matches codes but has no divergence(x, y) for {model}'s push/pull steps",
             "use prior mbrce or gaussian",

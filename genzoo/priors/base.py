@@ -36,7 +36,14 @@ class Prior(nn.Module):
     def matching_loss(self, codes: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not match codes itself")
 
-    def _randn(self, *shape, generator=None) -> torch.Tensor:
+    @property
+    def device(self) -> torch.device:
+        """Where the prior's buffers live (it moves with the model): where `sample` returns its codes."""
+        return self._device_anchor.device
+
+    def randn(self, *shape, generator=None) -> torch.Tensor:
+        """Standard normal float32 draws on the prior's device; from a CPU generator, the same numbers on every
+        device (drawn on the CPU, then moved), so that seeded samples do not depend on where the model runs."""
         anchor = self._device_anchor
         if generator is not None and generator.device != anchor.device:
             return torch.randn(*shape, generator=generator).to(anchor.device)

@@ -21,7 +21,7 @@ class GaussianPrior(Prior):
         self.std, self.mean = std, mean
 
     def sample(self, n, generator=None):
-        return self._randn(n, self.dim, generator=generator) * self.std + self.mean
+        return self.randn(n, self.dim, generator=generator) * self.std + self.mean
 
     def log_prob(self, z):
         return (-0.5 * ((z - self.mean) / self.std) ** 2 - math.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)

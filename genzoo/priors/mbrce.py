@@ -56,13 +56,13 @@ class MBRCEPrior(Prior):
 
     def sample(self, n, generator=None):
         if self.target == "gaussian":
-            return self._randn(n, self.dim, generator=generator) * self.std
+            return self.randn(n, self.dim, generator=generator) * self.std
         if self.target == "mixture":
             return sample_mixture(self, n, generator)
         if self.target == "uniform":
             u = torch.rand(n, self.dim, generator=generator).to(self.means.device)
             return (2 * u - 1) * self.std
-        z = self._randn(n, self.dim, generator=generator)
+        z = self.randn(n, self.dim, generator=generator)
         return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12) * self.radius
 
     def divergence(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

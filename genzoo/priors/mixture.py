@@ -53,4 +53,4 @@ def sample_mixture(prior: Prior, n: int, generator=None) -> torch.Tensor:
     """n draws from the mixture of `prior.means` with spread `prior.mode_std`: a mode index, then Gaussian noise."""
     device = generator.device if generator is not None else "cpu"  # a generator draws on its own device
     which = torch.randint(len(prior.means), (n,), generator=generator, device=device).to(prior.means.device)
-    return prior.means[which] + prior._randn(n, prior.dim, generator=generator) * prior.mode_std
+    return prior.means[which] + prior.randn(n, prior.dim, generator=generator) * prior.mode_std

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from genzoo.core.capabilities import HasPosterior, can
 from genzoo.core.errors import GenzooError
 from genzoo.core.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from genzoo.core.registry import SAMPLERS, build, resolve_section
@@ -39,9 +40,7 @@ def training_codes(model, dataset, limit: int | None, codes: str, generator, bat
 
     if codes not in CODE_KINDS:
         raise GenzooError(f"unknown codes '{codes}'", f"use one of: {', '.join(CODE_KINDS)}")
-    posterior = getattr(model, "posterior", None)  # the VAEs' (mean, log_var); the MLP AAE's option is a string
-    posterior = posterior if callable(posterior) else None
-    if codes == "draw" and posterior is None:
+    if codes == "draw" and not can(model, HasPosterior):
         raise GenzooError(
             f"codes 'draw' needs a model with a posterior (a VAE), not {type(model).__name__}",
             "fit on encoder outputs: codes 'mean' (--codes mean)",
@@ -56,7 +55,7 @@ def training_codes(model, dataset, limit: int | None, codes: str, generator, bat
         if codes == "mean":
             z = model.encode(x)
         else:
-            mean, log_var = posterior(x)
+            mean, log_var = model.posterior(x)
             noise = torch.randn(mean.shape, generator=generator).to(mean)
             z = mean + noise * torch.exp(0.5 * log_var)
         out.append(z.flatten(1).double().cpu())

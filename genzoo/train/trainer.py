@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from genzoo.core.capabilities import FitsBeforeExport, Grows, ServesResolutions, can, require
 from genzoo.core.errors import GenzooError
 from genzoo.core.recipe import Recipe, differences, save_recipe
 from genzoo.datasets.base import to_unit_float
@@ -189,16 +190,15 @@ class Trainer:
         from genzoo.train.growth import GrowthSchedule
 
         name = self.recipe.model["name"]
-        if not hasattr(model, "set_growth"):
-            raise GenzooError(
-                f"model '{name}' does not grow progressively, but the recipe has 'train.growth'",
-                "remove the train.growth section (progressive growing needs e.g. style_alae)",
-            )
-        if not hasattr(self.data, "at_resolution"):
-            raise GenzooError(
-                f"dataset '{self.recipe.data['name']}' cannot give its images at lower resolutions (no at_resolution)",
-                "use an image dataset, or remove train.growth",
-            )
+        require(
+            model,
+            Grows,
+            f"model '{name}'",
+            "train with 'train.growth'",
+            "remove the train.growth section (progressive growing needs e.g. style_alae)",
+        )
+        data = f"dataset '{self.recipe.data['name']}'"
+        require(self.data, ServesResolutions, data, "grow", "use an image dataset, or remove train.growth")
         schedule = GrowthSchedule(spec, self.data.image_shape[-1], self.spec.batch_size, len(self.data), self.world)
         missing = [r for r in schedule.resolutions if r not in model.resolutions]
         if missing:
@@ -560,14 +560,15 @@ class Trainer:
         acc = self.acc
         if self.world > 1:
             _average_buffers(self.model, self.world)
-        if acc.is_main_process and hasattr(self.model, "prepare_export"):
+        fits = can(self.model, FitsBeforeExport)
+        if acc.is_main_process and fits:
             # e.g. LBAE fits its code sampler on training codes: before the state is taken, so that the checkpoint
             # and the export hold the same fitted buffers.
             self.model.eval()
             with self._ema_weights(), self._own_rng():
                 self.model.prepare_export(self.data)
             self.model.train()
-        if self.world > 1 and hasattr(self.model, "prepare_export"):
+        if self.world > 1 and fits:
             _broadcast_buffers(self.model)  # the main process's fit, on every process
         fingerprint = state_fingerprint(self.model)
         _check_in_sync(fingerprint, self.world, acc.device)
@@ -740,9 +741,7 @@ def _can_sample(model) -> bool:
     """Models sample from their prior unless they define their own `sample` (a plugin model may have neither)."""
     from genzoo.models.base import GenerativeAutoencoder
 
-    if not hasattr(model, "sample"):
-        return False
-    return getattr(model, "prior", None) is not None or type(model).sample is not GenerativeAutoencoder.sample
+    return model.prior is not None or type(model).sample is not GenerativeAutoencoder.sample
 
 
 BUCKET_ELEMENTS = 1 << 23  # 32 MB of float32 per collective: large models never hold a second full copy

@@ -31,10 +31,10 @@ class StudentTPrior(Prior):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         # All randomness comes from `generator` (on its own device), so a seeded generator gives the same codes.
-        device = generator.device if generator is not None else self._device_anchor.device
+        device = generator.device if generator is not None else self.device
         x = torch.randn(n, self.dim, generator=generator, device=device)
         w = 2.0 * _standard_gamma(torch.full((n, 1), self.df / 2, device=device), generator)  # chi2(df)
-        return (self.loc + self.scale * x * torch.rsqrt(w / self.df)).to(self._device_anchor.device)
+        return (self.loc + self.scale * x * torch.rsqrt(w / self.df)).to(self.device)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         d, df = self.dim, self.df
