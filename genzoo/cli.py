@@ -878,7 +878,7 @@ def list_components(
     for k, registry in REGISTRIES.items():
         if kind in (None, k):
             for entry in registry.entries():
-                table.add_row(registry.kind, entry.name, entry.source, entry.summary)
+                table.add_row(registry.kind, entry.name, entry.source, registry.description(entry.name))
     _console().print(table)
 
 

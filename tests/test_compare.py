@@ -197,3 +197,48 @@ def test_compare_groups_seed_runs_into_arms_and_keeps_prior_match_out():
     fid = block["metrics"]["fid.fid"]["a"]
     assert fid["n"] == 2 and fid["mean"] == 151 and fid["ci_low"] < 151 < fid["ci_high"]
     assert "a vs b" in block["conclusions"]
+
+
+@pytest.fixture
+def plugin_metric():
+    """A metric registered as a plugin's hook would: higher is better, its own display name and unit."""
+    from genzoo.core.registry import METRICS, load_components
+
+    def sharpness(model, dataset, limit=None):
+        """Edge sharpness of the samples (a stand-in: never called here)."""
+
+    load_components()
+    METRICS.register(
+        "sharpness", sharpness, better="higher", display="edge sharpness", unit="px", headline=True, sample_based=True
+    )
+    yield "sharpness"
+    METRICS._entries.pop("sharpness")
+    METRICS._info.pop("sharpness")
+
+
+def test_a_plugin_metric_joins_the_study_report_as_it_declares_itself(plugin_metric, tmp_path):
+    """Arm `sharp` has the higher sharpness and the higher MSE: the report calls it better on sharpness (its
+    declared direction) under its display name, and leaves its undeclared `images` count out of the tables."""
+    from genzoo.analysis.report import write_report
+
+    image = tmp_path / "report" / "grids" / "grid.png"
+    image.parent.mkdir(parents=True)
+    Image.new("L", (4, 4)).save(image)
+    entries = []
+    for arm, sharp, mse in (("sharp", 2.0, 0.03), ("blurry", 1.0, 0.02)):
+        for seed, noise in enumerate((-0.05, 0.0, 0.05)):
+            results = {
+                plugin_metric: {"sharpness": sharp + noise, "images": 100, "protocol": {}},
+                "reconstruction": {"mse": mse + noise / 100, "images": 100, "protocol": {}},
+            }
+            grids = {"samples": image, "reconstructions": image}
+            entries.append({"label": f"{arm}-s{seed}", "source": arm, "results": results, "log": [], "grids": grids})
+    groups = {e["label"]: e["label"].rsplit("-s", 1)[0] for e in entries}
+    out = write_report(entries, tmp_path / "report", groups=groups)
+    assert out["header"] == ["model", "n", "sharpness.sharpness", "reconstruction.mse"]  # headline first
+    assert "sharp vs blurry: edge sharpness higher by 1 px [" in out["conclusions"]
+    assert "(sharp better)" in out["conclusions"] and "blurry better" not in out["conclusions"]
+    assert "reconstruction MSE" not in out["conclusions"]  # the conclusions speak of the headline value
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| edge sharpness | sharp | blurry |" in md and "| reconstruction MSE | sharp | blurry |" in md
+    assert "sharpness.images" not in md and "reconstruction.images" not in md

@@ -13,8 +13,11 @@ rows; and a generated paragraph of what the numbers can and cannot conclude. res
 `runs` (every result with its protocol), `metrics` ({metric: {arm: {mean, std, ci_low, ci_high, n}}}),
 `comparisons` ([{metric, a, b, difference, ci_low, ci_high, p_value, ...}]) and `conclusions`.
 
-`prior_match` scores each model's codes against its own prior with MBRCE's own objective: it is circular across
-models, so it stays in the per-run rows and is left out of the arm table, the comparisons and the conclusions.
+What each number is comes from its metric's declaration (genzoo.core.registry.MetricInfo): the numbers it names
+as results are columns (the others, counts and options, stay in results.json), headline values and the
+sample-based metrics come first, display names and directions word the comparisons and conclusions. A metric
+declared circular (`prior_match` scores each model's codes against its own prior with MBRCE's own objective)
+stays in the per-run rows and is left out of the arm table, the comparisons and the conclusions.
 """
 
 from __future__ import annotations
@@ -26,59 +29,11 @@ import math
 import re
 from pathlib import Path
 
-from genzoo.analysis.stats import (
-    FACTORIAL_METHOD,
-    compare_arms,
-    complete_grid,
-    conclusions,
-    factorial,
-    factorial_sentence,
-    summarize,
-)
+from genzoo.analysis.conclusions import conclusions, describe, factorial_sentence
+from genzoo.analysis.stats import FACTORIAL_METHOD, compare_arms, complete_grid, factorial, summarize
+from genzoo.core.registry import METRICS
 from genzoo.metrics.evaluate import format_value, protocol_lines, scalar_items
 
-BOOKKEEPING = {
-    "images",
-    "reference_images",
-    "codes",
-    "samples",
-    "alpha",
-    "bandwidth",
-    "kid_std",
-    "kid_subset_size",
-    "fid_ci_low",
-    "fid_ci_high",
-    "fid_bootstrap_std",
-    "fid_bootstrap_mean",
-    "bootstrap",
-    "slope",
-    "points",
-}
-# Metrics that score each model against its own prior (circular across models): per-run rows only.
-CIRCULAR = ("prior_match.",)
-# Column order: FID with recall beside it, then the other sample metrics; everything else after, as found.
-LEADING = (
-    "fid.fid",
-    "precision_recall.recall",
-    "precision_recall.precision",
-    "precision_recall.density",
-    "precision_recall.coverage",
-    "fid_infinity.fid_infinity",
-    "kid.kid",
-)
-NAMES = {
-    "fid.fid": "FID",
-    "fid_infinity.fid_infinity": "FID-infinity",
-    "kid.kid": "KID",
-    "precision_recall.recall": "recall",
-    "precision_recall.precision": "precision",
-    "precision_recall.density": "density",
-    "precision_recall.coverage": "coverage",
-    "parzen.log_likelihood": "Parzen log-likelihood",
-    "reconstruction.mse": "reconstruction MSE",
-}
-# The metrics the conclusions paragraph speaks of (all pairs of all metrics are in the table and results.json).
-HEADLINE = ("fid.fid", "fid_infinity.fid_infinity", "precision_recall.recall", "parzen.log_likelihood")
 PAIRWISE_METHOD = (
     "per arm: mean, std (ddof 1), 95 % t interval of the mean; pairs: Welch's t-test (two-sided), 95 % CI of the "
     "difference a - b, Holm-adjusted p over each metric's pairs, exact permutation p, minimum detectable difference "
@@ -216,18 +171,27 @@ def training_plots(entries: list[dict], folder: Path, groups: dict[str, str] | N
     return paths
 
 
+def _circular(key: str) -> bool:
+    return METRICS.info(key.split(".", 1)[0]).circular
+
+
+def _column_rank(key: str) -> tuple[bool, bool]:
+    """Headline values first (FID, recall), then the other values of sample-based metrics, then the rest."""
+    return not describe(key).headline, not METRICS.info(key.split(".", 1)[0]).sample_based
+
+
 def metric_columns(entries: list[dict], cross_model: bool = False) -> list[str]:
     """Numeric result keys (`metric.value`) in report order; `cross_model` leaves out the circular ones."""
     found = []
     for e in entries:
         for key, value in scalar_items(e["results"]):
-            if key.split(".", 1)[1] in BOOKKEEPING or not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
-            if cross_model and key.startswith(CIRCULAR):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or METRICS.value_info(key) is None:
+                continue  # text, or a number its metric declares bookkeeping
+            if cross_model and _circular(key):
                 continue
             if key not in found:
                 found.append(key)
-    return [c for c in LEADING if c in found] + [c for c in found if c not in LEADING]
+    return sorted(found, key=_column_rank)
 
 
 def _arm_order(entries: list[dict], groups: dict[str, str]) -> list[str]:
@@ -266,22 +230,22 @@ def statistics(
     by_metric = arm_values(entries, groups)
     summaries = {c: {g: summarize(xs) for g, xs in arms.items()} for c, arms in by_metric.items()}
     comparisons = [row for c, arms in by_metric.items() for row in compare_arms(c, arms)]
-    headline = [r for r in comparisons if r["metric"] in HEADLINE] or comparisons
+    headline = [r for r in comparisons if describe(r["metric"]).headline] or comparisons
     grid = complete_grid(factors or {}, list(next(iter(by_metric.values()), {}))) if groups else None
     effects, said = [], []
     for c, arms in by_metric.items():
         result = factorial(arms, grid) if grid else None
         if result:
             effects.append({"metric": c, **result})
-        if grid and c in HEADLINE:
-            label = NAMES.get(c, c)
+        if grid and describe(c).headline:
+            label = describe(c).display
             said.append(
                 factorial_sentence(result, label)
                 if result
                 else f"Factorial {label}: not possible here (a cell of the grid has no run with this metric, or "
                 "there are not more runs than cells)."
             )
-    text = conclusions(headline, NAMES, budget=budget)
+    text = conclusions(headline, budget=budget)
     return {
         "metrics": summaries,
         "comparisons": comparisons,
@@ -337,7 +301,7 @@ def comparison_rows(comparisons: list[dict]) -> tuple[list[str], list[list[str]]
     header = ["metric", "a", "b", "a - b", "95 % CI", "p (Welch)", "p (Holm)", "p (permutation)", "MDD (80 %)"]
     rows = [
         [
-            NAMES.get(r["metric"], r["metric"]),
+            describe(r["metric"]).display,
             r["a"],
             r["b"],
             _short(r["difference"]),
@@ -361,7 +325,7 @@ def factorial_rows(effects: list[dict]) -> tuple[list[str], list[list[str]]]:
             means = e["marginal_means"].get(t["term"])
             rows.append(
                 [
-                    NAMES.get(e["metric"], e["metric"]),
+                    describe(e["metric"]).display,
                     t["term"],
                     f"{t['df']}, {e['residual_df']}",
                     _short(t["F"]),
@@ -383,7 +347,7 @@ def _sections(entries, groups, stats_block, notes) -> list[tuple[str, str | None
         return [("Results", notes, run_header, run_rows)]
     header, rows = table_rows(entries, groups)
     pair_header, pair_rows = comparison_rows(stats_block["comparisons"])
-    circular = [c for c in run_header if c.startswith(CIRCULAR)]
+    circular = [c for c in run_header if _circular(c)]
     return [
         (
             "Per arm: mean ± std [95 % CI]",

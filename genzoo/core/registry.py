@@ -5,6 +5,12 @@ Built-ins register with a decorator (timm's `@register_model`):
     @PRIORS.register("gaussian")
     class GaussianPrior(Prior): ...
 
+A metric also declares what its numbers are (`MetricInfo`: direction, display name, unit, sample-based), which
+the study reports read; with nothing declared, every number it returns is a result with no direction:
+
+    @METRICS.register("fid", better="lower", display="FID", headline=True, sample_based=True)
+    def fid(model, dataset, ...): ...
+
 Third-party packages register through the pluggy hook `genzoo_register_components` (see genzoo.core.hookspecs),
 found from the entry-point group `genzoo.plugins`. Installing the package is the only step. A plugin that fails
 to import or to register only warns: it never breaks genzoo.
@@ -14,8 +20,8 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal, Mapping
 
 from genzoo.core.errors import GenzooError, did_you_mean
 
@@ -84,11 +90,110 @@ class Registry:
         load_components()
         return name in self._entries
 
+    def description(self, name: str) -> str:
+        """What `genzoo list` says of a component."""
+        return self.entry(name).summary
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """What one number of a metric's result is, as study reports and their statistics read it."""
+
+    display: str | None = None  # the name reports print; None: `<metric>.<value>`
+    better: Literal["higher", "lower"] | None = None  # None: no direction, so no arm is called better
+    unit: str | None = None  # printed after differences in the conclusions, e.g. "dB"; None: unitless
+    headline: bool = False  # the report's conclusions speak of it (of every compared value when none is)
+
+    def __post_init__(self):
+        if self.better not in ("higher", "lower", None):
+            raise GenzooError(
+                f"a metric value's better must be 'higher', 'lower' or None, got {self.better!r}",
+                "write better='lower' for a distance such as FID",
+            )
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a registered metric declares. `values` names the numbers of its result that are results; the others
+    are bookkeeping (counts, options, interval ends) that reports leave out. Empty (a metric that declares
+    nothing): every number it returns is a result, with no direction."""
+
+    values: Mapping[str, MetricValue] = field(default_factory=dict)
+    sample_based: bool = False  # scores generated samples (a fitted sampler changes it); leads the report's columns
+    circular: bool = False  # scores each model against its own prior (prior_match): not comparable across models
+
+    def value(self, name: str) -> MetricValue | None:
+        """The facts of one returned number; None when it is bookkeeping."""
+        if not self.values:
+            return MetricValue()
+        return self.values.get(name)
+
+
+class MetricRegistry(Registry):
+    """The metrics, each with its MetricInfo."""
+
+    def __init__(self):
+        super().__init__("metric")
+        self._info: dict[str, MetricInfo] = {}
+
+    def register(
+        self,
+        name: str,
+        obj: Callable | None = None,
+        *,
+        values: Mapping[str, MetricValue] | None = None,
+        sample_based: bool = False,
+        circular: bool = False,
+        **one_value,
+    ):
+        """Register a metric function. A metric whose result is the one number named like itself may describe it
+        with `better`, `display`, `unit` and `headline` directly; a metric with several results names each in
+        `values` ({value name: MetricValue(...)})."""
+        unknown = set(one_value) - {"better", "display", "unit", "headline"}
+        if unknown:
+            raise GenzooError(
+                f"metric '{name}' is registered with unknown facts {', '.join(sorted(unknown))}",
+                "use better ('higher' or 'lower'), display, unit, headline, values, sample_based, circular",
+            )
+        if one_value and values is not None:
+            raise GenzooError(
+                f"metric '{name}' declares both values= and {', '.join(one_value)}=",
+                f"move those into values={{'{name}': MetricValue(...)}}",
+            )
+        values = {name: MetricValue(**one_value)} if one_value else dict(values or {})
+        info = MetricInfo(values, sample_based, circular)
+        add = super().register(name)
+
+        def add_with_info(o):
+            add(o)  # refuses a name taken by another metric before its facts are recorded
+            self._info[name] = info
+            return o
+
+        return add_with_info(obj) if obj is not None else add_with_info
+
+    def info(self, name: str) -> MetricInfo:
+        """The metric's declaration; an unknown name (a result of a plugin no longer installed) declares nothing."""
+        load_components()
+        return self._info.get(name, MetricInfo())
+
+    def description(self, name: str) -> str:
+        """The summary and which way each of its values is better, e.g. "... (fid: lower is better)"."""
+        ways = [
+            f"{value}: {facts.better} is better" for value, facts in self.info(name).values.items() if facts.better
+        ]
+        return super().description(name) + (f" ({'; '.join(ways)})" if ways else "")
+
+    def value_info(self, key: str) -> MetricValue | None:
+        """The facts of one result number `<metric>.<value>`, its display name filled in; None for bookkeeping."""
+        metric, _, value = key.partition(".")
+        facts = self.info(metric).value(value)
+        return None if facts is None else replace(facts, display=facts.display or key)
+
 
 PRIORS = Registry("prior")
 MODELS = Registry("model")
 DATASETS = Registry("dataset")
-METRICS = Registry("metric")
+METRICS = MetricRegistry()
 SAMPLERS = Registry("sampler")  # densities fitted to a trained model's codes (genzoo.samplers)
 REGISTRIES = {"priors": PRIORS, "models": MODELS, "datasets": DATASETS, "metrics": METRICS, "samplers": SAMPLERS}
 # What the evaluation loop passes a metric function itself; its other keyword arguments are the metric's options.

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.registry import METRICS
+from genzoo.core.registry import METRICS, MetricValue
 from genzoo.metrics.inception import InceptionFeatures, cache_root
 
 Source = Literal["samples", "reconstructions", "interpolations"]
@@ -319,7 +319,7 @@ def _pair(model, dataset, options: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     return feature_pair(model, dataset, **{k: options[k] for k in keys})
 
 
-@METRICS.register("fid")
+@METRICS.register("fid", better="lower", display="FID", headline=True, sample_based=True)
 def fid(
     model,
     dataset,
@@ -354,7 +354,7 @@ def fid(
     return {**out, "protocol": protocol}
 
 
-@METRICS.register("fid_infinity")
+@METRICS.register("fid_infinity", better="lower", display="FID-infinity", headline=True, sample_based=True)
 def fid_infinity(
     model,
     dataset,
@@ -384,7 +384,7 @@ def fid_infinity(
     }
 
 
-@METRICS.register("kid")
+@METRICS.register("kid", better="lower", display="KID", sample_based=True)
 def kid(
     model,
     dataset,
@@ -508,7 +508,7 @@ def renyi_from_features(
     return float(value.item()), float(sigma.item()), how + "; docs/mbrce.md, section 7"
 
 
-@METRICS.register("renyi_features")
+@METRICS.register("renyi_features", values={"renyi_divergence": MetricValue(better="lower")}, sample_based=True)
 def renyi_features(
     model,
     dataset,

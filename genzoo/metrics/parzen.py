@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.registry import METRICS
+from genzoo.core.registry import METRICS, MetricValue
 
 
 def _flat(dataset, idx: list[int], device) -> torch.Tensor:
@@ -73,7 +73,15 @@ def _validation_data(splits: Callable, name: str | None):
         return splits("train")
 
 
-@METRICS.register("parzen")
+@METRICS.register(
+    "parzen",
+    values={
+        "log_likelihood": MetricValue("Parzen log-likelihood", better="higher", unit="nats", headline=True),
+        "standard_error": MetricValue(unit="nats"),
+        "sigma": MetricValue(),
+    },
+    sample_based=True,
+)
 @torch.no_grad()
 def parzen(
     model,

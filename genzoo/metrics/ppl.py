@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.registry import METRICS
+from genzoo.core.registry import METRICS, MetricValue
 from genzoo.metrics.inception import cache_root
 
 VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
@@ -117,7 +117,7 @@ def filtered_mean(dist: np.ndarray) -> float:
     return float(dist[(dist >= lo) & (dist <= hi)].mean())
 
 
-@METRICS.register("ppl")
+@METRICS.register("ppl", values={"ppl": MetricValue()}, sample_based=True)
 def ppl(
     model,
     dataset,

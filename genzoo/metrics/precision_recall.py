@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.registry import METRICS
+from genzoo.core.registry import METRICS, MetricValue
 from genzoo.metrics.fid import Mode, Source, feature_pair
 
 
@@ -131,7 +131,16 @@ def prd_f_scores(precision, recall, beta: float = 8) -> tuple[float, float]:
     return float(np.max(f_beta(precision, recall, beta))), float(np.max(f_beta(precision, recall, 1 / beta)))
 
 
-@METRICS.register("precision_recall")
+@METRICS.register(
+    "precision_recall",
+    values={
+        "recall": MetricValue("recall", better="higher", headline=True),
+        "precision": MetricValue("precision", better="higher"),
+        "density": MetricValue("density", better="higher"),
+        "coverage": MetricValue("coverage", better="higher"),
+    },
+    sample_based=True,
+)
 def precision_recall(
     model,
     dataset,
@@ -174,7 +183,9 @@ def precision_recall(
     }
 
 
-@METRICS.register("prd")
+@METRICS.register(
+    "prd", values={"f8": MetricValue(better="higher"), "f1_8": MetricValue(better="higher")}, sample_based=True
+)
 def prd(
     model,
     dataset,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from genzoo.core.registry import METRICS
+from genzoo.core.registry import METRICS, MetricValue
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -20,7 +20,7 @@ def mmd(x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     )
 
 
-@METRICS.register("prior_match")
+@METRICS.register("prior_match", values={"renyi_divergence": MetricValue(), "mmd": MetricValue()}, circular=True)
 @torch.no_grad()
 def prior_match(
     model, dataset, limit: int | None = None, samples: int = 1000, alpha: float = 0.5, seed: int = 0

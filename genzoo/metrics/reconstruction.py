@@ -3,10 +3,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from genzoo.core.registry import METRICS
+from genzoo.core.registry import METRICS, MetricValue
 
 
-@METRICS.register("reconstruction")
+@METRICS.register(
+    "reconstruction",
+    values={
+        "mse": MetricValue("reconstruction MSE", better="lower"),
+        "psnr": MetricValue(better="higher", unit="dB"),
+        "bce": MetricValue(better="lower"),
+    },
+)
 @torch.no_grad()
 def reconstruction(model, dataset, batch_size: int = 500, limit: int | None = None) -> dict:
     """Reconstruction error on a split: per-pixel MSE, PSNR (dB, images in [0, 1]) and per-pixel BCE."""
