@@ -860,12 +860,21 @@ def list_components(
     pretrained: bool = typer.Option(
         False, "--pretrained", help="Show the published weights instead (recipe -> Hub id)."
     ),
+    zoo: Optional[Path] = typer.Option(
+        None, help="With --pretrained: the zoo's results table (default: results/zoo.csv of this checkout)."
+    ),
+    pretrained_file: Optional[Path] = typer.Option(
+        None, help="With --pretrained: the published-weights table (default: the package's pretrained.json)."
+    ),
 ):
     """Everything registered: built-ins and plugins, with where each came from (--pretrained: published weights)."""
     from rich.table import Table
 
-    if pretrained:
-        return _list_pretrained()
+    if pretrained:  # the published weights and the zoo's rows that are only reproducible (analysis/zoo_publish.py)
+        from genzoo.analysis.zoo import ZOO_FILE
+        from genzoo.analysis.zoo_publish import print_pretrained
+
+        return print_pretrained(_console(), zoo or ZOO_FILE, pretrained_file)
 
     from genzoo.core.errors import GenzooError, did_you_mean
     from genzoo.core.registry import REGISTRIES
@@ -880,6 +889,26 @@ def list_components(
             for entry in registry.entries():
                 table.add_row(registry.kind, entry.name, entry.source, registry.description(entry.name))
     _console().print(table)
+
+
+@app.command()
+@friendly
+def zoo(
+    folders: List[Path] = typer.Argument(..., help="Committed study results, e.g. results/studies/converged_mnist."),
+    out: Path = typer.Option(Path("results/zoo.csv"), help="The table to write."),
+    spec: Optional[List[Path]] = typer.Option(None, help="A study YAML to read besides recipes/studies/*.yaml."),
+    push: bool = typer.Option(False, "--push", help="Maintainers: publish rows' weights, fill pretrained.json."),
+    org: Optional[str] = typer.Option(None, help="With --push: the Hub organisation (or user) to publish under."),
+    rows: Optional[List[str]] = typer.Option(None, help="With --push: only these rows (study/arm, repeatable)."),
+    pretrained_file: Optional[Path] = typer.Option(
+        None, help="With --push: the published-weights table to fill (default: the package's pretrained.json)."
+    ),
+):
+    """The zoo's results table: one CSV row per (model, data, prior, sampler) from committed study results, each
+    metric's mean and 95 % t-interval over seeds; --push publishes rows' weights (analysis/zoo_publish.py)."""
+    from genzoo.analysis.zoo_publish import zoo_command
+
+    zoo_command(folders, out, spec or [], org, push, rows, pretrained_file, _console())
 
 
 def main():

@@ -335,6 +335,37 @@ def training_record(model, recipe, run_dir: Path) -> dict:
     }
 
 
+def run_facts(model, recipe, run_dir: Path) -> dict:
+    """What the zoo's table (analysis/zoo.py) reads beside the budget: the components' names, the epochs asked for,
+    the CPU threads and processes the training ran with (its environment.json) and the trainable parameters."""
+    try:
+        env = json.loads((Path(run_dir) / "environment.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        env = {}
+    return {
+        "model": recipe.model["name"],
+        "data": recipe.data["name"],
+        "prior": (recipe.prior or {}).get("name"),
+        "epochs": recipe.train.epochs,
+        "threads": env.get("threads"),
+        "processes": env.get("processes"),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def genzoo_commit() -> str | None:
+    """The git commit genzoo's code was at (HEAD of its checkout), recorded with each result; None outside git."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", console=None, progress=None) -> dict:
     """Train (or resume, or reuse) one run of the study, evaluate it under each of the study's samplers and write
     results/<cell>.json for each; returns the first cell's result (the others in its "cells")."""
@@ -403,9 +434,10 @@ def _evaluate_cell(spec, root, run, info, run_dir, cell, device, progress, train
         "source": str(run_dir),
         "results": entry["results"],
         "grids": {k: str(v) for k, v in entry["grids"].items()},
-        "training": training_record(model, info["recipe"], run_dir),
+        "training": {**training_record(model, info["recipe"], run_dir), **run_facts(model, info["recipe"], run_dir)},
         "eval_key": _eval_key(spec, options, sampler),
         "weights_sha256": _weights_sha(run_dir),
+        "genzoo_commit": genzoo_commit(),
         "seconds": {"training": round(training_seconds, 1), "evaluation": round(time.time() - start, 1)},
     }
     write_json(root / "results" / f"{name}.json", result)
