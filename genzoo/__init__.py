@@ -69,9 +69,24 @@ def fit_sampler(source, sampler="gmm", options=None, **kwargs):
     return _fit(source, {"name": sampler, **(options or {})}, **kwargs)
 
 
-def evaluate(model, metrics, *, split="test", options=None, limit=None, datasets=None):
+def evaluate(
+    model,
+    metrics,
+    *,
+    split="test",
+    options=None,
+    limit=None,
+    datasets=None,
+    data_root=None,
+    device="cpu",
+    sampler=None,
+    progress=None,
+    out=None,
+):
     """{metric: {values..., protocol}} for a model (loaded or a source genzoo.load takes) on its data's `split`, or on
-    `datasets` ({split: torch Dataset}) given here."""
+    `datasets` ({split: torch Dataset}) given here. A source is loaded on `device`, its samples' codes drawn from
+    `sampler` (a fitted one's name) if given; `progress(metric)` is called as each metric starts; `out`: a JSON file
+    to write the results to as well."""
     import torch
 
     from genzoo.datasets.base import from_torch
@@ -80,16 +95,30 @@ def evaluate(model, metrics, *, split="test", options=None, limit=None, datasets
 
     source = None
     if not isinstance(model, torch.nn.Module):
-        source, model = model, load(model)
+        source, model = model, load(model, device=device, sampler=sampler)
     else:
         from genzoo.modelfile.folder import model_config
 
         model_config(model)  # a model built in Python: its config from its recorded options
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     given = {k: from_torch(v) for k, v in (datasets or {}).items()}
-    return run_metrics(
-        model, metrics, options, split=split, limit=limit, revision=model_revision(model, source), datasets=given
+    revision = model_revision(model, source)
+    results = run_metrics(
+        model,
+        metrics,
+        options,
+        split=split,
+        limit=limit,
+        data_root=data_root,
+        revision=revision,
+        datasets=given,
+        progress=progress,
     )
+    if out is not None:
+        from genzoo.core.io import write_json
+
+        write_json(out, results)
+    return results
 
 
 def __getattr__(name):

@@ -1,11 +1,16 @@
-"""The `genzoo` command. Only typer is imported at the top: torch loads inside the commands that need it."""
+"""The `genzoo` command. Each command parses its arguments, calls one function of the layers below (reachable from
+Python) and prints what it returns. Only typer is imported at the top: torch loads inside the commands that need it.
+
+An argument KEY=VALUE whose KEY holds no '/' is an override or option with a dotted key (train.batch_size=64,
+fid.count=1000); anything else is a path or a Hub id (core.recipe.is_override: decided by the text, not the disk)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -18,6 +23,20 @@ app = typer.Typer(
     rich_markup_mode=None,  # click's plain help: this typer's rich panels print flags as taking a <bool> value
 )
 _state = {"debug": False}
+
+# Arguments and options several commands share.
+Source = Annotated[
+    str, typer.Argument(help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name).")
+]
+Device = Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N (default: cuda when present).")]
+DataRoot = Annotated[Optional[str], typer.Option(help="Where the dataset lives, if not where it was trained.")]
+Split = Annotated[str, typer.Option(help="Dataset split to evaluate on.")]
+Limit = Annotated[Optional[int], typer.Option(help="Evaluate on at most this many images.")]
+
+
+def _out(what: str, default: str):
+    """--out, saying where it goes by default: next to the source (for a Hub source: the current folder)."""
+    return typer.Option(None, "--out", help=f"{what} (default: <source>/{default}; ./{default} for a Hub model).")
 
 
 def _print_version(value: bool):
@@ -50,8 +69,6 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from genzoo.core.errors import GenzooError
-
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt:
@@ -62,32 +79,15 @@ def friendly(fn):
         except Exception as exc:
             if _state["debug"]:
                 raise
-            if isinstance(exc, GenzooError):
-                line = str(exc)
-            else:
-                import click
+            import click
 
-                context = click.get_current_context(silent=True)
-                command = context.info_name if context is not None else fn.__name__
-                line = f"genzoo {command} failed: {_describe_exception(exc)}; rerun with --debug for the traceback"
-            _error_line(line)
+            from genzoo.core.errors import failure_line
+
+            context = click.get_current_context(silent=True)
+            _error_line(failure_line(exc, context.info_name if context is not None else fn.__name__))
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def _describe_exception(exc: Exception) -> str:
-    """One line for an unexpected exception; disk and permission problems say what to do."""
-    import errno
-
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"no space left on the device while writing '{exc.filename or '?'}': free disk space and run it again"
-    if isinstance(exc, PermissionError):
-        return f"permission denied for '{exc.filename or '?'}': choose a folder you can write to"
-    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower():
-        return f"out of memory ({text or type(exc).__name__}): lower the batch size or the model's size"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _error_line(line: str) -> None:
@@ -99,97 +99,9 @@ def _error_line(line: str) -> None:
 
 
 def _device(device: Optional[str]) -> str:
-    import torch
+    from genzoo.core.devices import resolve_device
 
-    from genzoo.core.errors import GenzooError
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise GenzooError(f"--device '{device}' is not a device", "write cpu, cuda or cuda:N") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise GenzooError(f"--device {device}: this machine has no CUDA GPU torch can use", "use --device cpu")
-    if (
-        kind == "cuda"
-        and torch.device(device).index is not None
-        and torch.device(device).index >= torch.cuda.device_count()
-    ):
-        raise GenzooError(
-            f"--device {device}: there are {torch.cuda.device_count()} GPUs", "choose an index below that"
-        )
-    return device
-
-
-@app.command()
-@friendly
-def train(
-    recipe: Path = typer.Argument(..., help="A recipe YAML, e.g. recipes/quickstart.yaml."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides: train.batch_size=64 prior.std=5"),
-):
-    """Train the model a recipe describes; starting the same run again resumes it from its last checkpoint."""
-    from genzoo.core.recipe import load_recipe
-    from genzoo.train.trainer import Trainer
-
-    console = _console()
-    resolved = load_recipe(recipe, overrides or [])
-    run_dir = Trainer(resolved, console=console).fit()
-    if _is_main():  # fit() returns only once model/ holds the final step's export
-        console.print(f"done: {run_dir} (model in {run_dir / 'model'}, log in {run_dir / 'metrics.jsonl'})")
-
-
-def _is_main() -> bool:
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
-
-
-@app.command()
-@friendly
-def sample(
-    source: str = typer.Argument(
-        ..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."
-    ),
-    count: int = typer.Option(64, "--count", "-n", help="How many images."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="Grid PNG (default: <source>/samples.png; ./samples.png for a Hub model)."
-    ),
-    images_dir: Optional[Path] = typer.Option(None, "--images-dir", help="Also write each image as a PNG here."),
-    seed: int = typer.Option(0, help="Seed for the codes."),
-    nrow: Optional[int] = typer.Option(None, help="Images per grid row."),
-    batch_size: int = typer.Option(256, help="Images decoded at once."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
-    sampler: str = typer.Option("prior", help="Draw codes from this fitted sampler instead (genzoo fit-sampler)."),
-):
-    """Draw codes from the prior (or a fitted sampler) and decode them: a grid PNG and/or a folder of images."""
-    import torch
-
-    import genzoo
-    from genzoo.core.errors import GenzooError
-    from genzoo.core.grids import save_grid, save_images
-
-    if count < 1 or batch_size < 1:
-        raise GenzooError(
-            f"--count and --batch-size must be at least 1, got {count}, {batch_size}", "pass positive values"
-        )
-    model = genzoo.load(source, device=_device(device), sampler=sampler)
-    g = torch.Generator().manual_seed(seed)
-    shown = min(count, 256)  # the grid holds the first 256; the rest only go to --images-dir
-    total = count if images_dir else shown
-    grid = []
-    for start in range(0, total, batch_size):  # streamed: one batch in memory at a time
-        images = model.sample(min(batch_size, total - start), generator=g).cpu()
-        if start < shown:
-            grid.append(images[: shown - start])
-        if images_dir:
-            save_images(images, images_dir, start=start)
-    out = out or _default_out(source, "samples.png")
-    save_grid(torch.cat(grid), out, nrow=nrow)
-    written = [str(out)]
-    if images_dir:
-        written.append(f"{count} images in {images_dir}")
-    _console().print("wrote " + ", ".join(written))
+    return resolve_device(device)
 
 
 def _reporter(console, status, verb: str):
@@ -205,19 +117,6 @@ def _reporter(console, status, verb: str):
             console.print(f"[{time.monotonic() - start:7.1f} s] {verb} {what}", markup=False)
 
     return report
-
-
-def _default_out(source: str, name: str) -> Path:
-    """Next to a local source; in the current folder for a Hub source (the Hugging Face cache is never written)."""
-    from genzoo.modelfile.hub import parse_hub_source
-
-    return Path(name) if parse_hub_source(source) else Path(source) / name
-
-
-def _dataset_for(model, split: str, data_root: Optional[str]):
-    from genzoo.metrics.evaluate import dataset_for
-
-    return dataset_for(model, split, data_root)
 
 
 def _print_report(console, report: dict, wrote: str) -> None:
@@ -237,129 +136,127 @@ def _print_report(console, report: dict, wrote: str) -> None:
 
 @app.command()
 @friendly
+def train(
+    recipe: Path = typer.Argument(..., help="A recipe YAML, e.g. recipes/quickstart.yaml."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides: train.batch_size=64 prior.std=5"),
+):
+    """Train the model a recipe describes; starting the same run again resumes it from its last checkpoint."""
+    import os
+
+    from genzoo.core.recipe import load_recipe
+    from genzoo.train.trainer import Trainer
+
+    console = _console()
+    run_dir = Trainer(load_recipe(recipe, overrides or []), console=console).fit()
+    if os.environ.get("RANK", "0") == "0":  # the main process; fit() returns once model/ holds the final export
+        console.print(f"done: {run_dir} (model in {run_dir / 'model'}, log in {run_dir / 'metrics.jsonl'})")
+
+
+@app.command()
+@friendly
+def sample(
+    source: Source,
+    count: int = typer.Option(64, "--count", "-n", help="How many images."),
+    out: Optional[Path] = _out("Grid PNG", "samples.png"),
+    images_dir: Optional[Path] = typer.Option(None, "--images-dir", help="Also write each image as a PNG here."),
+    seed: int = typer.Option(0, help="Seed for the codes."),
+    nrow: Optional[int] = typer.Option(None, help="Images per grid row."),
+    batch_size: int = typer.Option(256, help="Images decoded at once."),
+    device: Device = None,
+    sampler: str = typer.Option("prior", help="Draw codes from this fitted sampler instead (genzoo fit-sampler)."),
+):
+    """Draw codes from the prior (or a fitted sampler) and decode them: a grid PNG and/or a folder of images."""
+    from genzoo.analysis.figures import write_samples
+
+    grid = write_samples(
+        source,
+        count,
+        out=out,
+        images_dir=images_dir,
+        seed=seed,
+        nrow=nrow,
+        batch_size=batch_size,
+        device=_device(device),
+        sampler=sampler,
+    )
+    _console().print(f"wrote {grid}" + (f", {count} images in {images_dir}" if images_dir else ""))
+
+
+@app.command()
+@friendly
 def reconstruct(
-    source: str = typer.Argument(
-        ..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."
-    ),
+    source: Source,
     split: str = typer.Option("test", help="Dataset split to reconstruct."),
     count: int = typer.Option(16, "--count", "-n", help="How many images."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="PNG (default: <source>/reconstructions.png; ./ for a Hub model)."
-    ),
-    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    out: Optional[Path] = _out("PNG", "reconstructions.png"),
+    data_root: DataRoot = None,
+    device: Device = None,
 ):
     """Originals (top row of each pair) above their reconstructions."""
-    import genzoo
-    from genzoo.analysis.report import reconstruction_grid
+    from genzoo.analysis.figures import write_reconstructions
 
-    model = genzoo.load(source, device=_device(device))
-    out = out or _default_out(source, "reconstructions.png")
-    reconstruction_grid(model, _dataset_for(model, split, data_root), out, count=count, row=16)
+    out = write_reconstructions(source, split, count, out=out, data_root=data_root, device=_device(device))
     _console().print(f"wrote {out}")
 
 
 @app.command()
 @friendly
 def interpolate(
-    source: str = typer.Argument(
-        ..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."
-    ),
+    source: Source,
     inputs: Optional[List[str]] = typer.Argument(
         None,
         help="End points: image files, or dataset indices with --split; 2 for a line, 4 for --corners (top-left, "
         "top-right, bottom-left, bottom-right). None: random codes from the prior.",
     ),
     corners: bool = typer.Option(
-        False,
-        "--corners",
-        help="N x N grid, bilinear in code space between four corners (the MBRCE-AAE README's figure).",
+        False, "--corners", help="N x N grid, bilinear in code space between four corners (MBRCE-AAE README's figure)."
     ),
     steps: int = typer.Option(8, "--steps", help="Images along the line, or the side N of the --corners grid."),
-    split: Optional[str] = typer.Option(
-        None, "--split", help="Read the inputs as indices into this dataset split (train or test)."
-    ),
+    split: Optional[str] = typer.Option(None, help="Read the inputs as indices into this split (train or test)."),
     seed: int = typer.Option(0, help="Seed for random end points."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="PNG (default: <source>/interpolation.png; ./ for a Hub model)."
-    ),
-    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    out: Optional[Path] = _out("PNG", "interpolation.png"),
+    data_root: DataRoot = None,
+    device: Device = None,
 ):
     """Decode codes interpolated between images (or random codes): a line of --steps images, or a --corners grid."""
-    import torch
+    from genzoo.analysis.figures import write_interpolation
 
-    import genzoo
-    from genzoo.analysis.interpolate import interpolate as run_interpolation
-    from genzoo.analysis.interpolate import load_images
-    from genzoo.core.errors import GenzooError
-    from genzoo.core.grids import save_grid
-    from genzoo.datasets.base import to_unit_float
-    from genzoo.models.base import prior_codes
-
-    model = genzoo.load(source, device=_device(device))
-    dev = next(model.parameters()).device
-    inputs, need = inputs or [], 4 if corners else 2
-    if inputs and len(inputs) != need:
-        raise GenzooError(
-            f"{'--corners needs' if corners else 'a line needs'} {need} inputs, got {len(inputs)}",
-            f"give {need} images or indices, or none for random codes",
-        )
-    if not inputs:
-        codes = prior_codes(model, need, seed).to(dev)
-    else:
-        if split is not None:
-            data = _dataset_for(model, split, data_root)
-            if not all(i.isdigit() and int(i) < len(data) for i in inputs):
-                raise GenzooError(
-                    f"with --split the inputs are indices from 0 to {len(data) - 1}, got {' '.join(inputs)}",
-                    "give image indices, or drop --split to give image files",
-                )
-            x = to_unit_float(data.__getitems__([int(i) for i in inputs]))
-        else:
-            x = load_images(inputs, model.image_shape)
-        with torch.no_grad():
-            codes = model.encode(x.to(dev))
-    images = run_interpolation(model, codes, steps, corners=corners)
-    out = out or _default_out(source, "interpolation.png")
-    save_grid(images, out, nrow=steps)
+    out = write_interpolation(
+        source,
+        inputs or [],
+        corners=corners,
+        steps=steps,
+        split=split,
+        seed=seed,
+        out=out,
+        data_root=data_root,
+        device=_device(device),
+    )
     _console().print(f"wrote {out} ({f'{steps} x {steps} grid' if corners else f'{steps} images'})")
 
 
 @app.command()
 @friendly
 def stylemix(
-    source: str = typer.Argument(
-        ..., help="A run or model folder, or a Hub model, of a style-based model (style_alae)."
-    ),
+    source: str = typer.Argument(..., help="A run or model folder, or a Hub model, of a style_alae model."),
     split: str = typer.Option("test", help="Dataset split of the source and target images."),
     sources: int = typer.Option(5, "--sources", help="Source images (top row): the split's first ones."),
     targets: int = typer.Option(5, "--targets", help="Target images (left column): the ones after the sources."),
     kinds: str = typer.Option("coarse,middle,fine", help="Comma-separated: coarse (4-8), middle (16-32), fine (64+)."),
     seed: int = typer.Option(0, help="Seed for the generator's noise inputs."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="Folder for stylemix-<kind>.png (default: <source>/stylemix; ./stylemix for a Hub model)."
-    ),
-    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    out: Optional[Path] = _out("Folder for stylemix-<kind>.png", "stylemix"),
+    data_root: DataRoot = None,
+    device: Device = None,
 ):
     """Style mixing grids (the MBRCE-AAE README's figure): each target image with a source image's coarse, middle
     or fine styles, one PNG per kind."""
-    import genzoo
-    from genzoo.analysis.stylemix import check_style_model, write_style_mixes
+    from genzoo.analysis.figures import write_stylemix
 
-    model = genzoo.load(source, device=_device(device))
-    check_style_model(model)
-    data = _dataset_for(model, split, data_root)
-    out = out or _default_out(source, "stylemix")
-    written, skipped = write_style_mixes(
-        model, data, out, sources, targets, [k.strip() for k in kinds.split(",") if k.strip()], seed
+    kinds_asked = [k.strip() for k in kinds.split(",") if k.strip()]
+    written, skipped, size = write_stylemix(
+        source, split, sources, targets, kinds_asked, seed=seed, out=out, data_root=data_root, device=_device(device)
     )
-    note = (
-        f" (skipped {', '.join(skipped)}: no such levels at {model.image_shape[-1]}x{model.image_shape[-1]})"
-        if skipped
-        else ""
-    )
+    note = f" (skipped {', '.join(skipped)}: no such levels at {size}x{size})" if skipped else ""
     _console().print(f"wrote {', '.join(map(str, written))}{note}")
 
 
@@ -367,9 +264,7 @@ def stylemix(
 @friendly
 def attribute(
     source: str = typer.Argument(..., help="A run or model folder of a model with attribute change (lbae)."),
-    name: str = typer.Argument(
-        ..., help="Attribute: a column name or index of the labels (CelebA: Eyeglasses, 15), or a class."
-    ),
+    name: str = typer.Argument(..., help="A label name (CelebA: Eyeglasses), else a label column (15) or class."),
     remove: bool = typer.Option(False, "--remove", help="Remove the attribute instead of adding it."),
     threshold: float = typer.Option(0.25, help="Change the code bits whose mean-code difference exceeds this."),
     steps: int = typer.Option(6, help="Images between each original and its changed version (0: none)."),
@@ -378,58 +273,35 @@ def attribute(
     fit_split: str = typer.Option("train", help="Split whose labels define the attribute's direction."),
     limit: Optional[int] = typer.Option(None, help="Use at most this many --fit-split images for the direction."),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG (default: <source>/attribute-<name>.png)."),
-    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    data_root: DataRoot = None,
+    device: Device = None,
 ):
     """Add or remove a labelled attribute (the LBAE paper's attribute change): one row per image, from its
     reconstruction to the changed image, the code bits most tied to the attribute flipped first."""
-    import genzoo
-    from genzoo.core.errors import GenzooError, did_you_mean
-    from genzoo.core.grids import save_grid
-    from genzoo.datasets.base import to_unit_float
+    from genzoo.analysis.figures import write_attribute_change
 
-    model = genzoo.load(source, device=_device(device))
-    if not hasattr(model, "attribute_direction"):
-        raise GenzooError(f"model '{model.config['model']['name']}' has no attribute change", "use an lbae model")
-    fit = _dataset_for(model, fit_split, data_root)
-    names = getattr(fit, "label_names", None) or []
-    if name.isdigit():
-        index = int(name)
-    elif name in names:
-        index = names.index(name)
-    else:
-        raise GenzooError(
-            f"no attribute '{name}' in the labels of {fit.name}{did_you_mean(name, names)}",
-            f"give an index or one of: {', '.join(names) or '(the labels have no names)'}",
-        )
-    direction = model.attribute_direction(fit, attribute=index, limit=limit)
-    data = _dataset_for(model, split, data_root)
-    x = to_unit_float(data.__getitems__(list(range(min(count, len(data))))).to(next(model.parameters()).device))
-    images = model.change_attribute(x, direction, threshold=threshold, remove=remove, steps=steps)
-    if steps <= 0:
-        images = torch_stack_pairs(model.reconstruct(x), images)
-    out = out or _default_out(source, f"attribute-{name}.png")
-    save_grid(images.flatten(0, 1).cpu(), out, nrow=images.shape[1])
-    bits = int((direction.abs() > threshold).sum())
-    _console().print(
-        f"wrote {out} ({'removed' if remove else 'added'} '{name}': {bits} of {len(direction)} code bits set)"
+    out, bits, total = write_attribute_change(
+        source,
+        name,
+        remove=remove,
+        threshold=threshold,
+        steps=steps,
+        count=count,
+        split=split,
+        fit_split=fit_split,
+        limit=limit,
+        out=out,
+        data_root=data_root,
+        device=_device(device),
     )
-
-
-def torch_stack_pairs(a, b):
-    """(N, ...) and (N, ...) -> (N, 2, ...): each reconstruction beside its changed version."""
-    import torch
-
-    return torch.stack([a, b], dim=1)
+    _console().print(f"wrote {out} ({'removed' if remove else 'added'} '{name}': {bits} of {total} code bits set)")
 
 
 @app.command("fit-sampler")
 @friendly
 def fit_sampler(
     source: str = typer.Argument(..., help="A run folder or a model folder."),
-    sampler: str = typer.Option(
-        "gmm", "--sampler", help="gaussian, gmm, flow, or a plugin's (`genzoo list samplers`)."
-    ),
+    sampler: str = typer.Option("gmm", help="gaussian, gmm, flow, or a plugin's (`genzoo list samplers`)."),
     options: Optional[List[str]] = typer.Argument(None, help="Sampler options: gmm.components=20 (or components=20)."),
     name: Optional[str] = typer.Option(None, help="Save as samplers/<name> (default: the sampler's name)."),
     limit: Optional[int] = typer.Option(None, help="Fit on the first this many training images (default: all)."),
@@ -437,25 +309,16 @@ def fit_sampler(
     codes: str = typer.Option("mean", help="mean: encoder outputs (a VAE's posterior means); draw: VAE draws."),
     held_out: float = typer.Option(0.1, help="Share of the codes kept out of the fit, scored for the record."),
     overwrite: bool = typer.Option(False, help="Replace a sampler already fitted under this name."),
-    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
+    data_root: DataRoot = None,
 ):
     """Fit a density to a trained model's training codes (ex-post); `sample`/`eval --sampler NAME` then use it."""
-    import yaml
-
     import genzoo
-    from genzoo.core.errors import GenzooError
+    from genzoo.samplers.fit import parse_sampler_options
 
-    opts = {}
-    for item in options or []:
-        key, sep, value = item.partition("=")
-        key = key.removeprefix(f"{sampler}.")
-        if not sep or not key or "." in key:
-            raise GenzooError(f"sampler option '{item}' is not KEY=VALUE", f"e.g. {sampler}.components=20")
-        opts[key] = yaml.safe_load(value)  # typed as on the recipe command line, then checked by its annotation
     folder, record = genzoo.fit_sampler(
         source,
         sampler,
-        opts,
+        parse_sampler_options(options, sampler),
         name=name,
         limit=limit,
         seed=seed,
@@ -477,17 +340,15 @@ def fit_sampler(
 def curve(
     run: str = typer.Argument(..., help="A run folder (its kept checkpoints and its exported model)."),
     metrics: str = typer.Option("fid", help="Comma-separated metric names."),
-    split: str = typer.Option("test", help="Dataset split to evaluate on."),
-    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
+    split: Split = "test",
+    data_root: DataRoot = None,
     options: Optional[List[str]] = typer.Argument(None, help="Metric options: fid.count=2000 fid.bootstrap=20"),
 ):
     """Learning curve: metrics at every kept checkpoint of a run and at its export; writes RUN/curve.json."""
     from genzoo.analysis.curves import checkpoint_curve
-    from genzoo.metrics.evaluate import format_value, parse_metric_options, resolve_metrics, scalar_items
+    from genzoo.metrics.evaluate import format_value, metric_request, scalar_items
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
-    opts = parse_metric_options(options, names)
-    resolve_metrics(names, opts)
+    names, opts = metric_request(metrics, options)
     console = _console()
     with console.status("evaluating") as status:
         rows = checkpoint_curve(
@@ -502,17 +363,13 @@ def curve(
 @app.command("eval")
 @friendly
 def evaluate(
-    source: str = typer.Argument(
-        ..., help="A run folder, a model folder, or a Hub model: hf://org/name[@rev] (or org/name)."
-    ),
+    source: Source,
     metrics: str = typer.Option("reconstruction", help="Comma-separated metric names (`genzoo list metrics`)."),
-    split: str = typer.Option("test", help="Dataset split to evaluate on."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate on at most this many images."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="JSON file (default: <source>/eval.json; ./eval.json for a Hub model)."
-    ),
-    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    split: Split = "test",
+    limit: Limit = None,
+    out: Optional[Path] = _out("JSON file", "eval.json"),
+    data_root: DataRoot = None,
+    device: Device = None,
     sampler: str = typer.Option("prior", help="Draw the samples' codes from this fitted sampler (fit-sampler)."),
     options: Optional[List[str]] = typer.Argument(
         None, help="Metric options: fid.mode=legacy_tensorflow fid.source=reconstructions parzen.samples=1000"
@@ -523,29 +380,25 @@ def evaluate(
     Metrics: reconstruction, prior_match, fid, kid, precision_recall, prd, parzen, ppl (`genzoo list metrics`).
     """
     import genzoo
-    from genzoo.core.io import write_json
-    from genzoo.metrics.evaluate import evaluate as run_metrics
-    from genzoo.metrics.evaluate import parse_metric_options, protocol_lines, resolve_metrics, results_table
-    from genzoo.modelfile.folder import model_revision
+    from genzoo.metrics.evaluate import metric_request, protocol_lines, results_table
+    from genzoo.modelfile.hub import output_path
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
-    opts = parse_metric_options(options, names)
-    resolve_metrics(names, opts)  # unknown metrics and options fail before any work
-    model = genzoo.load(source, device=_device(device), sampler=sampler)
+    names, opts = metric_request(metrics, options)  # unknown metrics and options fail before the model loads
+    out = out or output_path(source, "eval.json")
     console = _console()
     with console.status("evaluating") as status:
-        results = run_metrics(
-            model,
+        results = genzoo.evaluate(
+            source,
             names,
-            opts,
+            options=opts,
             split=split,
             limit=limit,
             data_root=data_root,
-            revision=model_revision(model, source),
+            device=_device(device),
+            sampler=sampler,
             progress=_reporter(console, status, "evaluating"),
+            out=out,
         )
-    out = out or _default_out(source, "eval.json")
-    write_json(out, results)
     console.print(results_table(results))
     for line in protocol_lines(results):
         console.print(line, markup=False)
@@ -557,18 +410,19 @@ def evaluate(
 def compare(
     sources: List[str] = typer.Argument(
         ...,
-        help="Run or model folders (or Hub models) to compare, then any metric options: runs/a runs/b fid.count=1000",
+        help="Run or model folders (or Hub models) to compare, then any metric options: runs/a runs/b fid.count=1000. "
+        "KEY=VALUE with no '/' before the '=' is an option; write ./NAME for a folder whose name holds '='.",
     ),
     metrics: str = typer.Option("reconstruction", help="Comma-separated metric names, the same for every model."),
-    split: str = typer.Option("test", help="Dataset split to evaluate on."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate on at most this many images."),
+    split: Split = "test",
+    limit: Limit = None,
     out: Path = typer.Option(
         Path("compare"), "--out", help="Report folder: report.md, report.html, results.json, plots/, grids/."
     ),
     samples: int = typer.Option(64, help="Samples in each model's grid."),
     title: str = typer.Option("genzoo compare", help="Report title."),
-    data_root: Optional[str] = typer.Option(None, help="Where the dataset lives, if not where it was trained."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    data_root: DataRoot = None,
+    device: Device = None,
     arms: str = typer.Option(
         "auto", help="auto: group <arm>-s<seed> runs into arms (CIs, pairwise tests); none: one row per run."
     ),
@@ -576,18 +430,15 @@ def compare(
     """Evaluate several models the same way; write a Markdown + static HTML report with the metrics table (per
     arm: mean, std, 95 % CI; pairwise Welch tests; per-run rows; a generated conclusions paragraph),
     metric-over-training plots from metrics.jsonl, and sample / reconstruction grids side by side."""
-    import genzoo
     from genzoo.analysis.report import compare as write_comparison
-    from genzoo.metrics.evaluate import parse_metric_options
+    from genzoo.core.errors import GenzooError
+    from genzoo.core.recipe import is_override
+    from genzoo.metrics.evaluate import metric_request
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
-    option_items = [s for s in sources if "=" in s and not Path(s).exists()]
-    models = [s for s in sources if s not in option_items]
+    models = [s for s in sources if not is_override(s)]
     if not models:
-        from genzoo.core.errors import GenzooError
-
         raise GenzooError("no models to compare", "name run or model folders: genzoo compare runs/a runs/b")
-    opts = parse_metric_options(option_items, names)
+    names, opts = metric_request(metrics, [s for s in sources if is_override(s)])
     console = _console()
     with console.status("comparing") as status:
         report = write_comparison(
@@ -601,19 +452,14 @@ def compare(
             device=_device(device),
             samples=samples,
             title=title,
-            load=genzoo.load,
             progress=_reporter(console, status, "evaluating"),
             arms=arms,
         )
-    if report.get("conclusions"):
-        console.print(report["conclusions"], markup=False)
-    if report.get("warning"):
-        console.print(report["warning"], markup=False)
-    _print_report(
-        console,
-        report,
-        f"wrote {report['markdown']}, {report['html']}, {report['json']}, {len(report['plots'])} plots",
-    )
+    for line in (report.get("conclusions"), report.get("warning")):
+        if line:
+            console.print(line, markup=False)
+    plots = len(report["plots"])
+    _print_report(console, report, f"wrote {report['markdown']}, {report['html']}, {report['json']}, {plots} plots")
 
 
 @app.command()
@@ -659,104 +505,61 @@ def study(
 @friendly
 def prepare(
     source: Path = typer.Argument(
-        ...,
-        help="A folder or archive of images, or a recipe YAML whose data block is "
-        "{name: prepared, root, source, ...}.",
+        ..., help="Images (a folder or archive), or a recipe (.yaml or .yml) with data: {name: prepared, source, ...}."
     ),
-    rest: Optional[List[str]] = typer.Argument(
-        None, help="OUT, the store folder (after images); dotted overrides (after a recipe)."
-    ),
+    rest: Optional[List[str]] = typer.Argument(None, help="OUT, the store, after images; overrides after a recipe."),
     max_resolution: Optional[int] = typer.Option(None, help="Top level, e.g. 256 (a recipe: data.resolution)."),
-    min_resolution: Optional[int] = typer.Option(
-        None, help="Lowest level (default 4; a recipe: its train.growth.start_resolution)."
-    ),
-    test_count: Optional[int] = typer.Option(
-        None, help="The LAST this many images (natural name order) are the test split (default 1000)."
-    ),
-    train_count: Optional[int] = typer.Option(
-        None, help="The first this many are the training split (default: all the others)."
-    ),
-    skip_bad: bool = typer.Option(
-        False, "--skip-bad", help="Leave undecodable files out (listed in the manifest) instead of stopping."
-    ),
-    verify: bool = typer.Option(
-        False, "--verify", help="Then check every level file against its sha256 in the manifest."
-    ),
+    min_resolution: Optional[int] = typer.Option(None, help="Lowest level (default 4; a recipe: its growth's start)."),
+    test_count: Optional[int] = typer.Option(None, help="Test split: the LAST N images by name (default 1000)."),
+    train_count: Optional[int] = typer.Option(None, help="Training split: the first N (default: all the others)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave undecodable files out (listed in the manifest)."),
+    verify: bool = typer.Option(False, "--verify", help="Then check every level file against the manifest's sha256."),
     workers: Optional[int] = typer.Option(None, help="Decoding processes (default: up to 8 for 2048 images or more)."),
 ):
     """Turn a folder of images into a multi-resolution store (one uint8 array per level) for progressive growing.
     Resumable (run it again after a stop), reused when already made, checked with --verify."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from genzoo.datasets.prepared import prepare_store, store_options, summary_lines, verify_store
 
-    from genzoo.core.errors import GenzooError
-    from genzoo.datasets.prepared import prepare_store, verify_store
-
-    rest = rest or []
-    if source.suffix in (".yaml", ".yml"):
-        given = [
-            f"--{k.replace('_', '-')}"
-            for k, v in (("max_resolution", max_resolution), ("test_count", test_count), ("train_count", train_count))
-            if v is not None
-        ]
-        if given:
-            raise GenzooError(
-                f"{', '.join(given)} with a recipe: the recipe's data block sets these",
-                "set data.resolution / data.test_count / data.train_count in it, or override: data.test_count=500",
-            )
-        from genzoo.datasets.prepared import store_options_from_recipe
-
-        args = store_options_from_recipe(source, rest, min_resolution)
-    else:
-        if len(rest) != 1 or max_resolution is None:
-            raise GenzooError(
-                "genzoo prepare needs the images, the store folder and --max-resolution",
-                "genzoo prepare IMAGES OUT --max-resolution 256 (or genzoo prepare RECIPE.yaml)",
-            )
-        args = dict(
-            source=source,
-            out=Path(rest[0]),
-            max_resolution=max_resolution,
-            min_resolution=min_resolution or 4,
-            test_count=1000 if test_count is None else test_count,
-            train_count=train_count,
-        )
-    import time
-
+    args = store_options(
+        source,
+        rest or [],
+        max_resolution=max_resolution,
+        min_resolution=min_resolution,
+        test_count=test_count,
+        train_count=train_count,
+    )
     console = _console()
-    columns = (TextColumn("preparing"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeRemainingColumn())
-    last = [time.monotonic()]
-
-    def report(done, total):  # a bar on a terminal; in a log, a line every 30 s
-        bar.update(task, completed=done, total=total)
-        if not console.is_terminal and time.monotonic() - last[0] > 30:
-            last[0] = time.monotonic()
-            console.print(f"preparing: {done} of {total} images")
-
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("prepare", total=None)
+    with _prepare_progress(console) as report:
         result = prepare_store(
-            **args,
-            skip_bad=skip_bad,
-            workers=workers,
-            progress=report,
-            say=lambda message: console.print(message, markup=False),
+            **args, skip_bad=skip_bad, workers=workers, progress=report, say=lambda m: console.print(m, markup=False)
         )
-    split, out = result["split"], args["out"]
-    if not result["reused"]:
-        rate = f", {result['decoded'] / result['seconds']:.0f} images/s" if result["decoded"] else ""
-        console.print(
-            f"prepared {out}: {split['train']['count']} train + {split['test']['count']} test images at "
-            f"{', '.join(map(str, result['resolutions']))} in {result['seconds']:.1f} s{rate}"
-        )
-    if result["skipped"]:
-        console.print(
-            f"skipped {len(result['skipped'])} undecodable files (listed in {out / 'manifest.json'}): "
-            + ", ".join(result["skipped"][:5])
-            + (" ..." if len(result["skipped"]) > 5 else "")
-        )
+    out = args["out"]
+    for line in summary_lines(result, out):
+        console.print(line)
     if verify:
         verify_store(out)
         console.print(f"verified: every level of {out} matches its sha256")
+
+
+@contextlib.contextmanager
+def _prepare_progress(console):
+    """A progress(done, total) callback: a bar on a terminal; in a log, a line every 30 s."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("preparing"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeRemainingColumn())
+    last = [time.monotonic()]
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("prepare", total=None)
+
+        def report(done, total):
+            bar.update(task, completed=done, total=total)
+            if not console.is_terminal and time.monotonic() - last[0] > 30:
+                last[0] = time.monotonic()
+                console.print(f"preparing: {done} of {total} images")
+
+        yield report
 
 
 @app.command()
@@ -767,9 +570,7 @@ def push(
     private: bool = typer.Option(
         False, "--private", help="Create the repo private (an existing repo keeps its visibility)."
     ),
-    revision: Optional[str] = typer.Option(
-        None, "--revision", help="Branch to push to (created from main when missing)."
-    ),
+    revision: Optional[str] = typer.Option(None, help="Branch to push to (created from main when missing)."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Commit message."),
     dry_run: Optional[Path] = typer.Option(
         None, "--dry-run", help="Write the upload (model card included) into this folder; send nothing."
@@ -806,9 +607,7 @@ def pull(
     local_files_only: bool = typer.Option(
         False, "--local-files-only", help="Use only the local Hugging Face cache (as HF_HUB_OFFLINE=1)."
     ),
-    to: Optional[Path] = typer.Option(
-        None, "--to", help="Also copy the model into this folder (a plain model folder)."
-    ),
+    to: Optional[Path] = typer.Option(None, help="Also copy the model into this folder (a plain model folder)."),
 ):
     """Download a model from the Hugging Face Hub into its cache and check it (safetensors only, never pickle)."""
     from genzoo.modelfile.hub import pull as pull_from_hub
@@ -822,35 +621,6 @@ def pull(
         console.print(f"copied to {to}")
     name = source if source.startswith("hf://") else f"hf://{source}"
     console.print(f"use it: genzoo sample {name}")
-
-
-def _list_pretrained():
-    from rich.table import Table
-
-    from genzoo.modelfile.published import PRETRAINED_FILE, pretrained
-
-    rows = pretrained()
-    console = _console()
-    if not rows:
-        console.print(
-            f"No weights are published yet ({PRETRAINED_FILE.name} is empty). Maintainers: push a run with "
-            '`genzoo push runs/<recipe> --repo org/name`, then add a row under "weights" in '
-            f'{PRETRAINED_FILE}: "<recipe>": {{"repo": "org/name", "revision": "<commit>", '
-            '"notes": "..."}.',
-            markup=False,
-        )
-        return
-    table = Table("recipe", "hub id", "revision", "use", "notes")
-    for recipe, row in sorted(rows.items()):
-        at = f"@{row['revision']}" if row.get("revision") else ""
-        table.add_row(
-            recipe,
-            row["repo"],
-            row.get("revision") or "main",
-            f"genzoo sample hf://{row['repo']}{at}",
-            row.get("notes", ""),
-        )
-    console.print(table)
 
 
 @app.command("list")

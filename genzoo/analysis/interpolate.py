@@ -48,6 +48,35 @@ def load_images(paths: Sequence[str | Path], image_shape: Sequence[int]) -> torc
     return torch.stack(out)
 
 
+@torch.no_grad()
+def end_codes(
+    model, inputs: Sequence[str], *, corners: bool = False, split: str | None = None, seed: int = 0, data_root=None
+) -> torch.Tensor:
+    """The codes of the end points (2 for a line, 4 for corners): `inputs` are image files, or with `split` indices
+    into that split of the model's dataset; no inputs: codes drawn from the prior with `seed`."""
+    from genzoo.datasets.base import to_unit_float
+    from genzoo.metrics.evaluate import dataset_for
+    from genzoo.models.base import prior_codes
+
+    device, need = next(model.parameters()).device, 4 if corners else 2
+    if not inputs:
+        return prior_codes(model, need, seed).to(device)
+    if len(inputs) != need:
+        raise GenzooError(
+            f"{'--corners needs' if corners else 'a line needs'} {need} inputs, got {len(inputs)}",
+            f"give {need} images or indices, or none for random codes",
+        )
+    if split is None:
+        return model.encode(load_images(inputs, model.image_shape).to(device))
+    data = dataset_for(model, split, data_root)
+    if not all(i.isdigit() and int(i) < len(data) for i in inputs):
+        raise GenzooError(
+            f"with --split the inputs are indices from 0 to {len(data) - 1}, got {' '.join(inputs)}",
+            "give image indices, or drop --split to give image files",
+        )
+    return model.encode(to_unit_float(data.__getitems__([int(i) for i in inputs])).to(device))
+
+
 def line_codes(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     """`steps` codes evenly spaced on the straight line from a to b (both ends included), shape (steps, *a.shape)."""
     t = torch.linspace(0, 1, steps, dtype=a.dtype, device=a.device).view(-1, *[1] * a.dim())

@@ -129,6 +129,13 @@ class Recipe:
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
+def is_override(text: str) -> bool:
+    """Whether a command-line argument is KEY=VALUE (fid.count=1000) rather than a path: it holds '=' and its key
+    holds no '/' (so runs/lr=0.1 and ./a=b are paths). Decided by the text alone, never by what exists on disk."""
+    key, sep, _ = str(text).partition("=")
+    return bool(sep) and "/" not in key and "\\" not in key
+
+
 def parse_override(text: str) -> tuple[list[str], object]:
     import yaml
 

@@ -37,6 +37,21 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices):
         return self.images[torch.as_tensor(indices)]
 
+    def label_index(self, label: str) -> int:
+        """The index of a label column or class given by its name (CelebA: 'Eyeglasses') or by its index ('15'). A
+        name is looked up first, so a label named '3' is that label even where it is not column 3."""
+        from genzoo.core.errors import did_you_mean
+
+        names = self.label_names or []
+        if label in names:
+            return names.index(label)
+        if label.isdigit():
+            return int(label)
+        raise GenzooError(
+            f"no attribute '{label}' in the labels of {self.name}{did_you_mean(label, names)}",
+            f"give an index or one of: {', '.join(names) or '(the labels have no names)'}",
+        )
+
     def at_resolution(self, resolution: int) -> ImageDataset:
         """These images at `resolution` (the size divided by a power of two) by repeated exact 2x2 box means
         (`halve`), as progressive growing reads them; each level is computed once and kept on this object."""

@@ -91,6 +91,44 @@ def store_options_from_recipe(path: str | Path, overrides: list[str], min_resolu
     )
 
 
+def store_options(
+    source: str | Path,
+    rest: list[str],
+    *,
+    max_resolution: int | None = None,
+    min_resolution: int | None = None,
+    test_count: int | None = None,
+    train_count: int | None = None,
+) -> dict:
+    """prepare_store's arguments from `genzoo prepare`'s: a recipe (a .yaml or .yml file) followed by dotted
+    overrides, whose data block sets the levels and counts; or images followed by the store folder OUT."""
+    if Path(source).suffix in (".yaml", ".yml"):
+        given = [
+            f"--{k.replace('_', '-')}"
+            for k, v in (("max_resolution", max_resolution), ("test_count", test_count), ("train_count", train_count))
+            if v is not None
+        ]
+        if given:
+            raise GenzooError(
+                f"{', '.join(given)} with a recipe: the recipe's data block sets these",
+                "set data.resolution / data.test_count / data.train_count in it, or override: data.test_count=500",
+            )
+        return store_options_from_recipe(source, rest, min_resolution)
+    if len(rest) != 1 or max_resolution is None:
+        raise GenzooError(
+            "genzoo prepare needs the images, the store folder and --max-resolution",
+            "genzoo prepare IMAGES OUT --max-resolution 256 (or genzoo prepare RECIPE.yaml)",
+        )
+    return dict(
+        source=source,
+        out=Path(rest[0]),
+        max_resolution=max_resolution,
+        min_resolution=min_resolution or 4,
+        test_count=1000 if test_count is None else test_count,
+        train_count=train_count,
+    )
+
+
 def prepare_store(
     source: str | Path,
     out: str | Path,
@@ -316,6 +354,22 @@ def load_manifest(root: str | Path, source: str | None = None) -> dict:
             "prepare the store again with this genzoo (delete the folder first)",
         )
     return manifest
+
+
+def summary_lines(result: dict, out: str | Path) -> list[str]:
+    """What prepare_store did, for the console: the splits, levels and speed (unless it reused the store), and the
+    files it left out."""
+    lines, split, skipped = [], result["split"], result["skipped"]
+    if not result["reused"]:
+        rate = f", {result['decoded'] / result['seconds']:.0f} images/s" if result["decoded"] else ""
+        lines.append(
+            f"prepared {out}: {split['train']['count']} train + {split['test']['count']} test images at "
+            f"{', '.join(map(str, result['resolutions']))} in {result['seconds']:.1f} s{rate}"
+        )
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        lines.append(f"skipped {len(skipped)} undecodable files (listed in {Path(out) / MANIFEST}): {shown}")
+    return lines
 
 
 def verify_store(root: str | Path) -> dict:

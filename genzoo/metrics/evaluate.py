@@ -13,6 +13,15 @@ import inspect
 from genzoo.core.errors import GenzooError
 
 
+def metric_request(metrics: str, items: list[str] | None = None) -> tuple[list[str], dict[str, dict]]:
+    """--metrics "fid,kid" and ['fid.count=1000'] -> (names, options per name); unknown metrics and options fail
+    here, before any model is loaded."""
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    options = parse_metric_options(items, names)
+    resolve_metrics(names, options)
+    return names, options
+
+
 def parse_metric_options(items: list[str] | None, names: list[str]) -> dict[str, dict]:
     """['fid.mode=legacy_tensorflow', 'parzen.samples=1000'] -> {'fid': {'mode': ...}, 'parzen': {...}}."""
     from genzoo.core.errors import did_you_mean

@@ -50,6 +50,12 @@ def parse_hub_source(source) -> tuple[str, str | None] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
+def output_path(source, name: str) -> Path:
+    """Where a command writes its output by default: next to a local source; in the current folder for a Hub source
+    (the Hugging Face cache is never written)."""
+    return Path(name) if parse_hub_source(source) else Path(source) / name
+
+
 def resolve_source(source, *, local_files_only: bool = False) -> Path:
     """A local model folder for any model source (run folder, model folder, Hub id): the one resolver of genzoo."""
     hub = parse_hub_source(source)

@@ -63,6 +63,21 @@ def training_codes(model, dataset, limit: int | None, codes: str, generator, bat
     return torch.cat(out)
 
 
+def parse_sampler_options(items: list[str] | None, sampler: str) -> dict:
+    """['gmm.components=20'] (or ['components=20']) -> {'components': 20}: each value read as YAML, as on the recipe
+    command line, then checked against the sampler's signature when it is built."""
+    import yaml
+
+    options = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.removeprefix(f"{sampler}.")
+        if not sep or not key or "." in key:
+            raise GenzooError(f"sampler option '{item}' is not KEY=VALUE", f"e.g. {sampler}.components=20")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
 def fit_sampler(model, dataset, section: dict, *, limit=None, seed: int = 0, held_out: float = 0.1, codes="mean"):
     """Fit the sampler `section` ({name, **options}) on the model's training codes; returns (sampler, record).
 
