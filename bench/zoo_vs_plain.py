@@ -58,7 +58,7 @@ def plain_loop(name: str, images: torch.Tensor, steps: int, warmup: int, batch: 
         if hasattr(model, m)
         for p in getattr(model, m).parameters()
     ]
-    opt = torch.optim.Adam(params, lr=model.lr)
+    opt = torch.optim.Adam(params, lr=model.phases()[0].lr)  # the phase's default: neither recipe sets another
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(images), generator=g)
     start = cpu = None

@@ -24,8 +24,8 @@ RECIPE = {
 
 # (what, arguments); "R" stands for the recipe above, "M" for a model trained from it.
 CASES = [
-    ("learning rate NaN", ["train", "R", "model.lr=.nan"]),
-    ("negative learning rate", ["train", "R", "model.lr=-0.1"]),
+    ("learning rate NaN", ["train", "R", "train.phases.reconstruction.lr=.nan"]),
+    ("negative learning rate", ["train", "R", "train.phases.reconstruction.lr=-0.1"]),
     ("dropout above 1", ["train", "R", "model.dropout=2"]),
     ("huge latent_dim (allocation fails)", ["train", "R", "model.latent_dim=100000000000"]),
     ("log_every 0", ["train", "R", "train.log_every=0"]),

@@ -12,13 +12,22 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GENZOO_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
-# A small but real quickstart: digits, MLP AAE with a Gaussian prior.
+# A small but real quickstart: digits, MLP AAE with a Gaussian prior, the quickstart's learning rates.
 TINY = {
     "data": {"name": "digits"},
-    "model": {"name": "mlp_aae", "latent_dim": 4, "hidden": 64, "dropout": 0.1, "lr": 1e-3, "regularization_lr": 5e-4},
+    "model": {"name": "mlp_aae", "latent_dim": 4, "hidden": 64, "dropout": 0.1},
     "prior": {"name": "gaussian", "std": 2.0},
-    "train": {"batch_size": 50, "steps": 40, "log_every": 10, "sample_every": 20, "checkpoint_every": 20},
+    "train": {
+        "batch_size": 50,
+        "steps": 40,
+        "log_every": 10,
+        "sample_every": 20,
+        "checkpoint_every": 20,
+        "phases": {"reconstruction": {"lr": 1e-3}, "discriminator": {"lr": 5e-4}, "generator": {"lr": 5e-4}},
+    },
 }
+# TINY's learning rates with a prior that matches codes itself (mbrce): its phases are reconstruction and prior.
+TINY_MBRCE_PHASES = {"reconstruction": {"lr": 1e-3}, "prior": {"lr": 5e-4}}
 
 
 # Tiny networks gain nothing from a second intra-op thread, and on a busy 2-core machine two threads stall each
@@ -36,12 +45,18 @@ def one_torch_thread():
 
 
 def write_recipe(folder: Path, name: str = "tiny", base: dict | None = None, **sections) -> Path:
+    """`base` (TINY) with `sections` merged into its own, or replacing a component section of another name. A model
+    of another name drops the base's train.phases (they name the base model's phases) unless `train` gives others."""
     recipe = {k: dict(v) for k, v in (base or TINY).items()}
     for key, value in sections.items():
         same = isinstance(value, dict) and value.get("name", recipe.get(key, {}).get("name")) == recipe.get(
             key, {}
         ).get("name")
         recipe[key] = {**recipe.get(key, {}), **value} if same else value
+    base = base or TINY
+    inherited = recipe.get("train", {}).get("phases") == base.get("train", {}).get("phases")
+    if recipe.get("model", {}).get("name") != base.get("model", {}).get("name") and inherited:
+        recipe.get("train", {}).pop("phases", None)
     recipe.setdefault("output_dir", str(folder / "runs"))
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))

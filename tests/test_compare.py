@@ -10,7 +10,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import run_cli, write_recipe
+from conftest import TINY_MBRCE_PHASES, run_cli, write_recipe
 from PIL import Image
 
 
@@ -126,7 +126,7 @@ def test_study_trains_seeds_and_reports_mean_and_spread(tmp_path):
         tmp_path,
         "mbrce",
         prior={"name": "mbrce", "target": "gaussian"},
-        train={"steps": 10, "checkpoint_every": 10, "log_every": 5},
+        train={"steps": 10, "checkpoint_every": 10, "log_every": 5, "phases": TINY_MBRCE_PHASES},
     )
     study = tmp_path / "study.yaml"
     study.write_text(

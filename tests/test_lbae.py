@@ -24,9 +24,15 @@ TINY_LBAE = {
         "base_channels": 16,
         "max_channels": 32,
         "reconstruction": "bce",
-        "lr": 2e-3,
     },
-    "train": {"batch_size": 50, "steps": 90, "log_every": 15, "sample_every": 90, "checkpoint_every": 90},
+    "train": {
+        "batch_size": 50,
+        "steps": 90,
+        "log_every": 15,
+        "sample_every": 90,
+        "checkpoint_every": 90,
+        "phases": {"autoencoder": {"lr": 2e-3}},
+    },
 }
 
 # With n samples a second moment of +-1 variables has standard error <= 1/sqrt(n); 20k samples: 0.007.

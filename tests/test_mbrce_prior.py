@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import ROOT, shared, write_recipe
+from conftest import ROOT, TINY_MBRCE_PHASES, shared, write_recipe
 
 import genzoo
 from genzoo.core.errors import GenzooError
@@ -31,7 +31,7 @@ def test_targets_and_matching(target):
 
 
 def test_bad_settings_are_recipe_errors(tmp_path):
-    recipe = write_recipe(tmp_path, prior={"name": "mbrce"})
+    recipe = write_recipe(tmp_path, prior={"name": "mbrce"}, train={"phases": TINY_MBRCE_PHASES})
     with pytest.raises(GenzooError, match="alpha"):
         load_recipe(recipe, ["prior.alpha=1.0"]) and Trainer(load_recipe(recipe, ["prior.alpha=1.0"])).fit()
     with pytest.raises(GenzooError, match="prior.measure"):

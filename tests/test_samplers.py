@@ -153,10 +153,11 @@ def test_vae_codes_are_posterior_means_or_draws(tmp_path):
 
 def test_the_ae_arm_has_no_matching_and_the_rae_terms_shrink_what_they_penalise(tmp_path):
     """The deterministic AE (one reconstruction phase, no discriminator) and its RAE-L2 variant, same networks."""
-    base = {"name": "ae", "latent_dim": 4, "hidden": 64, "dropout": 0.0, "lr": 1e-3}
+    base = {"name": "ae", "latent_dim": 4, "hidden": 64, "dropout": 0.0}
+    train = {**TINY["train"], "steps": 80, "phases": {"reconstruction": {"lr": 1e-3}}}
     runs = {}
     for label, extra in (("ae", {}), ("rae", {"code_l2": 1.0, "decoder_l2": 1e-3})):
-        recipe = write_recipe(tmp_path, name=label, model={**base, **extra}, train={**TINY["train"], "steps": 80})
+        recipe = write_recipe(tmp_path, name=label, model={**base, **extra}, train=train)
         runs[label] = genzoo.fit(genzoo.recipe(str(recipe)))
     ae, rae = genzoo.load(runs["ae"]), genzoo.load(runs["rae"])
     assert ae.discriminator is None and not any("discriminator" in k for k in ae.state_dict())

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ONE_THREAD, run_cli, write_recipe
+from conftest import ONE_THREAD, TINY_MBRCE_PHASES, run_cli, write_recipe
 
 from genzoo.analysis.study import budget_overrides, load_study, parse_shard
 
@@ -23,7 +23,8 @@ def _study(tmp_path, out: str, steps: int = 30, **extra):
     runs.mkdir(exist_ok=True)
     train = {"steps": 10, "checkpoint_every": 10, "log_every": 10, "sample_every": 1000}
     aae = write_recipe(runs, "aae", train=train)
-    mbrce = write_recipe(runs, "mbrce", prior={"name": "mbrce", "target": "gaussian", "std": 2.0}, train=train)
+    mbrce_prior = {"name": "mbrce", "target": "gaussian", "std": 2.0}
+    mbrce = write_recipe(runs, "mbrce", prior=mbrce_prior, train={**train, "phases": TINY_MBRCE_PHASES})
     study = tmp_path / f"{out}.yaml"
     study.write_text(
         yaml.safe_dump(

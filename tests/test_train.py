@@ -9,12 +9,13 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, run_cli, write_recipe
+import yaml
+from conftest import ROOT, TINY, run_cli, write_recipe
 
 import genzoo
 from genzoo.core.errors import GenzooError
 from genzoo.core.io import load_tensors
-from genzoo.core.recipe import load_recipe
+from genzoo.core.recipe import TranslatedRecipe, load_recipe
 from genzoo.train.checkpoint import Checkpoints
 from genzoo.train.trainer import Trainer
 
@@ -69,6 +70,37 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path):
         json.loads(line)["step"] for line in (tmp_path / "runs" / "parts" / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == [10, 20, 30, 40]
+
+
+def test_model_section_learning_rates_train_as_their_translated_form(tmp_path):
+    """Before train.phases held every optimiser setting, TINY's learning rates were model keys. Such a recipe trains
+    to the same weights and optimiser states, bit for bit, as the recipe written the new way; a run folder saved
+    then resumes under the new recipe; and a model folder's config.json of then loads."""
+    old_style = {**TINY["model"], "lr": 1e-3, "regularization_lr": 5e-4}
+    old = write_recipe(tmp_path, "old", model=old_style, train={"phases": {}})
+    with pytest.warns(TranslatedRecipe, match=r"recipe: mlp_aae.lr moved to train.phases.reconstruction.lr"):
+        old_run = train(old)
+    new_run = train(write_recipe(tmp_path, "new"))
+    for a, b in zip(checkpoint_tensors(old_run), checkpoint_tensors(new_run)):
+        assert_same_tensors(a, b)
+
+    parts = write_recipe(tmp_path, "parts")
+    train(parts, "train.steps=20")
+    saved = yaml.safe_load((tmp_path / "runs" / "parts" / "recipe.yaml").read_text())
+    saved["model"].update(lr=1e-3, regularization_lr=5e-4)  # as the run folder held it before the move
+    saved["train"]["phases"] = {}
+    (tmp_path / "runs" / "parts" / "recipe.yaml").write_text(yaml.safe_dump(saved))
+    assert_same_tensors(checkpoint_tensors(train(parts))[0], checkpoint_tensors(new_run)[0])
+
+    config_path = new_run / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["model"].update(lr=1e-3, regularization_lr=5e-4)
+    config_path.write_text(json.dumps(config))
+    with pytest.warns(TranslatedRecipe, match=r"config.json': mlp_aae.lr moved to train.phases.reconstruction.lr"):
+        model = genzoo.load(new_run)
+    assert "lr" not in model.config["model"]
+    assert model.extra_config["train"]["phases"]["discriminator"] == {"lr": 5e-4}
+    assert_same_tensors(model.state_dict(), load_tensors(new_run / "model" / "model.safetensors"))
 
 
 def test_ctrl_c_checkpoints_and_resumes_exactly(tmp_path):

@@ -19,9 +19,16 @@ from genzoo.train.trainer import Trainer
 
 TINY_VAE = {
     "data": {"name": "digits"},
-    "model": {"name": "vae", "latent_dim": 8, "max_filters": 32, "layers": 2, "reconstruction": "bce", "lr": 3e-3},
+    "model": {"name": "vae", "latent_dim": 8, "max_filters": 32, "layers": 2, "reconstruction": "bce"},
     "prior": {"name": "gaussian", "std": 1.0},
-    "train": {"batch_size": 50, "steps": 90, "log_every": 15, "sample_every": 90, "checkpoint_every": 90},
+    "train": {
+        "batch_size": 50,
+        "steps": 90,
+        "log_every": 15,
+        "sample_every": 90,
+        "checkpoint_every": 90,
+        "phases": {"vae": {"lr": 3e-3}},
+    },
 }
 
 

@@ -312,19 +312,12 @@ def commit_copy(spec: StudySpec, run_dir: Path, name: str, result: dict) -> None
 def training_record(model, recipe, run_dir: Path) -> dict:
     """What the run was given: steps, images seen, optimiser steps (one per phase per batch) and every phase's
     optimiser settings as trained (recipe overrides applied)."""
+    from genzoo.train.optim import phase_settings
+
     phases = {}
     for phase in model.phases():
-        own = (recipe.train.phases or {}).get(phase.name)
-
-        def get(key, default, own=own):
-            value = getattr(own, key, None) if own is not None else None
-            return default if value is None else value
-
-        phases[phase.name] = {
-            "lr": get("lr", phase.lr),
-            "betas": list(get("betas", phase.betas)),
-            "weight_decay": get("weight_decay", phase.weight_decay),
-        }
+        used = phase_settings(phase, (recipe.train.phases or {}).get(phase.name))
+        phases[phase.name] = {"lr": used["lr"], "betas": list(used["betas"]), "weight_decay": used["weight_decay"]}
     step = (getattr(model, "extra_config", {}) or {}).get("step")
     return {
         "steps": step,

@@ -78,6 +78,17 @@ class MixesStyles(Protocol):
     def style_mix(self, source_codes, destination_codes, kind: str): ...
 
 
+@runtime_checkable
+class MovesOptions(Protocol):
+    """Had constructor options that now live elsewhere: the optimiser settings, which moved to the recipe's
+    `train.phases.<phase>`. A recipe or config.json that still has them loads, translated (core.recipe's
+    translate_moved): `moved_options(options, prior)` -> {old key: (setting, phases)} for a model section `options`
+    and its prior's class (None without one); the old key's value becomes `train.phases.<phase>.<setting>` of each
+    phase named."""
+
+    def moved_options(self, options: dict, prior) -> dict: ...
+
+
 # -- priors -----------------------------------------------------------------------------------------------------
 
 
@@ -109,6 +120,7 @@ LACKS = {
     DrawsCodePaths: "draws no code paths of its own (no codes_between)",
     EditsAttributes: "has no attribute directions (no attribute_direction)",
     MixesStyles: "has no style slots (no style_mix)",
+    MovesOptions: "moved no options elsewhere (no moved_options)",
     HasDivergence: "has no divergence(x, y)",
     ServesResolutions: "cannot give its images at lower resolutions (no at_resolution)",
 }

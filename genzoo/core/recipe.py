@@ -2,8 +2,9 @@
 
 A recipe names a dataset, an architecture (model) and a prior, each as `{name: ..., **options}`; the options are
 checked against the registered component's constructor, so every key is validated and every default is filled.
-The `train` section is the Trainer's, checked against TrainSpec. The resolved recipe (all defaults filled) is
-what gets saved into the run folder.
+The `train` section is the Trainer's, checked against TrainSpec; `train.phases.<phase>` is the one place for
+optimiser settings (model sections hold the architecture only; older recipes are translated, see translate_moved).
+The resolved recipe (all defaults filled) is what gets saved into the run folder.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,9 +25,9 @@ from genzoo.core.options import PositiveFloat, PositiveInt, build_dataclass
 
 @dataclass
 class PhaseOptions:
-    """Optimiser settings of one optimisation phase; unset values keep the architecture's defaults."""
+    """Optimiser settings of one optimisation phase; unset values keep the architecture's defaults (its Phase's)."""
 
-    lr: float | None = None
+    lr: PositiveFloat | None = None
     betas: tuple[float, float] | None = None
     weight_decay: float | None = None
     decoupled_weight_decay: bool | None = None  # true: AdamW
@@ -219,6 +221,44 @@ class RecipeProblems(GenzooError):
         super().__init__(f"the recipe has {len(problems)} problems:\n{lines}")
 
 
+class TranslatedRecipe(UserWarning):
+    """A recipe or config.json key that moved was read from its old place: one line names the move."""
+
+
+def translate_moved(raw: dict, source: str = "recipe", notify: bool = True) -> dict:
+    """`raw` with the model section's moved options (the architecture's MovesOptions: learning rates and other
+    optimiser settings, which moved to `train.phases.<phase>`) at their new place, leaving any value already set
+    there (train.phases always won). One notice line names every move unless `notify` is false."""
+    from genzoo.core.capabilities import MovesOptions, can
+    from genzoo.core.registry import MODELS, PRIORS
+
+    model, prior = raw.get("model"), raw.get("prior")
+    name = model.get("name") if isinstance(model, dict) else None
+    if name not in MODELS or not can(MODELS.get(name), MovesOptions):
+        return raw
+    prior_name = prior.get("name") if isinstance(prior, dict) else None
+    prior_cls = PRIORS.get(prior_name) if prior_name in PRIORS else None
+    moves = {k: v for k, v in MODELS.get(name).moved_options(model, prior_cls).items() if k in model}
+    train = raw.get("train") or {}
+    if not moves or not isinstance(train, dict) or not isinstance(train.get("phases") or {}, dict):
+        return raw  # nothing to move, or a train section whose own problem resolve names
+    raw = {**copy.deepcopy(raw), "train": copy.deepcopy(train)}
+    phases = raw["train"].setdefault("phases", {}) or {}
+    raw["train"]["phases"] = phases
+    lines = []
+    for key, (setting, names) in moves.items():
+        value = raw["model"].pop(key)
+        for phase in names:
+            entry = phases[phase] = phases.get(phase) or {}
+            if isinstance(entry, dict):  # else resolve names the problem
+                entry.setdefault(setting, value)
+        where = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+        lines.append(f"{name}.{key} moved to train.phases.{where}.{setting}")
+    if notify:
+        warnings.warn(f"{source}: {'; '.join(lines)} (translated)", TranslatedRecipe, stacklevel=3)
+    return raw
+
+
 def resolve(raw: dict, default_name: str = "run") -> Recipe:
     """Validate a raw recipe mapping and fill every default, components included. The sections are checked one by
     one and every section's problem is reported together, so one run of the command names them all."""
@@ -226,6 +266,7 @@ def resolve(raw: dict, default_name: str = "run") -> Recipe:
 
     from genzoo.core.registry import DATASETS, METRIC_INPUTS, METRICS, MODELS, PRIORS, resolve_section
 
+    raw = translate_moved(raw)
     problems: list[GenzooError] = []
 
     def attempt(check, *args, **kwargs):
@@ -338,8 +379,9 @@ def flat_items(d: dict, prefix: str = "") -> dict:
 
 
 def differences(old: dict, new: dict) -> list[str]:
-    """Keys whose values differ between two resolved recipes, minus those a resume may change."""
-    a, b = flat_items(_plain(old)), flat_items(_plain(new))
+    """Keys whose values differ between two resolved recipes, minus those a resume may change. A recipe saved
+    before the optimiser settings moved to train.phases compares in its translated form."""
+    a, b = flat_items(_plain(translate_moved(old, notify=False))), flat_items(_plain(new))
     return sorted(
         k
         for k in set(a) | set(b)

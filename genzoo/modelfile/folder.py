@@ -152,6 +152,16 @@ def _build_from_config(folder: Path, config: dict):
         raise GenzooError(f"'{Path(folder) / CONFIG_NAME}': {problem}", fix) from None
 
 
+def _translate_moved(config: dict, folder: Path) -> dict:
+    """A config.json written before the optimiser settings left the model section loads: they move to its
+    `train.phases` (kept in the model's extra_config, not its architecture), with one notice line."""
+    from genzoo.core.recipe import translate_moved
+
+    sections = {"model": config.get("model"), "prior": config.get("prior")}
+    moved = translate_moved(sections, f"'{Path(folder) / CONFIG_NAME}'")
+    return {**config, "model": moved["model"], "train": moved["train"]} if "train" in moved else config
+
+
 def read_config(
     folder: Path, problem: str | None = None, fix: str = "point at a folder written by genzoo (runs/<name>/model)"
 ) -> dict:
@@ -222,7 +232,7 @@ def attach_sampler(model, folder: Path, name: str) -> None:
 def load_folder(folder: Path, device: str | torch.device = "cpu", sampler: str | None = None) -> torch.nn.Module:
     """Rebuild a model from a local model folder, weights loaded, in eval mode (hub.load takes any source); with
     `sampler`, drawing its codes from that fitted sampler (samplers/<name>/)."""
-    config = read_config(folder)
+    config = _translate_moved(read_config(folder), folder)
     model = _build_from_config(folder, config)
     state = load_tensors(folder / WEIGHTS_NAME, "model weights")  # a truncated or foreign file is named as such
     check_weights_sha256(folder, config)

@@ -16,7 +16,8 @@ class Phase:
 
     `loss(x)` takes a batch of images in [0, 1] and returns (scalar loss, {name: detached scalar to log}).
     During a phase only the parameters of `modules` require gradients, so a phase can change nothing else.
-    A recipe may override lr/betas/weight_decay per phase under `train.phases.<name>`.
+    lr, betas, weight_decay and decoupled_weight_decay are the architecture's defaults (its paper's values), not
+    constructor options: a recipe overrides them per phase under `train.phases.<name>`, their one place.
     Phases naming the same `optimizer` share Adam's moment estimates for the modules they have in common (ALAE's
     reciprocity step steps the same two optimisers as its adversarial steps); by default each phase has its own.
     """

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.options import PositiveFloat, PositiveInt
+from genzoo.core.options import PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.priors.base import Prior
@@ -234,8 +234,6 @@ class LBAE(GenerativeAutoencoder):
         reconstruction: Literal["mse", "bce"] = "mse",
         negative_slope: float = 0.02,
         init_std: float = 0.02,
-        lr: PositiveFloat = 1e-3,
-        weight_decay: float = 0.0,
         sample_method: Literal["cov", "random"] = "cov",
         fit_images: int | None = None,
         fit_batch_size: int = 500,
@@ -250,7 +248,7 @@ class LBAE(GenerativeAutoencoder):
                 f"model 'lbae' with {levels} levels needs image sides divisible by {stride}, got {height}x{width}",
                 "pad or resize the images (e.g. data.pad=2 for MNIST), or set model.levels",
             )
-        self.latent_dim, self.reconstruction, self.lr, self.weight_decay = latent_dim, reconstruction, lr, weight_decay
+        self.latent_dim, self.reconstruction = latent_dim, reconstruction
         self.fit_images_max, self.fit_batch_size = fit_images, fit_batch_size
         self.prior = BernoulliCodes(latent_dim, sample_method)
         widths = [min(base_channels * 2**i, max_channels) for i in range(levels)]
@@ -302,9 +300,12 @@ class LBAE(GenerativeAutoencoder):
         return torch.sigmoid(self.decode_logits(z))
 
     def phases(self) -> list[Phase]:
-        return [
-            Phase("autoencoder", ("encoder", "to_code", "decoder"), self.loss, self.lr, weight_decay=self.weight_decay)
-        ]
+        return [Phase("autoencoder", ("encoder", "to_code", "decoder"), self.loss, 1e-3)]  # the reference's Adam
+
+    @classmethod
+    def moved_options(cls, options: dict, prior) -> dict:
+        """`lr` and `weight_decay` were options until train.phases held every optimiser setting."""
+        return {"lr": ("lr", ("autoencoder",)), "weight_decay": ("weight_decay", ("autoencoder",))}
 
     def loss(self, x: torch.Tensor):
         logits = self.decode_logits(self.encode(x))

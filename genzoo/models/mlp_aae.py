@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from annotated_types import Ge
 
-from genzoo.core.options import Fraction, PositiveFloat, PositiveInt
+from genzoo.core.options import Fraction, PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import mlp
@@ -20,7 +20,8 @@ class MLPAAE(GenerativeAutoencoder):
 
     Phases per batch: reconstruction (encoder + decoder, BCE), discriminator (prior samples vs codes) and
     generator (encoder fools the discriminator). A prior that matches codes itself (MBRCE) replaces the last two
-    with a single `prior` phase and the discriminator is not built.
+    with a single `prior` phase and the discriminator is not built. Adam, betas (0.5, 0.999), lr 2e-4 for the
+    reconstruction and 1e-4 for the regularisation phases (the paper's; a recipe sets others in train.phases).
     """
 
     def __init__(
@@ -33,15 +34,13 @@ class MLPAAE(GenerativeAutoencoder):
         dropout: Fraction = 0.2,
         activation: Literal["relu", "leaky_relu"] = "relu",
         posterior: Literal["deterministic", "gaussian"] = "gaussian",
-        lr: PositiveFloat = 2e-4,
-        regularization_lr: PositiveFloat = 1e-4,
         prior_weight: float = 1.0,
     ):
         super().__init__(image_shape)
         pixels = math.prod(image_shape)
         self.prior = prior
         self.posterior = posterior
-        self.lr, self.regularization_lr, self.prior_weight = lr, regularization_lr, prior_weight
+        self.prior_weight = prior_weight
         out = 2 * latent_dim if posterior == "gaussian" else latent_dim
         self.encoder = mlp([pixels, *[hidden] * layers, out], activation, dropout)
         self.decoder = mlp([latent_dim, *[hidden] * layers, pixels], activation, dropout)
@@ -67,14 +66,20 @@ class MLPAAE(GenerativeAutoencoder):
     # -- phases ---------------------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         betas = (0.5, 0.999)
-        recon = Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_loss, self.lr, betas)
+        recon = Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_loss, 2e-4, betas)
         if self.prior.matches_codes:
-            return [recon, Phase("prior", ("encoder",), self.prior_loss, self.regularization_lr, betas)]
+            return [recon, Phase("prior", ("encoder",), self.prior_loss, 1e-4, betas)]
         return [
             recon,
-            Phase("discriminator", ("discriminator",), self.discriminator_loss, self.regularization_lr, betas),
-            Phase("generator", ("encoder",), self.generator_loss, self.regularization_lr, betas),
+            Phase("discriminator", ("discriminator",), self.discriminator_loss, 1e-4, betas),
+            Phase("generator", ("encoder",), self.generator_loss, 1e-4, betas),
         ]
+
+    @classmethod
+    def moved_options(cls, options: dict, prior) -> dict:
+        """`lr` and `regularization_lr` were options until train.phases held every optimiser setting."""
+        regularization = ("prior",) if prior is not None and prior.matches_codes else ("discriminator", "generator")
+        return {"lr": ("lr", ("reconstruction",)), "regularization_lr": ("lr", regularization)}
 
     def reconstruction_loss(self, x):
         loss = F.binary_cross_entropy_with_logits(self.decode_logits(self.encode(x)), x)
@@ -116,16 +121,19 @@ class MLPAE(MLPAAE):
         layers: PositiveInt = 2,
         dropout: Fraction = 0.2,
         activation: Literal["relu", "leaky_relu"] = "relu",
-        lr: PositiveFloat = 2e-4,
         code_l2: Annotated[float, Ge(0)] = 0.0,
         decoder_l2: Annotated[float, Ge(0)] = 0.0,
     ):
-        super().__init__(image_shape, prior, latent_dim, hidden, layers, dropout, activation, "deterministic", lr)
+        super().__init__(image_shape, prior, latent_dim, hidden, layers, dropout, activation, "deterministic")
         self.discriminator = None
         self.code_l2, self.decoder_l2 = code_l2, decoder_l2
 
     def phases(self) -> list[Phase]:
-        return [Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_loss, self.lr, (0.5, 0.999))]
+        return [Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_loss, 2e-4, (0.5, 0.999))]
+
+    @classmethod
+    def moved_options(cls, options: dict, prior) -> dict:
+        return {"lr": ("lr", ("reconstruction",))}
 
     def reconstruction_loss(self, x):
         z = self.encode(x)

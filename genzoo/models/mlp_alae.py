@@ -56,11 +56,18 @@ from torch import nn
 
 from genzoo.core.capabilities import HasDivergence, can
 from genzoo.core.errors import GenzooError
-from genzoo.core.options import PositiveFloat, PositiveInt
+from genzoo.core.options import PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import PixelNorm, equal_mlp
 from genzoo.priors.base import Prior
+
+
+def alae_phase_names(prior, folded: bool = False) -> tuple[str, ...]:
+    """The phases of ALAE with this prior class: push / pull with a prior that matches codes, else discriminator /
+    generator; then reciprocity unless folded into those two."""
+    adversary = ("push", "pull") if prior is not None and prior.matches_codes else ("discriminator", "generator")
+    return adversary if folded else (*adversary, "reciprocity")
 
 
 def check_alae_prior(prior: Prior, model: str) -> None:
@@ -91,7 +98,6 @@ class MLPALAE(GenerativeAutoencoder):
         mapping_lr_mult: float = 0.1,
         discriminator_layers: int = 3,
         discriminator_lr_mult: float = 0.1,
-        lr: PositiveFloat = 0.002,
         r1_gamma: float = 10.0,
         reciprocity_step: Literal["separate", "folded"] = "separate",
         reciprocity_updates_mapping: bool = True,
@@ -108,7 +114,7 @@ class MLPALAE(GenerativeAutoencoder):
         pixels = math.prod(image_shape)
         self.prior = prior
         self.latent_dim = latent_dim
-        self.lr, self.r1_gamma = lr, r1_gamma
+        self.r1_gamma = r1_gamma
         self.reciprocity_step, self.reciprocity_updates_mapping = reciprocity_step, reciprocity_updates_mapping
         self.scale_control, self.push_reciprocity = scale_control, push_reciprocity
         self.mapping = nn.Sequential(
@@ -146,7 +152,7 @@ class MLPALAE(GenerativeAutoencoder):
 
     # -- phases ---------------------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        betas, lr = (0.0, 0.99), self.lr
+        betas, lr = (0.0, 0.99), 0.002  # ALAE's Adam
         shared = dict(optimizer="alae")  # ALAE's two optimisers (E+D, F+G): every step shares their Adam moments
         recip = ("encoder", "generator", "mapping") if self.reciprocity_updates_mapping else ("encoder", "generator")
         if self.prior.matches_codes:
@@ -162,6 +168,11 @@ class MLPALAE(GenerativeAutoencoder):
         if self.reciprocity_step == "folded":
             return adversary
         return adversary + [Phase("reciprocity", recip, self.reciprocity_loss, lr, betas, **shared)]
+
+    @classmethod
+    def moved_options(cls, options: dict, prior) -> dict:
+        """`lr` was an option (of every phase) until train.phases held every optimiser setting."""
+        return {"lr": ("lr", alae_phase_names(prior, options.get("reciprocity_step") == "folded"))}
 
     def _generate(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fresh w = F(z) and G(w) (flat, network range) for a batch of n."""

@@ -51,11 +51,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.options import PositiveFloat, PositiveInt
+from genzoo.core.options import PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import SLOPE, EqualConv2d, EqualLinear, PixelNorm, equal_mlp
-from genzoo.models.mlp_alae import MLPALAE, check_alae_prior
+from genzoo.models.mlp_alae import MLPALAE, alae_phase_names, check_alae_prior
 from genzoo.priors.base import Prior
 
 STYLE_KINDS = {"coarse": (0, 8), "middle": (16, 32), "fine": (64, None)}  # resolutions whose slots each kind takes
@@ -205,8 +205,6 @@ class StyleALAE(GenerativeAutoencoder):
         max_filters: int = 512,
         start_resolution: int = 4,
         mapping_lr_mult: float = 0.1,
-        lr: PositiveFloat = 0.0015,
-        betas: tuple[float, float] = (0.0, 0.99),
         r1_gamma: float = 10.0,
         style_mixing_prob: float = 0.9,
         truncation_psi: float = 0.7,
@@ -237,7 +235,7 @@ class StyleALAE(GenerativeAutoencoder):
             )
         check_alae_prior(prior, "style_alae")
         self.prior, self.latent_dim = prior, latent_dim
-        self.lr, self.betas, self.r1_gamma = lr, tuple(betas), r1_gamma
+        self.r1_gamma = r1_gamma
         self.style_mixing_prob, self.dlatent_avg_beta = style_mixing_prob, dlatent_avg_beta
         self.truncation_psi, self.truncation_cutoff = truncation_psi, truncation_cutoff
         self.reciprocity_updates_mapping = reciprocity_updates_mapping
@@ -358,7 +356,7 @@ class StyleALAE(GenerativeAutoencoder):
 
     # -- phases ---------------------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        lr, betas = self.lr, self.betas
+        lr, betas = 0.0015, (0.0, 0.99)  # ALAE's Adam for CelebA-HQ
         recip = ("encoder", "generator", "mapping") if self.reciprocity_updates_mapping else ("encoder", "generator")
         if self.prior.matches_codes:
             steps = [("push", ("encoder",), self.push_loss), ("pull", ("mapping", "generator"), self.pull_loss)]
@@ -369,6 +367,12 @@ class StyleALAE(GenerativeAutoencoder):
             ]
         steps.append(("reciprocity", recip, self.reciprocity_loss))
         return [Phase(name, modules, loss, lr, betas, optimizer="alae") for name, modules, loss in steps]
+
+    @classmethod
+    def moved_options(cls, options: dict, prior) -> dict:
+        """`lr` and `betas` were options (of every phase) until train.phases held every optimiser setting."""
+        phases = alae_phase_names(prior)
+        return {"lr": ("lr", phases), "betas": ("betas", phases)}
 
     def _training_styles(self, n: int, like: torch.Tensor, mix: bool = True):
         """w = F(z) for n fresh draws, the styles G gets (w in every slot, or with style mixing: from a random

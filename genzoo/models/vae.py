@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genzoo.core.errors import GenzooError
-from genzoo.core.options import Fraction, PositiveFloat, PositiveInt
+from genzoo.core.options import Fraction, PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.models.blocks import ACTIVATIONS, mlp
@@ -51,9 +51,10 @@ class ConvVAE(GenerativeAutoencoder):
     as the AAE it is compared with (recipes/vae_mlp_mnist.yaml).
 
     the original's CLI maps onto a recipe as: --latent_dims -> model.latent_dim, --max_filters -> model.max_filters,
-    --lr -> model.lr (or train.phases.vae.lr), --batchsize -> train.batch_size, --epochs -> train.epochs,
+    --lr -> train.phases.vae.lr (default 3e-4), --batchsize -> train.batch_size, --epochs -> train.epochs,
     --seed -> seed, --dataset -> data.name, --cpu -> train.cpu: true.
-    The seed optimises with AdamW (weight decay 0.01): `weight_decay: 0.01` with `adamw: true` (the shipped recipes).
+    The seed optimises with AdamW (weight decay 0.01): train.phases.vae `{weight_decay: 0.01,
+    decoupled_weight_decay: true}` (the shipped recipes); the phase's defaults are Adam without decay.
     """
 
     def __init__(
@@ -67,9 +68,6 @@ class ConvVAE(GenerativeAutoencoder):
         kl_weight: float = 1.0,
         prior_weight: float = 1.0,
         negative_slope: float = 0.01,
-        lr: PositiveFloat = 3e-4,
-        weight_decay: float = 0.0,
-        adamw: bool = False,
         network: Literal["conv", "mlp"] = "conv",
         hidden: PositiveInt = 1200,
         dropout: Fraction = 0.0,
@@ -84,7 +82,6 @@ class ConvVAE(GenerativeAutoencoder):
         self.prior = prior
         self.latent_dim = latent_dim
         self.reconstruction, self.kl_weight, self.prior_weight = reconstruction, kl_weight, prior_weight
-        self.lr, self.weight_decay, self.adamw = lr, weight_decay, adamw
         self._kl_mode = self._pick_kl(prior)
         if network == "mlp":  # the MLP AAE's networks, for size-matched comparisons (studies)
             self._build_mlp(image_shape, latent_dim, hidden, layers, dropout)
@@ -168,16 +165,16 @@ class ConvVAE(GenerativeAutoencoder):
 
     # -- the loss -------------------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        return [
-            Phase(
-                "vae",
-                ("encoder", "to_mean", "to_log_var", "decoder"),
-                self.loss,
-                self.lr,
-                weight_decay=self.weight_decay,
-                decoupled_weight_decay=self.adamw,
-            )
-        ]
+        return [Phase("vae", ("encoder", "to_mean", "to_log_var", "decoder"), self.loss, 3e-4)]
+
+    @classmethod
+    def moved_options(cls, options: dict, prior) -> dict:
+        """`lr`, `weight_decay` and `adamw` were options until train.phases held every optimiser setting."""
+        return {
+            "lr": ("lr", ("vae",)),
+            "weight_decay": ("weight_decay", ("vae",)),
+            "adamw": ("decoupled_weight_decay", ("vae",)),
+        }
 
     def kl(self, mean: torch.Tensor, log_var: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q(z|x) || p(z)) per image: closed form for the Gaussian prior, else one Monte-Carlo sample z."""

@@ -26,6 +26,7 @@ from genzoo.datasets.base import to_unit_float
 from genzoo.train.batches import EpochBatches, batch_stream
 from genzoo.train.checkpoint import Checkpoints, optimizer_from_tensors, set_rng_state
 from genzoo.train.ema import EMA
+from genzoo.train.optim import phase_settings
 
 
 class NonFiniteLoss(GenzooError):
@@ -111,17 +112,9 @@ class Trainer:
         # optimiser's gradients and only its own parameters require gradients, so its step moves nothing else.
         self.hyper, self.params, decoupled, modules_of = {}, {}, {}, {}
         for phase in self.phases:
-            over = spec.phases.get(phase.name)
-            self.hyper[phase.name] = dict(
-                lr=over.lr if over and over.lr is not None else phase.lr,
-                betas=tuple(over.betas) if over and over.betas is not None else phase.betas,
-                weight_decay=over.weight_decay if over and over.weight_decay is not None else phase.weight_decay,
-            )
-            decoupled[phase.name] = (
-                over.decoupled_weight_decay
-                if over and over.decoupled_weight_decay is not None
-                else phase.decoupled_weight_decay
-            )
+            settings = phase_settings(phase, spec.phases.get(phase.name))
+            decoupled[phase.name] = settings.pop("decoupled_weight_decay")
+            self.hyper[phase.name] = settings  # lr, betas, weight_decay: what each step gives the optimiser's groups
             self.params[phase.name] = [p for m in phase.modules for p in getattr(self.model, m).parameters()]
             names = modules_of.setdefault(phase.optimizer or phase.name, [])
             names += [m for m in phase.modules if m not in names]
