@@ -5,7 +5,7 @@
 Trains the quickstart network (MLP AAE on the bundled digits) for --steps steps with 1 thread and with one thread
 per core, in interleaved rounds, each alone and then next to a busy process that keeps one core working (a
 single-threaded matrix-multiply loop, like another user's job). Prints img/s medians and the load average. This is
-what genzoo's automatic `train.threads` choice rests on (genzoo/train/trainer.py, choose_threads).
+what genzoo's automatic `train.threads` choice rests on (genzoo/train/environment.py, choose_threads).
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def test_the_python_api_example_runs(tmp_path):
 def test_threads_follow_the_load_and_a_resume_keeps_them(monkeypatch):
     """Automatic threads: the cores the load leaves free, at least one; a resumed run keeps its count (another
     count sums in another order and the resume would no longer equal the uninterrupted run)."""
-    from genzoo.train.trainer import choose_threads
+    from genzoo.train.environment import choose_threads
 
     cpu = torch.device("cpu")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

@@ -286,7 +286,7 @@ def test_gradients_are_averaged_in_bounded_buckets(monkeypatch):
     averaged in place; small models still take a single collective."""
     import torch.distributed as dist
 
-    import genzoo.train.trainer as trainer
+    import genzoo.train.distributed as distributed
 
     sizes = []
 
@@ -295,14 +295,14 @@ def test_gradients_are_averaged_in_bounded_buckets(monkeypatch):
         t.mul_(2)  # as if a second process held the same values
 
     monkeypatch.setattr(dist, "all_reduce", fake_all_reduce)
-    monkeypatch.setattr(trainer, "BUCKET_ELEMENTS", 10)
+    monkeypatch.setattr(distributed, "BUCKET_ELEMENTS", 10)
     grads = [torch.full((n,), float(i + 1)) for i, n in enumerate((4, 5, 3, 20, 2))]
-    trainer._all_reduce_mean(grads, 2)
+    distributed.all_reduce_mean(grads, 2)
     assert sizes == [9, 3, 20, 2]
     assert [g.unique().tolist() for g in grads] == [[1.0], [2.0], [3.0], [4.0], [5.0]]
-    monkeypatch.setattr(trainer, "BUCKET_ELEMENTS", 1 << 23)
+    monkeypatch.setattr(distributed, "BUCKET_ELEMENTS", 1 << 23)
     sizes.clear()
-    trainer._all_reduce_mean(grads, 2)
+    distributed.all_reduce_mean(grads, 2)
     assert sizes == [34]
 
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import torch
 
+from genzoo.core.errors import GenzooError
+
 
 class EpochBatches:
     """Deterministic, resumable, sharded batch order.
@@ -52,3 +54,18 @@ def batch_stream(dataset, batches: EpochBatches, epoch: int, start: int, num_wor
 
 def _as_batch(items):
     return items if isinstance(items, torch.Tensor) else torch.stack(list(items))
+
+
+def check_batch_sizes(sizes, world: int, micro_batches: int, images: int, dataset: str, growing: bool) -> None:
+    """Every global batch size splits evenly into processes x micro-batches and fits in the training set."""
+    for batch in sorted(sizes):
+        if batch % (world * micro_batches):
+            raise GenzooError(
+                f"batch size {batch} does not split into {world} processes x {micro_batches} micro-batches",
+                f"use a multiple of {world * micro_batches}" + (" in train.growth.batch_size" if growing else ""),
+            )
+        if images < batch:
+            raise GenzooError(
+                f"dataset {dataset} has {images} training images, fewer than the batch size {batch}",
+                "lower train.growth.batch_size" if growing else "lower train.batch_size",
+            )

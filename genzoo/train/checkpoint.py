@@ -89,6 +89,23 @@ class Checkpoints:
             )
         return path
 
+    def intact(self) -> str:
+        """What a failure leaves behind, for its message."""
+        latest = self.latest()
+        return f"the last good checkpoint ({latest.name}) is intact" if latest else "no checkpoint was written"
+
+    def abandon(self, tmp: Path, what: str, exc: OSError) -> GenzooError:
+        """A write that failed (a full disk, a quota, a permission): its temporary folder removed, so nothing
+        half-written stays behind, and the error naming what failed and the checkpoint still whole."""
+        shutil.rmtree(tmp, ignore_errors=True)
+        return GenzooError(
+            f"could not {what} ({exc.strerror or exc}"
+            + (f": '{exc.filename}'" if exc.filename else "")
+            + "); "
+            + self.intact(),
+            "free disk space (or fix the folder's permissions), then run the same command to resume",
+        )
+
     def begin(self, step: int) -> Path:
         """Create the temporary folder for a checkpoint (main process only)."""
         tmp = self.dir / f".tmp-step-{step:07d}"

@@ -123,3 +123,42 @@ def _int_keys(mapping: dict, what: str) -> dict[int, object]:
                 f"train.growth.{what} key '{k}' is not a number", "key it by resolution, e.g. 64: 32"
             ) from None
     return out
+
+
+def growth_schedule(spec: GrowthSpec | None, model, data, recipe, world: int) -> GrowthSchedule | None:
+    """The recipe's schedule (None without train.growth), checked against what the model and data can do: the model
+    grows (set_growth) and has a level at every resolution, the dataset serves lower resolutions."""
+    from genzoo.core.capabilities import Grows, ServesResolutions, require
+
+    if spec is None:
+        return None
+    name = recipe.model["name"]
+    require(
+        model,
+        Grows,
+        f"model '{name}'",
+        "train with 'train.growth'",
+        "remove the train.growth section (progressive growing needs e.g. style_alae)",
+    )
+    what = f"dataset '{recipe.data['name']}'"
+    require(data, ServesResolutions, what, "grow", "use an image dataset, or remove train.growth")
+    schedule = GrowthSchedule(spec, data.image_shape[-1], recipe.train.batch_size, len(data), world)
+    missing = [r for r in schedule.resolutions if r not in model.resolutions]
+    if missing:
+        raise GenzooError(
+            f"train.growth starts at {spec.start_resolution}, but model '{name}' has no level at "
+            f"{missing[0]} (its levels: {', '.join(map(str, model.resolutions))})",
+            "raise train.growth.start_resolution or lower the model's start_resolution",
+        )
+    return schedule
+
+
+def blend_reals(x, blend: float):
+    """Real images blended as the model's new block (ALAE): during a transition, a mix of themselves and their
+    2x-downsampled, re-upsampled selves."""
+    import torch
+
+    if blend < 1.0:
+        coarse = torch.nn.functional.avg_pool2d(x, 2).repeat_interleave(2, -2).repeat_interleave(2, -1)
+        x = torch.lerp(coarse, x, blend)
+    return x
