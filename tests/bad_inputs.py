@@ -71,6 +71,10 @@ CASES = [
     ("sampler name with a slash", ["fit-sampler", "M", "--sampler", "gmm", "--name", "../gmm"]),
     ("VAE draws from a model without a posterior", ["fit-sampler", "M", "--sampler", "gmm", "--codes", "draw"]),
     ("sampling from a sampler not fitted", ["sample", "M", "--sampler", "flow"]),
+    (
+        "a sampler for a metric without samples",
+        ["eval", "M", "--metrics", "reconstruction", "reconstruction.sampler=gmm"],
+    ),
 ]
 
 

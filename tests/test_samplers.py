@@ -132,6 +132,27 @@ def test_fit_sample_and_eval_with_a_fitted_sampler_from_the_command_line(tiny_ru
     assert all(name in listed for name in ("prior", "gaussian", "gmm", "flow", "two_stage"))
 
 
+def test_one_metric_draws_from_a_fitted_sampler_the_others_from_the_prior(tmp_path):
+    """`parzen.sampler=gmm`: that metric's samples come from the fitted sampler (the same numbers as a model loaded
+    with it), the other metrics' from the prior, each protocol saying which; metrics without samples refuse it."""
+    run = genzoo.fit(genzoo.recipe(str(write_recipe(tmp_path, train={**TINY["train"], "steps": 20}))))
+    genzoo.fit_sampler(run, "gmm", {"components": 2}, seed=0)
+    parzen = {"samples": 200, "count": 100, "validation_count": 50}
+    options = {"parzen": {**parzen, "sampler": "gmm"}, "prior_match": {"samples": 200}}
+    mixed = genzoo.evaluate(run, ["parzen", "prior_match"], options=options)
+    via_load = genzoo.evaluate(genzoo.load(run, sampler="gmm"), ["parzen"], options={"parzen": parzen})
+    via_prior = genzoo.evaluate(run, ["parzen"], options={"parzen": parzen})
+    assert mixed["parzen"]["log_likelihood"] == via_load["parzen"]["log_likelihood"]
+    assert mixed["parzen"]["log_likelihood"] != via_prior["parzen"]["log_likelihood"]
+    assert mixed["parzen"]["protocol"]["sampler"]["name"] == "gmm"
+    assert mixed["parzen"]["protocol"]["options"]["sampler"] == "gmm"
+    assert mixed["prior_match"]["protocol"]["sampler"] == {"name": "prior"}
+    with pytest.raises(GenzooError, match="reconstruction.sampler' applies to a metric that draws samples"):
+        genzoo.evaluate(run, ["reconstruction"], options={"reconstruction": {"sampler": "gmm"}})
+    with pytest.raises(GenzooError, match="no sampler 'flow' is fitted"):
+        genzoo.evaluate(run, ["parzen"], options={"parzen": {**parzen, "sampler": "flow"}})
+
+
 def test_vae_codes_are_posterior_means_or_draws(tmp_path):
     recipe = write_recipe(
         tmp_path,

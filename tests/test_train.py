@@ -265,3 +265,17 @@ def test_tensorboard_tracker_gets_the_same_numbers(tmp_path):
     scalars = acc.Scalars("loss/reconstruction")
     assert [s.step for s in scalars] == [10, 20]
     assert abs(scalars[-1].value - logged["loss/reconstruction"]) < 1e-6
+
+
+def test_a_prior_swap_keeps_the_recipes_phase_settings_and_typos_are_refused(tmp_path):
+    """TINY sets train.phases for the AAE's discriminator and generator: with the mbrce prior those phases are
+    unused (reported, not refused) and the `prior` phase trains; a name no prior gives the model is refused."""
+    recipe = write_recipe(tmp_path, prior={"name": "mbrce", "target": "gaussian", "std": 2.0})
+    said = []
+    trainer = Trainer(load_recipe(recipe, ["train.phases.discriminator.lr=3e-4", "train.phases.prior.lr=7e-4"]))
+    trainer.console.say = said.append
+    trainer._setup()
+    assert [p.name for p in trainer.phases] == ["reconstruction", "prior"] and trainer.hyper["prior"]["lr"] == 7e-4
+    assert any("train.phases.discriminator" in line and "unused" in line for line in said), said
+    with pytest.raises(GenzooError, match="'train.phases.discriminatr' names no phase of mlp_aae"):
+        Trainer(load_recipe(recipe, ["train.phases.discriminatr.lr=3e-4"]))._setup()

@@ -318,7 +318,7 @@ def training_record(model, recipe, run_dir: Path) -> dict:
     for phase in model.phases():
         used = phase_settings(phase, (recipe.train.phases or {}).get(phase.name))
         phases[phase.name] = {"lr": used["lr"], "betas": list(used["betas"]), "weight_decay": used["weight_decay"]}
-    step = (getattr(model, "extra_config", {}) or {}).get("step")
+    step = (model.extra_config or {}).get("step")
     return {
         "steps": step,
         "batch_size": recipe.train.batch_size,

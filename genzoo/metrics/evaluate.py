@@ -8,6 +8,7 @@ the metric itself records (FID mode, Inception weights hash, reference split and
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 from genzoo.core.errors import GenzooError
@@ -65,9 +66,31 @@ def resolve_metrics(names: list[str], options: dict[str, dict] | None = None) ->
         raise GenzooError("no metrics named", "pass e.g. --metrics reconstruction,fid")
     resolved = {}
     for name in names:
-        section = resolve_section(METRICS, {**(options or {}).get(name, {}), "name": name}, name, METRIC_INPUTS)
-        resolved[name] = (METRICS.get(name), {k: v for k, v in section.items() if k != "name"})
+        given = dict((options or {}).get(name, {}))
+        sampler = _check_sampler_option(name, given)
+        section = resolve_section(METRICS, {**given, "name": name}, name, METRIC_INPUTS)
+        opts = {k: v for k, v in section.items() if k != "name"}
+        resolved[name] = (METRICS.get(name), {**opts, "sampler": sampler} if sampler else opts)
     return resolved
+
+
+def _check_sampler_option(name: str, given: dict) -> str | None:
+    """Pop `<metric>.sampler` (a fitted sampler's name, for this metric's samples only): sample-based metrics
+    drawing samples take it, every other metric refuses it."""
+    from genzoo.core.registry import METRICS
+
+    sampler = given.pop("sampler", None)
+    if sampler is None:
+        return None
+    if not METRICS.info(name).sample_based or given.get("source", "samples") != "samples":
+        raise GenzooError(
+            f"metric option '{name}.sampler' applies to a metric that draws samples, not to {name}"
+            + (f" with source={given['source']}" if "source" in given else ""),
+            f"drop {name}.sampler",
+        )
+    if not isinstance(sampler, str) or not sampler.replace("_", "").isalnum():
+        raise GenzooError(f"metric option '{name}.sampler' must name a fitted sampler, got {sampler!r}", "e.g. gmm")
+    return sampler
 
 
 def preflight(plan: dict) -> None:
@@ -88,10 +111,31 @@ def preflight(plan: dict) -> None:
 
 def sampler_protocol(model) -> dict:
     """Where a model's samples draw their codes: its prior, or a fitted sampler with its options and fit record."""
-    fitted = getattr(model, "code_sampler", None)
+    fitted = model.code_sampler
     if fitted is None:
         return {"name": "prior"}
     return {**fitted.section, "fit": fitted.record}
+
+
+@contextlib.contextmanager
+def _drawing_from(model, sampler: str | None):
+    """For one metric: the model's samples from the sampler fitted as `sampler` in its folder, then as before."""
+    if sampler is None:
+        yield
+        return
+    from genzoo.samplers.fit import attach_sampler
+
+    if model.folder is None:
+        raise GenzooError(
+            f"sampler '{sampler}' is looked up in the model's folder, and this model was not loaded from one",
+            "save it (save_pretrained) and evaluate the saved folder",
+        )
+    before = model.code_sampler
+    attach_sampler(model, model.folder, sampler)
+    try:
+        yield
+    finally:
+        model.use_sampler(before)
 
 
 def evaluate(
@@ -128,7 +172,9 @@ def evaluate(
         kwargs = dict(opts)
         if "splits" in inspect.signature(fn).parameters:
             kwargs["splits"] = splits
-        values = dict(fn(model, data, limit=limit, **kwargs))
+        with _drawing_from(model, kwargs.pop("sampler", None)):
+            values = dict(fn(model, data, limit=limit, **kwargs))
+            drawn_from = sampler_protocol(model)
         own = values.pop("protocol", {}) or {}
         protocol = {
             "metric": name,
@@ -140,7 +186,7 @@ def evaluate(
             "options": opts,
             "seed": opts.get("seed"),
             "genzoo_version": __version__,
-            "sampler": sampler_protocol(model),
+            "sampler": drawn_from,
             **own,
         }
         results[name] = {**values, "protocol": protocol}

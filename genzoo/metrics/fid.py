@@ -33,6 +33,7 @@ import annotated_types
 import numpy as np
 import torch
 
+from genzoo.core.capabilities import DrawsCodePaths, can
 from genzoo.core.errors import GenzooError
 from genzoo.core.registry import METRICS, MetricValue
 from genzoo.metrics.inception import InceptionFeatures, cache_root
@@ -145,10 +146,18 @@ def _unit(dataset, idx, device) -> torch.Tensor:
 
 
 @torch.no_grad()
+def codes_between(model, z1: torch.Tensor, z2: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Codes t (N, 1) of the way from z1 to z2 (N, latent): on straight lines, or on the model's own paths
+    (capabilities.DrawsCodePaths: LBAE's binary codes)."""
+    if not can(model, DrawsCodePaths):
+        return z1 + (z2 - z1) * t
+    return torch.cat([model.codes_between(a, b, f).to(z1) for a, b, f in zip(z1, z2, t)])
+
+
 def model_images(model, dataset, source: str, count: int, seed: int = 0, batch_size: int = 250) -> torch.Tensor:
     """`count` uint8 images from the model: prior samples, reconstructions of the first `count` images of
     `dataset`, or decodings at a uniform random point between the codes of two random images of `dataset`
-    (the model's own `interpolate(z1, z2, t)` if it has one, else a straight line)."""
+    (on the model's own code paths if it draws them, else on a straight line: codes_between)."""
     model.eval()
     device = _device(model)
     g = torch.Generator().manual_seed(seed)
@@ -165,14 +174,11 @@ def model_images(model, dataset, source: str, count: int, seed: int = 0, batch_s
         first = torch.randint(len(dataset), (count,), generator=g)
         second = torch.randint(len(dataset), (count,), generator=g)
         t = torch.rand(count, 1, generator=g)
-        between = getattr(model, "interpolate", None)
         for i in range(0, count, batch_size):
             s = slice(i, min(i + batch_size, count))
             z1 = model.encode(_unit(dataset, first[s].tolist(), device))
             z2 = model.encode(_unit(dataset, second[s].tolist(), device))
-            ti = t[s].to(z1)
-            z = between(z1, z2, ti) if between is not None else z1 + (z2 - z1) * ti
-            out.append(quantize(model.decode(z)))
+            out.append(quantize(model.decode(codes_between(model, z1, z2, t[s].to(z1)))))
     else:
         raise GenzooError(f"unknown image source '{source}'", "use samples, reconstructions or interpolations")
     return torch.cat(out) if out else torch.zeros(0, *model.image_shape, dtype=torch.uint8)
@@ -212,11 +218,11 @@ def reference_features(dataset, count: int, fx: InceptionFeatures, seed: int | N
     <cache>/fid-stats when computed before (the key is the images' content hash)."""
     images = dataset.__getitems__(reference_indices(len(dataset), count, seed))
     digest = images_sha256(images)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", getattr(dataset, "name", "") or "dataset")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset.name or "dataset")
     weights = (fx.layers_sha256 or fx.source or "")[:12]
     path = cache_root() / "fid-stats" / f"{name}-n{count}-{fx.mode}-{digest[:16]}-{weights}.npz"
     info = {
-        "dataset": getattr(dataset, "name", None),
+        "dataset": dataset.name,
         "images": count,
         "images_sha256": digest,
         "draw": "first" if seed is None else {"random_seed": seed},
@@ -258,7 +264,7 @@ def forget_model_features() -> None:
 
 
 def model_features(model, dataset, source: str, count: int, seed: int, fx: InceptionFeatures) -> np.ndarray:
-    data_key = None if source == "samples" else (getattr(dataset, "name", None) or id(dataset), len(dataset))
+    data_key = None if source == "samples" else (dataset.name or id(dataset), len(dataset))
     key = (id(model), source, count, seed, id(fx), data_key)
     hit = _MODEL_FEATURES.get(key)
     if hit is None or hit[0] is not model:
@@ -305,7 +311,7 @@ def feature_pair(
         "source": source,
         "images": n,
         "seed": seed,
-        "source_split": getattr(dataset, "name", None) if source != "samples" else None,
+        "source_split": dataset.name if source != "samples" else None,
         "reference": ref_info,
         "quantized": "uint8, as saved PNGs",
     }

@@ -126,7 +126,7 @@ def parzen(
         sigma = float(grid[best])
         protocol.update(
             validation={
-                "split": getattr(val_data, "name", validation_split),
+                "split": val_data.name or validation_split,
                 "images": v,
                 "indices": f"{val_idx[0]}..{val_idx[-1]}",
             },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genzoo.core.errors import GenzooError
-from genzoo.modelfile.folder import load_folder, sampler_folder
+from genzoo.modelfile.folder import load_folder
 from genzoo.modelfile.hub import resolve_source
 
 
@@ -28,7 +28,7 @@ def fit_sampler(
     """
     from genzoo.metrics.evaluate import dataset_for
     from genzoo.samplers.fit import fit_sampler as fit
-    from genzoo.samplers.fit import save_sampler
+    from genzoo.samplers.fit import sampler_folder, save_sampler
 
     if section.get("name") == "prior":
         raise GenzooError(

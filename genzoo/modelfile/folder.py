@@ -194,41 +194,6 @@ def resolve_model_folder(path: str | Path) -> Path:
     )
 
 
-SAMPLERS_DIR = "samplers"  # <model folder>/samplers/<name>/: fitted samplers, beside the weights
-
-
-def sampler_folder(folder: Path, name: str) -> Path:
-    return Path(folder) / SAMPLERS_DIR / name
-
-
-def fitted_samplers(folder: Path) -> list[str]:
-    """Names of the samplers fitted for a model folder ("prior", the model's own, is always there)."""
-    root = Path(folder) / SAMPLERS_DIR
-    return ["prior"] + sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else ["prior"]
-
-
-def attach_sampler(model, folder: Path, name: str) -> None:
-    """Make `model.sample` draw from the sampler fitted as `name` in its folder ("prior": the model's own prior)."""
-    from genzoo.samplers.fit import load_sampler
-
-    if name == "prior":
-        return model.use_sampler(None)
-    where = sampler_folder(folder, name)
-    if not where.is_dir():
-        raise GenzooError(
-            f"no sampler '{name}' is fitted for '{folder}' (fitted: {', '.join(fitted_samplers(folder))})",
-            f"fit one first: genzoo fit-sampler {folder} --sampler {name}",
-        )
-    sampler = load_sampler(where)
-    weights = (model.extra_config or {}).get("weights_sha256")
-    if sampler.record.get("model_weights_sha256") not in (None, weights):
-        raise GenzooError(
-            f"sampler '{where}' was fitted on other weights than '{Path(folder) / WEIGHTS_NAME}'",
-            f"fit it again: genzoo fit-sampler {folder} --sampler {sampler.section['name']} --name {name} --overwrite",
-        )
-    model.use_sampler(sampler)
-
-
 def load_folder(folder: Path, device: str | torch.device = "cpu", sampler: str | None = None) -> torch.nn.Module:
     """Rebuild a model from a local model folder, weights loaded, in eval mode (hub.load takes any source); with
     `sampler`, drawing its codes from that fitted sampler (samplers/<name>/)."""
@@ -253,7 +218,10 @@ def load_folder(folder: Path, device: str | torch.device = "cpu", sampler: str |
     model.config = {k: config[k] for k in ("format", "model", "prior", "image_shape", "data") if k in config}
     # what was true of the file (its checksum, sources, step) is not part of the model's own config
     model.extra_config = {k: v for k, v in config.items() if k not in model.config}
+    model.folder = Path(folder)
     if sampler is not None:
+        from genzoo.samplers.fit import attach_sampler
+
         attach_sampler(model, folder, sampler)
     return model.to(device).eval()
 

@@ -43,11 +43,16 @@ class GenerativeAutoencoder(nn.Module):
     """
 
     prior_needs: tuple[str, ...] = ()
+    # Phases the architecture trains with another kind of prior (the MLP AAE: discriminator and generator, or
+    # `prior` with a prior that matches codes itself): `train.phases` may name them, so that swapping the prior
+    # in a recipe keeps its other settings; unused here, they are reported, not refused.
+    phases_with_other_priors: tuple[str, ...] = ()
     # Set by create_model and by a load: config.json's sections (model, prior, image_shape), and what else the
     # file holds (step, weights sha256, genzoo version). A model built in Python gets `config` from its recorded
     # constructor options when first saved (modelfile.folder.model_config).
     config: dict | None = None
     extra_config: dict | None = None
+    folder = None  # the local model folder it was loaded from (its fitted samplers live there), else None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -24,6 +24,8 @@ class MLPAAE(GenerativeAutoencoder):
     reconstruction and 1e-4 for the regularisation phases (the paper's; a recipe sets others in train.phases).
     """
 
+    phases_with_other_priors = ("discriminator", "generator", "prior")
+
     def __init__(
         self,
         image_shape: tuple[int, int, int],
@@ -111,6 +113,8 @@ class MLPAE(MLPAAE):
     et al. 2020). With `code_l2` > 0 and `decoder_l2` > 0 it is their RAE-L2: reconstruction + code_l2 * |z|^2 / 2
     + decoder_l2 * |decoder weights|^2. The prior only serves `sample` without a fitted sampler.
     """
+
+    phases_with_other_priors = ()
 
     def __init__(
         self,

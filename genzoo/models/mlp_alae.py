@@ -87,6 +87,8 @@ class MLPALAE(GenerativeAutoencoder):
     discriminator (E+D, with R1), generator (F+G), reciprocity (E+G). With the mbrce prior: push, pull, reciprocity.
     """
 
+    phases_with_other_priors = ("discriminator", "generator", "push", "pull")
+
     def __init__(
         self,
         image_shape: tuple[int, int, int],

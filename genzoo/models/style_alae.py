@@ -191,6 +191,8 @@ class StyleALAE(GenerativeAutoencoder):
     pull, reciprocity. All share ALAE's two Adam states (optimizer "alae").
     """
 
+    phases_with_other_priors = ("discriminator", "generator", "push", "pull")
+
     # The latent game's pieces are the MLP ALAE's (they use self.prior, self.r1_gamma, self.scale_control).
     r1_penalty = MLPALAE.r1_penalty
     code_divergence = MLPALAE.code_divergence

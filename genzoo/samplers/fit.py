@@ -158,3 +158,36 @@ def load_sampler(folder: Path) -> CodeSampler:
         )
     sampler.section, sampler.record = section, config.get("fit", {})
     return sampler.eval()
+
+
+SAMPLERS_DIR = "samplers"  # <model folder>/samplers/<name>/: fitted samplers, beside the weights
+
+
+def sampler_folder(folder: Path, name: str) -> Path:
+    return Path(folder) / SAMPLERS_DIR / name
+
+
+def fitted_samplers(folder: Path) -> list[str]:
+    """Names of the samplers fitted for a model folder ("prior", the model's own, is always there)."""
+    root = Path(folder) / SAMPLERS_DIR
+    return ["prior"] + sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else ["prior"]
+
+
+def attach_sampler(model, folder: Path, name: str) -> None:
+    """Make `model.sample` draw from the sampler fitted as `name` in its folder ("prior": the model's own prior)."""
+    if name == "prior":
+        return model.use_sampler(None)
+    where = sampler_folder(folder, name)
+    if not where.is_dir():
+        raise GenzooError(
+            f"no sampler '{name}' is fitted for '{folder}' (fitted: {', '.join(fitted_samplers(folder))})",
+            f"fit one first: genzoo fit-sampler {folder} --sampler {name}",
+        )
+    sampler = load_sampler(where)
+    weights = (model.extra_config or {}).get("weights_sha256")
+    if sampler.record.get("model_weights_sha256") not in (None, weights):
+        raise GenzooError(
+            f"sampler '{where}' was fitted on other weights than those of '{folder}'",
+            f"fit it again: genzoo fit-sampler {folder} --sampler {sampler.section['name']} --name {name} --overwrite",
+        )
+    model.use_sampler(sampler)

@@ -24,14 +24,20 @@ def phase_settings(phase, override: PhaseOptions | None) -> dict:
     }
 
 
-def check_phase_names(phases, overrides: dict, model_name: str) -> None:
-    """Every key under train.phases names a phase of the model (a typo would silently change nothing)."""
-    unknown = set(overrides) - {p.name for p in phases}
+def check_phase_names(phases, overrides: dict, model, model_name: str) -> list[str]:
+    """Every key under train.phases names a phase of the model (a typo would silently change nothing), or one it
+    trains with another kind of prior (kept, so that a prior swap keeps the recipe's other settings): those are
+    returned, unused, for the run to report."""
+    used = {p.name for p in phases}
+    unused = sorted(set(overrides) - used)
+    unknown = [name for name in unused if name not in model.phases_with_other_priors]
     if unknown:
+        possible = [p.name for p in phases] + [p for p in model.phases_with_other_priors if p not in used]
         raise GenzooError(
-            f"recipe key 'train.phases.{sorted(unknown)[0]}' names no phase of {model_name}",
-            f"its phases are: {', '.join(p.name for p in phases)}",
+            f"recipe key 'train.phases.{unknown[0]}' names no phase of {model_name}",
+            f"its phases are: {', '.join(possible)}",
         )
+    return unused
 
 
 def build_optimizers(model, phases, overrides: dict, prepare) -> tuple[dict, dict, dict]:

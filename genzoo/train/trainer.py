@@ -105,7 +105,10 @@ class Trainer:
             sizes, self.world, spec.grad_accumulation, len(self.data), recipe.data["name"], bool(self.growth)
         )
         self.phases = self.model.phases()
-        check_phase_names(self.phases, spec.phases, recipe.model["name"])
+        unused = check_phase_names(self.phases, spec.phases, self.model, recipe.model["name"])
+        if unused:
+            trained = ", ".join(p.name for p in self.phases)
+            self.console.say(f"train.phases.{', '.join(unused)}: unused with this prior (the phases: {trained})")
         self.hyper, self.params, self.optimizers = build_optimizers(
             self.model, self.phases, spec.phases, acc.prepare_optimizer
         )
