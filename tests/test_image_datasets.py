@@ -17,6 +17,7 @@ from PIL import Image
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.registry import DATASETS
+from genzoo.datasets import cifar10
 from genzoo.datasets import images as module
 
 PER_CLASS = 2  # CIFAR images per class and split in the slice
@@ -144,12 +145,12 @@ def test_cifar10_official_archives_folders_and_download(tmp_path, monkeypatch, p
         return
     # download: the real code path, pointed at a local mirror (these machines have no internet)
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    monkeypatch.setitem(module.CIFAR10_BINARY, "url", archive.as_uri())
-    monkeypatch.setitem(module.CIFAR10_BINARY, "md5", md5)
+    monkeypatch.setitem(cifar10.CIFAR10_BINARY, "url", archive.as_uri())
+    monkeypatch.setitem(cifar10.CIFAR10_BINARY, "md5", md5)
     home = tmp_path / "data"
     fetched = DATASETS.get("cifar10")("train", root=str(home), download=True, cache=False)
     assert (home / "cifar-10-binary.tar.gz").is_file() and torch.equal(fetched.images, train.images)
-    monkeypatch.setitem(module.CIFAR10_BINARY, "md5", "0" * 32)
+    monkeypatch.setitem(cifar10.CIFAR10_BINARY, "md5", "0" * 32)
     with pytest.raises(GenzooError, match="checksum mismatch"):
         DATASETS.get("cifar10")("train", root=str(tmp_path / "other"), download=True)
     with pytest.raises(GenzooError, match="no CIFAR-10 data found"):
