@@ -245,3 +245,36 @@ def test_learning_curve_evaluates_every_kept_checkpoint_and_the_export(tmp_path)
     assert json.loads((run / "curve.json").read_text())[0]["results"]["reconstruction"]["protocol"]["model_step"] == 20
     out = run_cli("curve", run, "--metrics", "reconstruction", env=ONE_THREAD)
     assert "step 40: reconstruction.mse" in out.stdout
+
+
+def test_a_plugin_metric_computed_in_a_study_reaches_its_report(tmp_path):
+    """A metric registered as a plugin would (its facts declared) is computed on every run of a real study and
+    reported under its display name; its values are those of the function on the trained models."""
+    import torch
+
+    import genzoo
+    from genzoo.analysis.study import run_study
+    from genzoo.core.registry import METRICS, load_components
+
+    def sharpness(model, dataset, limit=None, count: int = 8, seed: int = 0):
+        """Mean absolute Laplacian of samples: higher is sharper."""
+        x = model.sample(count, generator=torch.Generator().manual_seed(seed))
+        edges = 4 * x[..., 1:-1, 1:-1] - x[..., :-2, 1:-1] - x[..., 2:, 1:-1] - x[..., 1:-1, :-2] - x[..., 1:-1, 2:]
+        return {"sharpness": float(edges.abs().mean()), "images": count}
+
+    load_components()
+    facts = {"better": "higher", "display": "edge sharpness", "headline": True, "sample_based": True}
+    METRICS.register("sharpness", sharpness, **facts)
+    try:
+        study, root = _study(tmp_path, "plugin", metrics=["reconstruction", "sharpness"], metric_options={})
+        run_study(study)
+        for run in ("aae-s0", "mbrce-s1"):
+            saved = json.loads((root / "results" / f"{run}.json").read_text())["results"]["sharpness"]
+            seed = saved["protocol"]["options"]["seed"]  # the study draws each seed's samples with its own seed
+            assert saved["sharpness"] == sharpness(genzoo.load(root / run), None, seed=seed)["sharpness"]
+            assert saved["protocol"]["sampler"] == {"name": "prior"}
+        md = (root / "report" / "report.md").read_text()
+        assert "edge sharpness" in md and "sharpness.images" not in md
+    finally:
+        METRICS._entries.pop("sharpness")
+        METRICS._info.pop("sharpness")
