@@ -153,7 +153,7 @@ def main():
 def table(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     lines = [
-        f"Core-seconds per run (CPU time of the process). Rows from `{path}`.",
+        f"Core-seconds per run (CPU time of the process). Rows from `{path.name}`.",
         "",
         "| version | run | training | sampling | Inception | rest | total | Inception img/core-s | train img/core-s |",
         "|---|---|---|---|---|---|---|---|---|",
