@@ -426,6 +426,9 @@ def compare(
     arms: str = typer.Option(
         "auto", help="auto: group <arm>-s<seed> runs into arms (CIs, pairwise tests); none: one row per run."
     ),
+    samplers: str = typer.Option(
+        "prior", help="Comma-separated: every model under each sampler fitted in its folder (prior,gmm)."
+    ),
 ):
     """Evaluate several models the same way; write a Markdown + static HTML report with the metrics table (per
     arm: mean, std, 95 % CI; pairwise Welch tests; per-run rows; a generated conclusions paragraph),
@@ -454,6 +457,7 @@ def compare(
             title=title,
             progress=_reporter(console, status, "evaluating"),
             arms=arms,
+            samplers=[s.strip() for s in samplers.split(",") if s.strip()],
         )
     for line in (report.get("conclusions"), report.get("warning")):
         if line:

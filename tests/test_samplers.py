@@ -153,6 +153,28 @@ def test_one_metric_draws_from_a_fitted_sampler_the_others_from_the_prior(tmp_pa
         genzoo.evaluate(run, ["parzen"], options={"parzen": {**parzen, "sampler": "flow"}})
 
 
+def test_compare_evaluates_each_model_under_each_fitted_sampler(tmp_path):
+    """`genzoo compare RUN --samplers prior,gmm`: one report row per (model, sampler), the gmm row's numbers those
+    of the model loaded with its fitted gmm; a sampler not fitted is refused before any evaluation."""
+    run = genzoo.fit(genzoo.recipe(str(write_recipe(tmp_path, train={**TINY["train"], "steps": 20}))))
+    genzoo.fit_sampler(run, "gmm", {"components": 2}, seed=0)
+    parzen = ["parzen.samples=200", "parzen.count=100", "parzen.validation_count=50"]
+    out = tmp_path / "report"
+    args = ["compare", run, *parzen, "--metrics", "parzen", "--samplers", "prior,gmm", "--out", out, "--samples", "4"]
+    run_cli(*args, env=ONE_THREAD)
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    rows = {label: entry["results"]["parzen"] for label, entry in runs.items()}
+    assert sorted(rows) == [run.name, f"{run.name}+gmm"]
+    options = {"parzen": {"samples": 200, "count": 100, "validation_count": 50}}
+    direct = genzoo.evaluate(genzoo.load(run, sampler="gmm"), ["parzen"], options=options)["parzen"]
+    assert rows[f"{run.name}+gmm"]["log_likelihood"] == direct["log_likelihood"]
+    assert rows[run.name]["log_likelihood"] != direct["log_likelihood"]
+    assert rows[f"{run.name}+gmm"]["protocol"]["sampler"]["name"] == "gmm"
+    refused = run_cli("compare", run, "--samplers", "flow", "--out", tmp_path / "r2", check=False, env=ONE_THREAD)
+    assert refused.returncode == 1 and "no sampler 'flow' is fitted" in refused.stderr, refused.stderr
+    assert "genzoo fit-sampler" in refused.stderr and not (tmp_path / "r2").exists()
+
+
 def test_vae_codes_are_posterior_means_or_draws(tmp_path):
     recipe = write_recipe(
         tmp_path,

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from genzoo.analysis.conclusions import conclusions, describe, factorial_sentence
 from genzoo.analysis.stats import FACTORIAL_METHOD, compare_arms, complete_grid, factorial, summarize
+from genzoo.core.errors import GenzooError
 from genzoo.core.registry import METRICS
 from genzoo.metrics.evaluate import format_value, protocol_lines, scalar_items
 
@@ -39,15 +40,16 @@ PAIRWISE_METHOD = (
     "difference a - b, Holm-adjusted p over each metric's pairs, exact permutation p, minimum detectable difference "
     "at alpha 0.05 and 80 % power"
 )
-SEED_SUFFIX = re.compile(r"^(.+)-s\d+$")
+SEED_SUFFIX = re.compile(r"^(.+)-s\d+(\+[A-Za-z0-9_]+)?$")  # <arm>-s<seed>, or <arm>-s<seed>+<sampler>
 
 
 def seed_groups(labels: list[str]) -> dict[str, str] | None:
-    """{label: arm} for labels `<arm>-s<seed>` when some arm has two or more runs; else None."""
+    """{label: arm} for labels `<arm>-s<seed>` (arm `<arm>`) and `<arm>-s<seed>+<sampler>` (arm `<arm>+<sampler>`,
+    as the study names its cells) when some arm has two or more runs; else None."""
     arms = {}
     for label in labels:
         m = SEED_SUFFIX.match(label)
-        arms[label] = m.group(1) if m else label
+        arms[label] = m.group(1) + (m.group(2) or "") if m else label
     counts = {}
     for arm in arms.values():
         counts[arm] = counts.get(arm, 0) + 1
@@ -575,26 +577,70 @@ def compare(
     load=None,
     progress=None,
     arms: str = "auto",
+    samplers: list[str] | None = None,
 ) -> dict:
     """Evaluate every source the same way, draw its grids, and write the report. With `arms="auto"` and no
-    `groups`, labels `<arm>-s<seed>` are grouped into arms (statistics over seeds); `arms="none"` keeps runs apart."""
+    `groups`, labels `<arm>-s<seed>` are grouped into arms (statistics over seeds); `arms="none"` keeps runs apart.
+    `samplers` (["prior", "gmm"]): every source under each sampler fitted in its folder, labelled
+    `<label>+<sampler>` (the prior's keep their label), so that the report compares samplers as arms."""
     from genzoo.metrics.evaluate import resolve_metrics
 
     resolve_metrics(metrics, options)  # fail before any work
+    samplers = list(samplers or ["prior"])
+    check_fitted(sources, samplers)
     taken: set = set()
     entries = []
     for i, source in enumerate(sources):
-        label = labels[i] if labels else run_label(source, taken)
-        entries.append(
-            evaluate_source(
-                source, label, metrics, options, folder, split, limit, data_root, device, samples, load, progress
+        base = labels[i] if labels else run_label(source, taken)
+        for sampler in samplers:
+            label = base if sampler == "prior" else f"{base}+{sampler}"
+            entries.append(
+                evaluate_source(
+                    source,
+                    label,
+                    metrics,
+                    options,
+                    folder,
+                    split,
+                    limit,
+                    data_root,
+                    device,
+                    samples,
+                    _loader(load, sampler),
+                    progress,
+                )
             )
-        )
     if groups is None and arms == "auto":
         groups = seed_groups([e["label"] for e in entries])
     warning = budget_warning(sources, [e["label"] for e in entries])
     report = write_report(entries, folder, title, groups, notes=warning)
     return {**report, "warning": warning}
+
+
+def _loader(load, sampler: str):
+    """The model loader for one sampler: `load` as given for the prior, else the Hub-or-folder load with it."""
+    if sampler == "prior":
+        return load
+    from genzoo.modelfile.hub import load as load_any
+
+    return lambda source, device: load_any(source, device=device, sampler=sampler)
+
+
+def check_fitted(sources: list, samplers: list[str]) -> None:
+    """Every named sampler is fitted for every local source, before any evaluation (a missing one names the fit)."""
+    from genzoo.modelfile.folder import resolve_model_folder
+    from genzoo.samplers.fit import fitted_samplers
+
+    for source in sources:
+        if not Path(str(source)).exists():
+            continue  # a Hub model: its load says what it lacks
+        folder = resolve_model_folder(source)
+        missing = [s for s in samplers if s not in fitted_samplers(folder)]
+        if missing:
+            raise GenzooError(
+                f"no sampler '{missing[0]}' is fitted for '{source}' (fitted: {', '.join(fitted_samplers(folder))})",
+                f"fit it first: genzoo fit-sampler {source} --sampler {missing[0]}",
+            )
 
 
 def training_budget(source) -> dict | None:
