@@ -76,9 +76,8 @@ def _validation_data(splits: Callable, name: str | None):
 @METRICS.register(
     "parzen",
     values={
+        # the standard error and the chosen sigma describe the estimate: kept in the result, out of the tables
         "log_likelihood": MetricValue("Parzen log-likelihood", better="higher", unit="nats", headline=True),
-        "standard_error": MetricValue(unit="nats"),
-        "sigma": MetricValue(),
     },
     sample_based=True,
 )

@@ -117,7 +117,8 @@ def filtered_mean(dist: np.ndarray) -> float:
     return float(dist[(dist >= lo) & (dist <= hi)].mean())
 
 
-@METRICS.register("ppl", values={"ppl": MetricValue()}, sample_based=True)
+# lower is smoother: StyleGAN's reading of the path length (Karras et al. 2019)
+@METRICS.register("ppl", values={"ppl": MetricValue("perceptual path length", better="lower")}, sample_based=True)
 def ppl(
     model,
     dataset,
