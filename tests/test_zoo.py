@@ -137,7 +137,8 @@ def test_rows_pushed_to_the_hub_fill_pretrained_json_and_the_listing(study, tmp_
     assert set(rows) == {"tiny/aae", "tiny/aae+gmm"}
     assert rows["tiny/aae"]["repo"] == "me/tiny-aae" and rows["tiny/aae"]["revision"] == revision
     notes = rows["tiny/aae"]["notes"]
-    assert notes.startswith("digits, 10 steps") and "FID (clean)" in notes and "95 % t-interval over 2 seeds" in notes
+    assert notes.startswith("digits, 10 steps") and "95 % t-interval over 2 seeds" in notes
+    assert "FID (clean at 12 vs 12 images)" in notes  # the protocol with the number
     assert "12 samples vs 12 digits/test" in notes and "gmm sampler is not uploaded" in rows["tiny/aae+gmm"]["notes"]
 
     listed = run_cli("list", "--pretrained", "--zoo", out, "--pretrained-file", table, env=WIDE).stdout

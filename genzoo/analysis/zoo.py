@@ -435,7 +435,9 @@ def headline(row: dict) -> str:
         return "" if mse is None else f"mse {mse:.4g}"
     value, low, high = (_number(row.get(f"{name}{p}")) for p in ("", "_low", "_high"))
     interval = f" [{low:.1f}, {high:.1f}]" if low is not None and high is not None else ""
-    return f"FID ({name[4:]}) {value:.1f}{interval}"
+    images, reference = (_number(row.get(f"{name}{p}")) for p in ("_images", "_reference_images"))
+    counts = f" at {images:,.0f} vs {reference:,.0f} images" if images and reference else ""
+    return f"FID ({name[4:]}{counts}) {value:.1f}{interval}"
 
 
 def _number(value) -> float | None:
