@@ -301,7 +301,9 @@ def attribute(
 @friendly
 def fit_sampler(
     source: str = typer.Argument(..., help="A run folder or a model folder."),
-    sampler: str = typer.Option("gmm", help="gaussian, gmm, flow, or a plugin's (`genzoo list samplers`)."),
+    sampler: str = typer.Option(
+        "gmm", help="gaussian, gmm, flow, two_stage, arcsine (binary codes), or a plugin's (`genzoo list samplers`)."
+    ),
     options: Optional[List[str]] = typer.Argument(None, help="Sampler options: gmm.components=20 (or components=20)."),
     name: Optional[str] = typer.Option(None, help="Save as samplers/<name> (default: the sampler's name)."),
     limit: Optional[int] = typer.Option(None, help="Fit on the first this many training images (default: all)."),
@@ -313,7 +315,7 @@ def fit_sampler(
 ):
     """Fit a density to a trained model's training codes (ex-post); `sample`/`eval --sampler NAME` then use it."""
     import genzoo
-    from genzoo.samplers.fit import parse_sampler_options
+    from genzoo.samplers.fit import describe_fit, parse_sampler_options
 
     folder, record = genzoo.fit_sampler(
         source,
@@ -327,12 +329,7 @@ def fit_sampler(
         overwrite=overwrite,
         data_root=data_root,
     )
-    _console().print(
-        f"fitted '{sampler}' on {record['fit_codes']} codes in {record['fit_seconds']:.1f} s: log-likelihood "
-        f"{record['log_likelihood_fit']:.3f} (fit), {record['log_likelihood_held_out']:.3f} "
-        f"({record['held_out_codes']} held-out codes); wrote {folder}",
-        markup=False,
-    )
+    _console().print(f"fitted '{sampler}' {describe_fit(record)}; wrote {folder}", markup=False)
 
 
 @app.command()

@@ -13,7 +13,8 @@ from genzoo.core.errors import GenzooError
 from genzoo.core.recipe import load_recipe
 from genzoo.core.registry import DATASETS
 from genzoo.modelfile.folder import create_model
-from genzoo.models.lbae import BernoulliCodes, fit_arcsine_sampler, nearest_positive_definite
+from genzoo.models.lbae import BernoulliCodes
+from genzoo.samplers.arcsine import fit_arcsine_sampler, nearest_positive_definite
 from genzoo.train.trainer import Trainer
 
 TINY_LBAE = {
@@ -263,3 +264,26 @@ def test_interpolate_tool_keeps_binary_codes():
     assert images.shape == (6, 1, 8, 8) and path.shape == (6, codes.shape[1])
     assert set(path.unique().tolist()) <= {-1.0, 1.0}
     assert torch.equal(path[0], codes[0]) and torch.equal(path[-1], codes[1])
+
+
+def test_fit_sampler_arcsine_on_a_trained_lbae_from_the_command_line(trained_lbae):
+    from conftest import ONE_THREAD, run_cli
+
+    from genzoo.samplers.arcsine import implied_moments
+
+    out = run_cli("fit-sampler", trained_lbae, "--sampler", "arcsine", env=ONE_THREAD).stdout
+    assert "largest moment error" in out
+    config = json.loads((trained_lbae / "model" / "samplers" / "arcsine" / "config.json").read_text())
+    fit = config["fit"]
+    # no density to score; the held-out codes' moments within the sampling error of their count (each entry's
+    # standard error is at most 1/sqrt(n), and the maximum over the 300 entries stays below 5 of them)
+    assert fit["log_likelihood_held_out"] is None
+    assert 0 < fit["moment_error_held_out"] < 5 / fit["held_out_codes"] ** 0.5
+    model = genzoo.load(trained_lbae, sampler="arcsine")
+    codes = model.code_sampler.sample(500, generator=torch.Generator().manual_seed(0))
+    assert set(codes.unique().tolist()) == {-1.0, 1.0}
+    images = model.sample(8, generator=torch.Generator().manual_seed(0))
+    assert images.shape[0] == 8 and torch.isfinite(images).all()
+    # fitted on the same training codes as the prior LBAE fits at export: the same factor up to the held-out tenth
+    own = genzoo.load(trained_lbae).prior
+    assert (implied_moments(own.chol) - implied_moments(model.code_sampler.chol)).abs().max() < 0.1

@@ -8,7 +8,11 @@ RUN/curve.json: one entry per step with each metric's values and protocol.
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from genzoo.core.errors import GenzooError
 
@@ -71,3 +75,169 @@ def checkpoint_curve(
         rows.append({"step": step, "epoch": epoch, "results": results})
     write_json(run / "curve.json", rows)
     return rows
+
+
+# --- reading curves: is a run (an arm) still improving at the end of its budget? ---------------------------------
+
+VERDICTS = ("converged", "improving", "worsening", "undecided")
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A metric's change over one more stretch of training as long as the curve's last part (`span`), projected
+    from the slope over that part, with its 95 % interval, and what that says about convergence."""
+
+    change: float | None
+    low: float | None
+    high: float | None
+    span: float  # in the curve's x unit (epochs when every point has one, else steps)
+    tolerance: float  # |change| within it counts as flat
+    verdict: str  # one of VERDICTS
+    seeds: int = 1
+
+
+def curve_points(rows: list[dict], metric: str = "fid", value: str | None = None) -> list[tuple[float, float, float]]:
+    """(x, value, standard error) per curve row, in x order: x is the epoch when every row has one, else the step;
+    the standard error is the metric's bootstrap std (nan where it has none, e.g. reconstruction)."""
+    value = value or metric
+    epochs = all(r.get("epoch") is not None for r in rows)
+    points = []
+    for r in rows:
+        result = r["results"].get(metric) or {}
+        if result.get(value) is None:
+            continue
+        se = result.get(f"{value}_bootstrap_std")
+        points.append(
+            (float(r["epoch"] if epochs else r["step"]), float(result[value]), math.nan if se is None else se)
+        )
+    return sorted(points)
+
+
+def run_trend(points, *, last: float = 0.5, tolerance: float = 0.02, better: str = "lower") -> Trend:
+    """The slope over the points in the last `last` of training (x from 0 to the last point) times that part's
+    length, with its 95 % interval: weighted least squares with weights 1/se^2, the bootstrap variances taken as
+    known; ordinary least squares with the residual scale where a point has no se. `tolerance` is relative to the
+    last value: a projected change within +-tolerance * value counts as flat."""
+    import statsmodels.api as sm
+
+    if len(points) < 2:
+        raise GenzooError(
+            "a trend needs a curve of at least 2 points", "keep more checkpoints (train.keep_checkpoints)"
+        )
+    x1 = points[-1][0]  # training starts at x = 0
+    tail = [p for p in points if p[0] >= (1 - last) * x1 - 1e-9]
+    span = tail[-1][0] - tail[0][0]
+    tol = abs(tolerance * tail[-1][1])
+    xs, ys, ses = (np.asarray(c, dtype=np.float64) for c in zip(*tail))
+    design = sm.add_constant(xs - xs.mean())
+    known = bool(np.all(np.isfinite(ses)) and np.all(ses > 0))
+    if not known and len(tail) < 3:  # two points and no standard errors: the slope's error is unknown
+        return Trend((ys[-1] - ys[0]), None, None, span, tol, "undecided")
+    if known:
+        fit = sm.WLS(ys, design, weights=1 / ses**2).fit(cov_type="fixed scale")
+    else:
+        fit = sm.OLS(ys, design).fit()
+    low, high = fit.conf_int(alpha=0.05)[1] * span
+    return _trend(fit.params[1] * span, low, high, span, tol, better, 1)
+
+
+def _trend(change, low, high, span, tol, better, seeds) -> Trend:
+    sign = -1.0 if better == "lower" else 1.0  # an improvement is a change of this sign
+    gain_low, gain_high = sorted((sign * low, sign * high))
+    if -tol <= low and high <= tol:
+        verdict = "converged"  # the whole interval is flat: equivalence, not merely "no significant slope"
+    elif gain_low > 0:
+        verdict = "improving"
+    elif gain_high < 0:
+        verdict = "worsening"
+    else:
+        verdict = "undecided"
+    return Trend(float(change), float(low), float(high), float(span), float(tol), verdict, seeds)
+
+
+def arm_trend(trends: list[Trend], *, better: str = "lower") -> Trend:
+    """An arm's trend from its seeds' (the unit of replication): the mean projected change with its t interval
+    over seeds; one seed keeps its own interval from the bootstrap."""
+    from genzoo.analysis.stats import summarize
+
+    if len(trends) == 1:
+        return trends[0]
+    changes = [t.change for t in trends]
+    s = summarize(changes)
+    tol = float(np.mean([t.tolerance for t in trends]))
+    span = float(np.mean([t.span for t in trends]))
+    return _trend(s["mean"], s["ci_low"], s["ci_high"], span, tol, better, len(trends))
+
+
+def arm_curves(curves: dict[str, list[dict]], groups: dict[str, str], metric: str, value: str | None = None):
+    """{arm: [(x, mean, low, high, seeds)]}: at each x the mean over the arm's runs with its t interval over seeds,
+    or the run's own bootstrap interval (+-1.96 se) when the arm has one run."""
+    from genzoo.analysis.stats import summarize
+
+    by_arm: dict[str, dict[float, list[tuple[float, float]]]] = {}
+    for label, rows in curves.items():
+        for x, y, se in curve_points(rows, metric, value):
+            by_arm.setdefault(groups.get(label, label), {}).setdefault(x, []).append((y, se))
+    out = {}
+    for arm, at in by_arm.items():
+        line = []
+        for x in sorted(at):
+            ys = [y for y, _ in at[x]]
+            if len(ys) > 1:
+                s = summarize(ys)
+                line.append((x, s["mean"], s["ci_low"], s["ci_high"], len(ys)))
+            else:
+                half = 1.96 * at[x][0][1] if math.isfinite(at[x][0][1]) else 0.0
+                line.append((x, ys[0], ys[0] - half, ys[0] + half, 1))
+        out[arm] = line
+    return out
+
+
+def plot_curves(lines: dict, path: Path, ylabel: str, xlabel: str = "epoch") -> Path:
+    """One line per arm with its interval band; written as a PNG (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for arm, line in lines.items():
+        xs, mean, low, high, seeds = zip(*line)
+        shown = ax.plot(xs, mean, marker="o", label=f"{arm} ({max(seeds)} seed{'s' * (max(seeds) > 1)})")
+        ax.fill_between(xs, low, high, alpha=0.2, color=shown[0].get_color())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def trend_table(
+    curves: dict[str, list[dict]],
+    groups: dict[str, str],
+    metric: str,
+    value: str | None = None,
+    *,
+    better: str = "lower",
+    last: float = 0.5,
+    tolerance: float = 0.02,
+) -> list[dict]:
+    """Per arm: its last value (mean over seeds), its trend over the last part of training and the verdict."""
+    trends: dict[str, list[Trend]] = {}
+    finals: dict[str, list[float]] = {}
+    for label, rows in curves.items():
+        points = curve_points(rows, metric, value)
+        if len(points) < 2:
+            continue
+        arm = groups.get(label, label)
+        trends.setdefault(arm, []).append(run_trend(points, last=last, tolerance=tolerance, better=better))
+        finals.setdefault(arm, []).append(points[-1][1])
+    return [
+        {"arm": arm, "final": float(np.mean(finals[arm])), "trend": arm_trend(ts, better=better)}
+        for arm, ts in trends.items()
+    ]

@@ -69,6 +69,7 @@ class StudySpec:
     output_dir: str = "runs/studies"
     samples: int = 64
     committed_results: str | None = None
+    curve: dict = field(default_factory=dict)
 
 
 def load_study(path) -> StudySpec:
@@ -101,6 +102,7 @@ def load_study(path) -> StudySpec:
                 f"write e.g. factors.{label}: {{matching: mbrce, prior: mixture}}",
             )
     check_samplers(spec)
+    check_curve(spec)
     base = Path(path).resolve().parent
     for label, entry in list(spec.models.items()):
         entry = {"recipe": entry} if isinstance(entry, str) else dict(entry)
@@ -134,6 +136,19 @@ def check_samplers(spec: StudySpec) -> None:
             {"name": name, **spec.sampler_options.get(name, {})},
             f"sampler_options.{name}",
             injected=("dim",),
+        )
+
+
+def check_curve(spec: StudySpec) -> None:
+    """`curve: {metrics: [fid], options: {fid: {count: 1000}}}`: known keys, metric names given."""
+    if not spec.curve:
+        return
+    unknown = set(spec.curve) - {"metrics", "options"}
+    metrics = spec.curve.get("metrics")
+    if unknown or not isinstance(metrics, list) or not metrics:
+        raise GenzooError(
+            f"study key 'curve' must be {{metrics: [...], options: {{...}}}}, got {dict(spec.curve)}",
+            "write e.g. curve: {metrics: [fid], options: {fid: {count: 1000}}}",
         )
 
 
@@ -309,6 +324,36 @@ def commit_copy(spec: StudySpec, run_dir: Path, name: str, result: dict) -> None
         shutil.copyfile(log, folder / f"{Path(run_dir).name}.metrics.jsonl")
 
 
+def learning_curve(spec: StudySpec, root: Path, run: str, run_dir: Path, progress=None) -> dict | None:
+    """The run's learning curve (study key `curve`) over its kept checkpoints, computed once after its evaluation:
+    results/<run>.curve.json and its committed copy, which stands on a fresh checkout (no weights) and is recomputed
+    where other weights replaced the run's."""
+    from genzoo.core.io import write_json
+
+    if not spec.curve:
+        return None
+    name, weights = f"{run}.curve.json", _weights_sha(run_dir)
+    places = [(root / "results", False)] + ([(Path(spec.committed_results), True)] if spec.committed_results else [])
+    for folder, committed in places:
+        if (folder / name).is_file():
+            saved = json.loads((folder / name).read_text())
+            if saved.get("weights_sha256") == weights or (committed and weights is None):
+                return saved
+    if weights is None or not (run_dir / "checkpoints").is_dir():
+        return None
+    from genzoo.analysis.curves import checkpoint_curve
+
+    if progress is not None:
+        progress(f"{run}: learning curve")
+    options = spec.curve.get("options") or {}
+    rows = checkpoint_curve(run_dir, list(spec.curve["metrics"]), options, split=spec.split)
+    saved = {"run": run, "weights_sha256": weights, "metrics": spec.curve["metrics"], "options": options}
+    saved["curve"] = rows
+    for folder, _ in places:
+        write_json(folder / name, saved)
+    return saved
+
+
 def training_record(model, recipe, run_dir: Path) -> dict:
     """What the run was given: steps, images seen, optimiser steps (one per phase per batch) and every phase's
     optimiser settings as trained (recipe overrides applied)."""
@@ -375,6 +420,7 @@ def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", cons
         for result in saved:  # results from before committed_results was set get their copy too
             if spec.committed_results and not (Path(spec.committed_results) / f"{result['run']}.json").is_file():
                 commit_copy(spec, root / run, result["run"], result)
+        learning_curve(spec, root, run, root / run, progress)  # runs evaluated before `curve` was set get theirs
         return {**saved[0], "cells": saved, "reused": True}
     from genzoo.train.trainer import Trainer
 
@@ -384,6 +430,7 @@ def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", cons
     run_dir = Trainer(info["recipe"], console=console).fit()
     trained = time.time()
     out = [_evaluate_cell(spec, root, run, info, run_dir, c, device, progress, trained - started) for c in todo]
+    learning_curve(spec, root, run, run_dir, progress)
     return {**out[0], "cells": out, "reused": False}
 
 

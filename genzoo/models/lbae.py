@@ -26,6 +26,7 @@ from genzoo.core.options import PositiveInt
 from genzoo.core.registry import MODELS
 from genzoo.models.base import GenerativeAutoencoder, Phase
 from genzoo.priors.base import Prior
+from genzoo.samplers.arcsine import arcsine_factor, draw_arcsine
 
 
 class _SignST(torch.autograd.Function):
@@ -42,56 +43,6 @@ class _SignST(torch.autograd.Function):
 
 def binarize(x: torch.Tensor) -> torch.Tensor:
     return _SignST.apply(x)
-
-
-# -- the arcsine-law sampler -------------------------------------------------------------------------------------
-def nearest_positive_definite(a: torch.Tensor, max_tries: int = 100) -> torch.Tensor:
-    """Higham (1988) nearest symmetric positive semidefinite matrix, nudged until Cholesky succeeds (float64).
-
-    The reference's port of John D'Errico's nearestSPD: symmetrise, average with the polar factor's SPD part,
-    then add multiples of the identity scaled by the most negative eigenvalue until the matrix factorises.
-    """
-    b = (a + a.T) / 2
-    _, s, vh = torch.linalg.svd(b)
-    h = vh.T @ torch.diag(s) @ vh
-    a3 = (b + h) / 2
-    a3 = (a3 + a3.T) / 2
-    eye = torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
-    spacing = float(torch.finfo(a.dtype).eps * torch.linalg.matrix_norm(a, ord=2))
-    for k in range(1, max_tries + 1):
-        _, info = torch.linalg.cholesky_ex(a3)
-        if int(info) == 0:
-            return a3
-        min_eig = float(torch.linalg.eigvalsh(a3).min())
-        a3 = a3 + eye * (-min_eig * k**2 + spacing)
-    raise GenzooError("could not make the LBAE code covariance positive definite", "report this with the run")
-
-
-def fit_arcsine_sampler(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """From +-1 codes (n, z): (Cholesky factor L of H (z+1, z+1), code means (z,), whether H needed the fix)."""
-    b = codes.detach().to("cpu", torch.float64)
-    return arcsine_factor(b.T @ b / len(b), b.mean(0))
-
-
-def arcsine_factor(second: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """From the codes' second moments b^T b / n (z, z) and means (z,): (L, means, whether H needed the fix).
-
-    G = [[b^T b / n, mean], [mean^T, 1]] holds the second moments of the codes augmented with a constant +1
-    coordinate; H = sin(pi/2 G). Samples are sign(r L^T) with r ~ N(0, I), each row multiplied by its last
-    coordinate (so E[b_i] = mean_i) and cut to the first z.
-    """
-    second, mean = second.to("cpu", torch.float64), mean.to("cpu", torch.float64)
-    z = len(mean)
-    g = torch.empty(z + 1, z + 1, dtype=torch.float64)
-    g[:z, :z] = second
-    g[:z, z] = g[z, :z] = mean
-    g[z, z] = 1.0
-    h = torch.sin(g * (math.pi / 2))
-    chol, info = torch.linalg.cholesky_ex(h)
-    fixed = int(info) != 0
-    if fixed:
-        chol = torch.linalg.cholesky(nearest_positive_definite(h))
-    return chol, mean, fixed
 
 
 class BernoulliCodes(Prior):
@@ -131,10 +82,7 @@ class BernoulliCodes(Prior):
     def sample(self, n, generator=None, method: str | None = None):
         method = method or self.method
         if method == "cov" and self.is_fitted:
-            r = self.randn(n, self.dim + 1, generator=generator)
-            a = r @ self.chol.T
-            b = torch.where(a >= 0, 1.0, -1.0)
-            return b[:, :-1] * b[:, -1:]
+            return draw_arcsine(self.chol, self.randn(n, self.dim + 1, generator=generator))
         if method not in ("cov", "random"):
             raise GenzooError(f"unknown LBAE sampling method '{method}'", "use cov or random")
         u = torch.rand(n, self.dim, generator=generator).to(self.device)

@@ -10,6 +10,7 @@ config.json + sampler.safetensors without running code from a file. `dim` (the c
         def fit(self, codes, held_out, generator) -> dict: ...   # returns what to record about the fit
         def sample(self, n, generator=None) -> Tensor: ...        # (n, dim) float32 codes, on the CPU
         def log_prob(self, z) -> Tensor: ...                      # (n,) float64 log-density
+        has_density = True   # set False where log_prob has no closed form (then it is never called)
 
 The codes a sampler sees are what the model's `decode` takes (encoder outputs; a VAE's posterior means by
 default), so `model.decode(sampler.sample(n))` are new images.
@@ -23,6 +24,9 @@ from torch import nn
 
 class CodeSampler(nn.Module):
     """A density over codes, fitted after training: subclasses implement fit, sample and log_prob."""
+
+    has_density = True  # False: log_prob has no closed form (the arcsine law's orthant probabilities), so the fit
+    # record holds no log-likelihood and the sampler's own fit() reports how well it fits held-out codes
 
     def __init__(self, dim: int):
         super().__init__()
