@@ -119,16 +119,18 @@ def _reporter(console, status, verb: str):
     return report
 
 
-def _print_report(console, report: dict, wrote: str) -> None:
+def _print_report(console, report, wrote: str) -> None:
+    """The report's first table (analysis.report.WrittenReport), then what was written."""
     from rich.table import Table
 
+    header, rows = report.table.header, report.table.rows
     if not console.is_terminal:  # a log file: Markdown rows, not a box squeezed to 80 columns
-        for row in [report["header"], ["---"] * len(report["header"]), *report["rows"]]:
+        for row in [header, ["---"] * len(header), *rows]:
             console.print("| " + " | ".join(row) + " |", markup=False, crop=False, overflow="ignore")
         console.print(wrote, markup=False)
         return
-    table = Table(*report["header"])
-    for row in report["rows"]:
+    table = Table(*header)
+    for row in rows:
         table.add_row(*row)
     console.print(table)
     console.print(wrote)
@@ -430,7 +432,7 @@ def compare(
     """Evaluate several models the same way; write a Markdown + static HTML report with the metrics table (per
     arm: mean, std, 95 % CI; pairwise Welch tests; per-run rows; a generated conclusions paragraph),
     metric-over-training plots from metrics.jsonl, and sample / reconstruction grids side by side."""
-    from genzoo.analysis.report import compare as write_comparison
+    from genzoo.analysis.compare import compare as write_comparison
     from genzoo.core.errors import GenzooError
     from genzoo.core.recipe import is_override
     from genzoo.metrics.evaluate import metric_request
@@ -456,11 +458,11 @@ def compare(
             arms=arms,
             samplers=[s.strip() for s in samplers.split(",") if s.strip()],
         )
-    for line in (report.get("conclusions"), report.get("warning")):
+    for line in (report.conclusions, report.warning):
         if line:
             console.print(line, markup=False)
-    plots = len(report["plots"])
-    _print_report(console, report, f"wrote {report['markdown']}, {report['html']}, {report['json']}, {plots} plots")
+    plots = len(report.plots)
+    _print_report(console, report, f"wrote {report.markdown}, {report.html}, {report.json}, {plots} plots")
 
 
 @app.command()
@@ -478,7 +480,7 @@ def study(
     """Train every model of a study over its seeds with one budget, evaluating each run as soon as it is trained
     (its result written at once), and write the report: per arm mean, std and 95 % CI, pairwise Welch tests,
     per-run rows, conclusions. A stopped study started again redoes no finished run or evaluation."""
-    from genzoo.analysis.study import run_study
+    from genzoo.analysis.study import PendingStudy, run_study
 
     console = _console()
     report = run_study(
@@ -491,15 +493,15 @@ def study(
         shard=shard,
         merge=merge,
     )
-    if "pending" in report:
+    if isinstance(report, PendingStudy):
         console.print(
-            f"shard done; {len(report['pending'])} runs still have no result: run their shards, then "
+            f"shard done; {len(report.pending)} runs still have no result: run their shards, then "
             f"genzoo study {spec} --merge",
             markup=False,
         )
         return
-    console.print(report["conclusions"], markup=False)
-    _print_report(console, report, f"wrote {report['markdown']}, {report['html']}, {report['json']}")
+    console.print(report.conclusions, markup=False)
+    _print_report(console, report, f"wrote {report.markdown}, {report.html}, {report.json}")
 
 
 @app.command()

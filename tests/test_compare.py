@@ -101,16 +101,16 @@ def test_report_opens_in_headless_chromium(report, tmp_path):
 
 
 def test_grouped_table_gives_mean_and_spread():
-    from genzoo.analysis.report import table_rows
+    from genzoo.analysis.report_tables import Entry, arm_table
 
     def entry(label, mse):
-        return {"label": label, "results": {"reconstruction": {"mse": mse, "images": 10, "protocol": {}}}}
+        return Entry(label, {"reconstruction": {"mse": mse, "images": 10, "protocol": {}}})
 
     entries = [entry("a-s0", 1.0), entry("a-s1", 3.0), entry("b-s0", 2.0)]
-    header, rows = table_rows(entries, {"a-s0": "a", "a-s1": "a", "b-s0": "b"})
-    assert header == ["model", "n", "reconstruction.mse"]
+    table = arm_table(entries, {"a-s0": "a", "a-s1": "a", "b-s0": "b"})
+    assert table.header == ["model", "n", "reconstruction.mse"]
     # mean ± std [95 % t interval: 2 ± 12.706 * 1.414 / sqrt(2)]
-    assert rows == [["a", "2", "2 ± 1.4 [-10.71, 14.71]"], ["b", "1", "2"]]
+    assert table.rows == [["a", "2", "2 ± 1.4 [-10.71, 14.71]"], ["b", "1", "2"]]
 
 
 def test_compare_needs_models(tmp_path):
@@ -169,34 +169,33 @@ def test_study_trains_seeds_and_reports_mean_and_spread(tmp_path):
 
 
 def test_compare_groups_seed_runs_into_arms_and_keeps_prior_match_out():
-    from genzoo.analysis.report import seed_groups, statistics
+    from genzoo.analysis.compare import seed_groups
+    from genzoo.analysis.report_tables import Entry, statistics
 
     assert seed_groups(["aae-s0", "aae-s1", "vae-s0"]) == {"aae-s0": "aae", "aae-s1": "aae", "vae-s0": "vae"}
     assert seed_groups(["small", "wide"]) is None  # nothing to group: one row per run
 
     def entry(label, fid, recall, renyi):
-        return {
-            "label": label,
-            "results": {
-                "fid": {"fid": fid, "fid_ci_low": fid - 3, "fid_ci_high": fid + 3, "protocol": {}},
-                "precision_recall": {"recall": recall, "precision": 0.5, "protocol": {}},
-                "prior_match": {"renyi_divergence": renyi, "protocol": {}},
-            },
+        results = {
+            "fid": {"fid": fid, "fid_ci_low": fid - 3, "fid_ci_high": fid + 3, "protocol": {}},
+            "precision_recall": {"recall": recall, "precision": 0.5, "protocol": {}},
+            "prior_match": {"renyi_divergence": renyi, "protocol": {}},
         }
+        return Entry(label, results)
 
     entries = [entry("a-s0", 150, 0.1, 0.01), entry("a-s1", 152, 0.12, 0.02), entry("b-s0", 170, 0.2, 0.3)]
     entries.append(entry("b-s1", 168, 0.22, 0.4))
-    block = statistics(entries, seed_groups([e["label"] for e in entries]))
-    assert list(block["metrics"])[:2] == ["fid.fid", "precision_recall.recall"]  # recall beside FID
-    assert not any(k.startswith("prior_match") for k in block["metrics"])  # circular across models
-    assert {c["metric"] for c in block["comparisons"]} == {
+    block = statistics(entries, seed_groups([e.label for e in entries]))
+    assert list(block.metrics)[:2] == ["fid.fid", "precision_recall.recall"]  # recall beside FID
+    assert not any(k.startswith("prior_match") for k in block.metrics)  # circular across models
+    assert {c["metric"] for c in block.comparisons} == {
         "fid.fid",
         "precision_recall.recall",
         "precision_recall.precision",
     }
-    fid = block["metrics"]["fid.fid"]["a"]
+    fid = block.metrics["fid.fid"]["a"]
     assert fid["n"] == 2 and fid["mean"] == 151 and fid["ci_low"] < 151 < fid["ci_high"]
-    assert "a vs b" in block["conclusions"]
+    assert "a vs b" in block.conclusions
 
 
 @pytest.fixture
@@ -220,6 +219,7 @@ def test_a_plugin_metric_joins_the_study_report_as_it_declares_itself(plugin_met
     """Arm `sharp` has the higher sharpness and the higher MSE: the report calls it better on sharpness (its
     declared direction) under its display name, and leaves its undeclared `images` count out of the tables."""
     from genzoo.analysis.report import write_report
+    from genzoo.analysis.report_tables import Entry
 
     image = tmp_path / "report" / "grids" / "grid.png"
     image.parent.mkdir(parents=True)
@@ -232,13 +232,13 @@ def test_a_plugin_metric_joins_the_study_report_as_it_declares_itself(plugin_met
                 "reconstruction": {"mse": mse + noise / 100, "images": 100, "protocol": {}},
             }
             grids = {"samples": image, "reconstructions": image}
-            entries.append({"label": f"{arm}-s{seed}", "source": arm, "results": results, "log": [], "grids": grids})
-    groups = {e["label"]: e["label"].rsplit("-s", 1)[0] for e in entries}
+            entries.append(Entry(f"{arm}-s{seed}", results, source=arm, grids=grids))
+    groups = {e.label: e.label.rsplit("-s", 1)[0] for e in entries}
     out = write_report(entries, tmp_path / "report", groups=groups)
-    assert out["header"] == ["model", "n", "sharpness.sharpness", "reconstruction.mse"]  # headline first
-    assert "sharp vs blurry: edge sharpness higher by 1 px [" in out["conclusions"]
-    assert "(sharp better)" in out["conclusions"] and "blurry better" not in out["conclusions"]
-    assert "reconstruction MSE" not in out["conclusions"]  # the conclusions speak of the headline value
+    assert out.table.header == ["model", "n", "sharpness.sharpness", "reconstruction.mse"]  # headline first
+    assert "sharp vs blurry: edge sharpness higher by 1 px [" in out.conclusions
+    assert "(sharp better)" in out.conclusions and "blurry better" not in out.conclusions
+    assert "reconstruction MSE" not in out.conclusions  # the conclusions speak of the headline value
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| edge sharpness | sharp | blurry |" in md and "| reconstruction MSE | sharp | blurry |" in md
     assert "sharpness.images" not in md and "reconstruction.images" not in md

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import write_recipe
 
-from genzoo.analysis.report import budget_warning, training_budget
+from genzoo.analysis.compare import budget_warning, training_budget
 from genzoo.core.recipe import load_recipe, save_recipe
 
 

@@ -305,23 +305,21 @@ def test_factorial_anova_matches_the_balanced_textbook_formulas():
 
 
 def test_study_statistics_say_the_factorial_effects():
-    from genzoo.analysis import report
+    from genzoo.analysis.report_tables import Entry, statistics
 
     rng = np.random.default_rng(0)
     entries = []
     for arm, f in FACTORS.items():
         shift = 40.0 if f["prior"] == "gauss5" else 0.0  # a large prior effect, nothing else
-        entries += [
-            {"label": f"{arm}-s{s}", "results": {"fid": {"fid": 200 + shift + rng.normal(0, 3)}}} for s in range(3)
-        ]
-    groups = {e["label"]: e["label"].rsplit("-s", 1)[0] for e in entries}
-    block = report.statistics(entries, groups, factors=FACTORS)
-    (fid,) = [e for e in block["factorial"] if e["metric"] == "fid.fid"]
+        entries += [Entry(f"{arm}-s{s}", {"fid": {"fid": 200 + shift + rng.normal(0, 3)}}) for s in range(3)]
+    groups = {e.label: e.label.rsplit("-s", 1)[0] for e in entries}
+    block = statistics(entries, groups, factors=FACTORS)
+    (fid,) = [e for e in block.factorial if e["metric"] == "fid.fid"]
     prior = fid["effects"][1]
     assert prior["term"] == "prior" and prior["p_value"] < 1e-6 and fid["effects"][0]["p_value"] > 0.01
-    assert "Factorial FID over the complete matching x prior grid" in block["conclusions"]
-    assert f"prior F(1, 12) = {_num(prior['F'])}, p < 0.001" in block["conclusions"]
-    assert "vae_gauss1" not in block["conclusions"].split("Factorial FID")[1].split(")")[0]
+    assert "Factorial FID over the complete matching x prior grid" in block.conclusions
+    assert f"prior F(1, 12) = {_num(prior['F'])}, p < 0.001" in block.conclusions
+    assert "vae_gauss1" not in block.conclusions.split("Factorial FID")[1].split(")")[0]
 
 
 def test_factorial_type_ii_on_unbalanced_cells_matches_projections():

@@ -60,7 +60,7 @@ def test_the_readme_model_trains_saves_loads_and_evaluates(written):
 
 
 def test_the_readme_model_is_reported_beside_a_built_in(written, tmp_path):
-    from genzoo.analysis.report import compare
+    from genzoo.analysis.compare import compare
 
     _, run = written
     aae = genzoo.fit(

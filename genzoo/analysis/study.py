@@ -44,8 +44,12 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genzoo.core.errors import GenzooError
+
+if TYPE_CHECKING:  # the report's modules load torch: imported where a report is written
+    from genzoo.analysis.report import WrittenReport
 
 BUDGET_KINDS = ("epochs", "steps", "images", "optimizer_steps")
 
@@ -436,7 +440,7 @@ def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", cons
 
 def _evaluate_cell(spec, root, run, info, run_dir, cell, device, progress, training_seconds) -> dict:
     """Evaluate one (run, sampler) cell: fit the sampler on the run's training codes first (not for `prior`)."""
-    from genzoo.analysis.report import evaluate_source
+    from genzoo.analysis.compare import evaluate_source
     from genzoo.core.io import write_json
     from genzoo.modelfile.fitted import fit_sampler
     from genzoo.modelfile.hub import load
@@ -472,8 +476,8 @@ def _evaluate_cell(spec, root, run, info, run_dir, cell, device, progress, train
         "sampler": sampler,
         "sampler_fit": fit,
         "source": str(run_dir),
-        "results": entry["results"],
-        "grids": {k: str(v) for k, v in entry["grids"].items()},
+        "results": entry.results,
+        "grids": {k: str(v) for k, v in entry.grids.items()},
         "training": {**training_record(model, info["recipe"], run_dir), **run_facts(model, info["recipe"], run_dir)},
         "eval_key": _eval_key(spec, options, sampler),
         "weights_sha256": _weights_sha(run_dir),
@@ -529,9 +533,9 @@ def run_study(
     jobs: int = 1,
     shard: str | None = None,
     merge: bool = False,
-) -> dict:
+) -> WrittenReport | PendingStudy:
     """Run (a shard of) the study's grid, each run evaluated as soon as it is trained, then write the report
-    when every run has its result; returns the report (or {"pending": [...]} for a shard that leaves runs)."""
+    when every run has its result; returns the report (or what is pending, for a shard that leaves runs)."""
     spec = load_study(path)
     root = Path(spec.output_dir) / spec.name
     runs = study_runs(spec, overrides)
@@ -585,8 +589,18 @@ def run_study(
     return write_study_report(spec, root, runs, strict=merge or part is None)
 
 
-def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = True) -> dict:
-    from genzoo.analysis.report import training_log, write_report
+@dataclass
+class PendingStudy:
+    """A shard's end while some cells have no result yet: the report waits for them (`--merge`)."""
+
+    pending: list[str]
+    done: list[str]
+
+
+def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = True) -> WrittenReport | PendingStudy:
+    from genzoo.analysis.compare import training_log
+    from genzoo.analysis.report import write_report
+    from genzoo.analysis.report_tables import Entry
 
     results, missing = {}, []
     ordered = sorted(runs.items(), key=lambda item: (list(spec.models).index(item[1]["label"]), item[1]["seed"]))
@@ -605,20 +619,20 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
                 f"study '{spec.name}' has no current result for {', '.join(missing)}",
                 "run the missing shards (or the study without --merge) first",
             )
-        return {"pending": missing, "done": list(results)}
+        return PendingStudy(pending=missing, done=list(results))
 
     def log_of(r):  # the run's own, else the committed copy (a fresh checkout has no runs)
         copy = Path(spec.committed_results or "") / f"{Path(r['source']).name}.metrics.jsonl"
         return training_log(r["source"]) or (training_log(copy) if spec.committed_results else [])
 
     entries = [
-        {
-            "label": run,
-            "source": r["source"],
-            "results": r["results"],
-            "log": log_of(r),
-            "grids": {k: grid_file(spec, run, k, v) for k, v in r["grids"].items()},
-        }
+        Entry(
+            label=run,
+            results=r["results"],
+            source=r["source"],
+            log=log_of(r),
+            grids={k: grid_file(spec, run, k, v) for k, v in r["grids"].items()},
+        )
         for run, r in results.items()
     ]
     groups = {run: r["arm"] for run, r in results.items()}
@@ -626,8 +640,8 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
     return write_report(
         entries,
         root / "report",
-        f"study {spec.name}",
-        groups,
+        title=f"study {spec.name}",
+        groups=groups,
         notes=budget,
         extra={
             "budget": spec.budget,
