@@ -151,7 +151,7 @@ def compare(
             entries.append(entry)
     if groups is None and arms == "auto":
         groups = seed_groups([e.label for e in entries])
-    warning = budget_warning(sources, [e.label for e in entries])
+    warning = budget_warning(entries)
     report = write_report(entries, folder, title=title, groups=groups, notes=warning)
     return replace(report, warning=warning)
 
@@ -195,10 +195,11 @@ def training_budget(source) -> dict | None:
     return None
 
 
-def budget_warning(sources: list, labels: list[str]) -> str | None:
+def budget_warning(entries: list[Entry]) -> str | None:
     """A sentence when the compared runs were trained with different budgets (steps, epochs, batch size): their
-    differences then mix the models with how long each was trained."""
-    budgets = {label: training_budget(source) for source, label in zip(sources, labels)}
+    differences then mix the models with how long each was trained. Each entry's budget is its own source's (a
+    source evaluated under several samplers gives several entries)."""
+    budgets = {e.label: training_budget(e.source) for e in entries}
     known = {label: b for label, b in budgets.items() if b is not None}
     if len({json.dumps(b, sort_keys=True) for b in known.values()}) <= 1:
         return None
