@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main():
@@ -32,11 +32,10 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
-    from cleanfid_ref import cleanfid_fid  # clean-fid's own code (torchvision stand-in where it does not import)
-
     from genzoo.core.grids import save_images
     from genzoo.core.registry import DATASETS, build
     from genzoo.metrics.fid import extractor, fid_from_features
+    from tests.helpers.cleanfid_ref import cleanfid_fid  # clean-fid's own code (torchvision stand-in where it fails)
 
     cf = cleanfid_fid()
     data, _ = build(DATASETS, {"name": "mnist", "root": args.mnist, "download": False}, "data", split="test")

@@ -5,7 +5,8 @@
 
 Sections, in order (each one's failure is recorded and the next one still runs):
 
-1. `python -m pytest -m cuda`: the tests marked `cuda` (tests/test_cuda.py), in a subprocess; counts from JUnit XML.
+1. `python -m pytest -m cuda`: the tests marked `cuda` (tests/gpu/test_cuda.py), in a subprocess; counts from JUnit
+   XML.
 2. Throughput of the flagship's network (recipes/mbrce_celeba256.yaml: StyleALAE, latent 512, 64-512 filters, with
    the mbrce prior) at each resolution 4..256 with the recipe's 1-GPU batch table, in fp32 and in bf16: one
    genzoo Trainer per (resolution, precision), `--steps` steps at that level (blend 1), the first `--warmup` untimed.
@@ -90,7 +91,7 @@ SMOKE = {
     "renyi_cpu_max_n": 32,
     "fid_count": 4,
     "fid_resolution": 32,
-    "pytest": ["-m", "cuda", "tests/test_cuda.py"],
+    "pytest": ["-m", "cuda", "tests/gpu/test_cuda.py"],
     "model_overrides": [
         "model.latent_dim=16",
         "model.mapping_layers=2",
@@ -417,7 +418,7 @@ def renyi(cfg: dict) -> dict:
         print(f"[gpu_check]   {row}", flush=True)
     checked = [r for r in rows if "cpu_float64_value" in r]
     # float64: round-off (of the float32 output); auto: the float32 path's bounds for this call, as
-    # tests/test_renyi_numerics.py holds it to
+    # tests/renyi/test_renyi_numerics.py holds it to
     return {
         "ok": bool(checked)
         and all(
@@ -439,8 +440,9 @@ def inception(cfg: dict, work: Path) -> dict:
 
     device, count = cfg["device"], cfg["fid_count"]
     try:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from cleanfid_ref import cleanfid_fid  # clean-fid's own module (a torchvision stand-in where it cannot import)
+        sys.path.insert(0, str(ROOT))
+        # clean-fid's own module (a torchvision stand-in where it cannot import)
+        from tests.helpers.cleanfid_ref import cleanfid_fid
 
         cf = cleanfid_fid()
         from genzoo.metrics.fid import extractor

@@ -4,7 +4,7 @@ A model, prior or dataset has an ability when it defines the Protocol's public m
 no extra base class: a model that defines `style_mix(...)` can mix styles. Commands, recipes and the trainer ask
 `can(component, Ability)`, or `require(...)`, which fails with one line naming the component and what it lacks
 ("model 'vae' cannot mix styles: it has no style slots"). This is the one place genzoo probes a component for a
-member (tests/test_capabilities.py reads the package's source and fails on a probe anywhere else).
+member (tests/core/test_capabilities.py reads the package's source and fails on a probe anywhere else).
 
 The Protocols are the contract a plugin author reads: signatures, and what genzoo does with each member.
 """

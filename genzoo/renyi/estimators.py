@@ -218,7 +218,7 @@ def _bipartite64(k1, k2, alpha, eps, scale=None):
     Always two eigendecompositions, integer α included (no fast path): the routes without one (κ1^α by
     products, or a Cholesky factor of κ2 + εI) were 1e-8 to 6e-5 relative off on ordinary batches and orders of
     magnitude off on ill-conditioned ones, where the eigenvector form Σ_ij λ_i^α g(μ_j) W_ij² stays at its
-    round-off level (tests/test_renyi_sweep.py)."""
+    round-off level (tests/renyi/test_renyi_sweep.py)."""
     unit = scale is not None
     scale = 1.0 if scale is None else scale
     t = _BilinearTrace.apply(k1, None, k2, alpha, 1.0 - alpha, eps, False, scale, 1.0, scale)

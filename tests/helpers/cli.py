@@ -1,0 +1,61 @@
+"""`genzoo ...` as a real subprocess, and the environment that keeps one on one CPU thread."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+# Tiny networks gain nothing from a second intra-op thread, and on a busy 2-core machine two threads stall each
+# other (measured: 50 s instead of 6 s for test_alae_learns_on_digits). Modules opt in with
+# `pytestmark = pytest.mark.usefixtures("one_torch_thread")` (tests/conftest.py); CLI subprocesses get ONE_THREAD
+# as their env.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def run_cli(*args, cwd=None, env=None, timeout=None, check=True):
+    """Run `genzoo ...` as a real subprocess; returns CompletedProcess. No wall-clock limit of its own (a loaded
+    machine is slow, not wrong): pytest-timeout's per-test limit catches a hang."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "genzoo", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"genzoo {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def launch(recipe, processes, env, *overrides):
+    """`genzoo train RECIPE OVERRIDES` under `accelerate launch` with `processes` processes on this machine (gloo on
+    CPUs); asserts it succeeds and returns the CompletedProcess."""
+    # accelerate 1.x: `--cpu` always starts one process; `--multi_gpu` starts N, and genzoo picks gloo on a
+    # machine without GPUs.
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "genzoo",
+        "train",
+        str(recipe),
+        *overrides,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
