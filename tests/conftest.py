@@ -24,15 +24,20 @@ def tiny_recipe(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """tiny_run(kind) -> the run folder of a tiny model of that kind ("aae", "aae_small", "alae", "vae", "lbae";
-    tests/helpers/runs.py), trained once per test run on first use and shared: copy it before writing into it."""
+def _tiny_runs(tmp_path_factory):
     return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
 
 
+@pytest.fixture(scope="session")
+def tiny_run(_tiny_runs):
+    """tiny_run(kind) -> the run folder of a tiny model of that kind ("aae", "aae_small", "alae", "vae", "lbae";
+    tests/helpers/runs.py), trained once per test run on first use and shared: copy it before writing into it."""
+    return _tiny_runs
+
+
 @pytest.fixture(autouse=True)
-def _shared_runs_stay_untouched(tiny_run):
+def _shared_runs_stay_untouched(_tiny_runs):
     """Fails the test that wrote into a shared tiny run (it must work on a copy)."""
     yield
-    changed = tiny_run.changed()
+    changed = _tiny_runs.changed()
     assert not changed, f"this test wrote into the shared tiny runs {changed}: copy a run before writing into it"

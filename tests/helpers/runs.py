@@ -18,7 +18,8 @@ from tests.helpers.recipes import TINY, TINY_ALAE, TINY_LBAE, TINY_VAE, write_re
 # kind: (base recipe, sections merged into it, how it is trained: "cli" a `genzoo train` subprocess, "python" the
 # Trainer in this process on one torch thread)
 KINDS = {
-    # the MLP AAE of TINY, 30 steps (one checkpoint, one export): test_cli, test_eval_metrics, test_hub, test_compare
+    # the MLP AAE of TINY, 30 steps (one checkpoint, one export): test_cli, test_eval_metrics, test_hub, test_compare,
+    # test_samplers
     "aae": (TINY, {"train": {"steps": 30, "checkpoint_every": 30}}, "cli"),
     # the same with half the hidden units: the second model test_compare compares
     "aae_small": (TINY, {"model": {"hidden": 32}, "train": {"steps": 30, "checkpoint_every": 30}}, "python"),

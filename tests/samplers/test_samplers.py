@@ -1,6 +1,7 @@
 """Fitted samplers: the gmm against scikit-learn, the flow against one Gaussian, folders, commands."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -98,36 +99,31 @@ def test_a_pickle_or_a_missing_tensor_is_refused(tmp_path):
         load_sampler(folder)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("samplers")
-    return genzoo.fit(genzoo.recipe(str(write_recipe(folder, train={**TINY["train"], "steps": 60}))))
-
-
-def test_fit_sample_and_eval_with_a_fitted_sampler_from_the_command_line(tiny_run):
-    run_cli("fit-sampler", tiny_run, "--sampler", "gmm", "gmm.components=3", "--seed", "1", env=ONE_THREAD)
-    config = json.loads((tiny_run / "model" / "samplers" / "gmm" / "config.json").read_text())
+def test_fit_sample_and_eval_with_a_fitted_sampler_from_the_command_line(tiny_run, tmp_path):
+    run = shutil.copytree(tiny_run("aae"), tmp_path / "tiny")  # the shared tiny MLP AAE; fit-sampler writes: a copy
+    run_cli("fit-sampler", run, "--sampler", "gmm", "gmm.components=3", "--seed", "1", env=ONE_THREAD)
+    config = json.loads((run / "model" / "samplers" / "gmm" / "config.json").read_text())
     assert (
         config["sampler"]["components"] == 3 and config["fit"]["fit_codes"] + config["fit"]["held_out_codes"] == 1500
     )
     # the prior-sampling model is untouched and still the default
-    prior = genzoo.load(tiny_run).sample(8, generator=torch.Generator().manual_seed(0))
-    gmm = genzoo.load(tiny_run, sampler="gmm").sample(8, generator=torch.Generator().manual_seed(0))
+    prior = genzoo.load(run).sample(8, generator=torch.Generator().manual_seed(0))
+    gmm = genzoo.load(run, sampler="gmm").sample(8, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(prior, gmm)
-    out = tiny_run / "gmm.png"
-    run_cli("sample", tiny_run, "--sampler", "gmm", "-n", "8", "--out", out, env=ONE_THREAD)
+    out = run / "gmm.png"
+    run_cli("sample", run, "--sampler", "gmm", "-n", "8", "--out", out, env=ONE_THREAD)
     assert out.stat().st_size > 0
-    run_cli("eval", tiny_run, "--sampler", "gmm", "--out", tiny_run / "e.json", env=ONE_THREAD)
-    protocol = json.loads((tiny_run / "e.json").read_text())["reconstruction"]["protocol"]
+    run_cli("eval", run, "--sampler", "gmm", "--out", run / "e.json", env=ONE_THREAD)
+    protocol = json.loads((run / "e.json").read_text())["reconstruction"]["protocol"]
     assert protocol["sampler"]["name"] == "gmm" and protocol["sampler"]["fit"]["seed"] == 1
     # a second fit under the same name is refused unless asked; a sampler fitted on other weights is refused
-    again = run_cli("fit-sampler", tiny_run, "--sampler", "gmm", check=False, env=ONE_THREAD)
+    again = run_cli("fit-sampler", run, "--sampler", "gmm", check=False, env=ONE_THREAD)
     assert again.returncode == 1 and "already fitted" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     config["fit"]["model_weights_sha256"] = "0" * 64
-    (tiny_run / "model" / "samplers" / "gmm" / "config.json").write_text(json.dumps(config))
+    (run / "model" / "samplers" / "gmm" / "config.json").write_text(json.dumps(config))
     with pytest.raises(GenzooError, match="fitted on other weights"):
-        genzoo.load(tiny_run, sampler="gmm")
-    missing = run_cli("sample", tiny_run, "--sampler", "flow", check=False, env=ONE_THREAD)
+        genzoo.load(run, sampler="gmm")
+    missing = run_cli("sample", run, "--sampler", "flow", check=False, env=ONE_THREAD)
     assert missing.returncode == 1 and "no sampler 'flow' is fitted" in missing.stderr
     listed = run_cli("list", "samplers", env=ONE_THREAD).stdout
     assert all(name in listed for name in ("prior", "gaussian", "gmm", "flow", "two_stage"))
