@@ -97,19 +97,19 @@ class Trend:
 
 
 def curve_points(rows: list[dict], metric: str = "fid", value: str | None = None) -> list[tuple[float, float, float]]:
-    """(x, value, standard error) per curve row, in x order: x is the epoch when every row has one, else the step;
-    the standard error is the metric's bootstrap std (nan where it has none, e.g. reconstruction)."""
+    """(x, value, standard error) per curve row, in x order: x is the epoch (fractional for a checkpoint written
+    inside an epoch, e.g. on an interrupt) when any row records one, else the step; the standard error is the
+    metric's bootstrap std (nan where it has none, e.g. reconstruction)."""
     value = value or metric
-    epochs = all(r.get("epoch") is not None for r in rows)
+    whole = next((r for r in rows if r.get("epoch")), None)
+    per_epoch = whole["step"] / whole["epoch"] if whole else 1.0
     points = []
     for r in rows:
         result = r["results"].get(metric) or {}
         if result.get(value) is None:
             continue
         se = result.get(f"{value}_bootstrap_std")
-        points.append(
-            (float(r["epoch"] if epochs else r["step"]), float(result[value]), math.nan if se is None else se)
-        )
+        points.append((r["step"] / per_epoch, float(result[value]), math.nan if se is None else se))
     return sorted(points)
 
 
@@ -241,3 +241,52 @@ def trend_table(
         {"arm": arm, "final": float(np.mean(finals[arm])), "trend": arm_trend(ts, better=better)}
         for arm, ts in trends.items()
     ]
+
+
+def _curve_value(metric: str):
+    """(value name, its MetricValue) a curve of `metric` follows: the value named like the metric, else its first
+    value with a direction (reconstruction: mse)."""
+    from genzoo.core.registry import METRICS
+
+    values = METRICS.info(metric).values
+    if metric in values:
+        return metric, values[metric]
+    return next(((k, v) for k, v in values.items() if v.better), (metric, None))
+
+
+def curve_section(curves: dict[str, list[dict]], groups: dict[str, str], folder: Path, metrics: list[str]):
+    """The report's learning-curve table (per arm and metric: the end value, the projected change over the last
+    half of training with its 95 % interval, the verdict) and one figure per metric under folder/plots."""
+    from genzoo.analysis.report_tables import Section, Table
+
+    rows, plots = [], []
+    for metric in metrics:
+        value, facts = _curve_value(metric)
+        better = (facts.better if facts else None) or "lower"
+        name = (facts.display if facts and facts.display else None) or f"{metric}.{value}"
+        lines = arm_curves(curves, groups, metric, value)
+        if not lines:
+            continue
+        xlabel = "epoch" if any(r.get("epoch") for c in curves.values() for r in c) else "step"
+        plots.append(plot_curves(lines, Path(folder) / "plots" / f"learning_curve_{metric}.png", name, xlabel))
+        for t in trend_table(curves, groups, metric, value, better=better):
+            trend = t["trend"]
+            interval = "" if trend.low is None else f" [{trend.low:+.4g}, {trend.high:+.4g}]"
+            rows.append(
+                [
+                    t["arm"],
+                    name,
+                    str(trend.seeds),
+                    f"{t['final']:.4g}",
+                    f"{trend.change:+.4g}{interval}",
+                    trend.verdict,
+                ]
+            )
+    note = (
+        "Each run's metrics at its kept checkpoints. Change: the slope over the last half of training (weighted by "
+        "the bootstrap variances where the metric has them), times that half's length, with its 95 % interval (over "
+        "seeds, t, when the arm has several; the run's own otherwise). Converged: the whole interval within 2 % of "
+        "the end value; improving or worsening: the interval excludes 0; undecided otherwise."
+    )
+    header = ["arm", "metric", "seeds", "end value", "change over the last half (95 % CI)", "verdict"]
+    return Section(title="Learning curves", note=note, table=Table(header=header, rows=rows)), plots

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genzoo.analysis.report_render import Report, html_page, markdown
-from genzoo.analysis.report_tables import Entry, Statistics, Table, sections, statistics
+from genzoo.analysis.report_tables import Entry, Section, Statistics, Table, sections, statistics
 
 
 @dataclass
@@ -40,19 +40,21 @@ def write_report(
     groups: dict[str, str] | None = None,
     notes: str | None = None,
     extra: dict | None = None,
+    more: tuple[list[Section], list[Path]] = ([], []),
 ) -> WrittenReport:
     """Write report.md, report.html, results.json and plots/ under `folder`; `groups` ({label: arm}) gives the arm
     tables and statistics, `notes` is a paragraph above the first table (the study's budget), `extra` goes into
-    results.json as is (its `budget_short` and `factors` also into the statistics)."""
+    results.json as is (its `budget_short` and `factors` also into the statistics); `more` holds sections and
+    figures drawn by the caller (a study's learning curves), set after the tables and before the training plots."""
     from genzoo.analysis.figures import training_plots
     from genzoo.core.io import atomic_write_text, write_json
 
     folder, extra = Path(folder), extra or {}
-    plots = training_plots(entries, folder / "plots", groups)
+    plots = list(more[1]) + training_plots(entries, folder / "plots", groups)
     stats = statistics(entries, groups, budget=extra.get("budget_short"), factors=extra.get("factors"))
     report = Report(
         title=title,
-        sections=sections(entries, groups, stats, notes),
+        sections=sections(entries, groups, stats, notes) + list(more[0]),
         conclusions=stats.conclusions if groups else None,
         entries=entries,
         plots=plots,

@@ -328,7 +328,9 @@ def commit_copy(spec: StudySpec, run_dir: Path, name: str, result: dict) -> None
         shutil.copyfile(log, folder / f"{Path(run_dir).name}.metrics.jsonl")
 
 
-def learning_curve(spec: StudySpec, root: Path, run: str, run_dir: Path, progress=None) -> dict | None:
+def learning_curve(
+    spec: StudySpec, root: Path, run: str, run_dir: Path, progress=None, compute: bool = True
+) -> dict | None:
     """The run's learning curve (study key `curve`) over its kept checkpoints, computed once after its evaluation:
     results/<run>.curve.json and its committed copy, which stands on a fresh checkout (no weights) and is recomputed
     where other weights replaced the run's."""
@@ -343,7 +345,7 @@ def learning_curve(spec: StudySpec, root: Path, run: str, run_dir: Path, progres
             saved = json.loads((folder / name).read_text())
             if saved.get("weights_sha256") == weights or (committed and weights is None):
                 return saved
-    if weights is None or not (run_dir / "checkpoints").is_dir():
+    if not compute or weights is None or not (run_dir / "checkpoints").is_dir():
         return None
     from genzoo.analysis.curves import checkpoint_curve
 
@@ -637,6 +639,14 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
     ]
     groups = {run: r["arm"] for run, r in results.items()}
     budget = budget_text(spec, results)
+    curves = {run: learning_curve(spec, root, run, root / run, compute=False) for run in runs}
+    curves = {run: c["curve"] for run, c in curves.items() if c}
+    more = ([], [])
+    if curves:
+        from genzoo.analysis.curves import curve_section
+
+        section, plots = curve_section(curves, groups, root / "report", list(spec.curve["metrics"]))
+        more = ([section], plots)
     return write_report(
         entries,
         root / "report",
@@ -650,7 +660,9 @@ def write_study_report(spec: StudySpec, root: Path, runs: dict, strict: bool = T
             "factors": cell_factors(spec),
             "training": {run: r["training"] for run, r in results.items()},
             "seeds": spec.seeds,
+            **({"learning_curves": curves} if curves else {}),
         },
+        more=more,
     )
 
 

@@ -29,8 +29,11 @@ def test_points_are_epochs_values_and_bootstrap_errors_in_order():
     assert curve_points(curve[::-1]) == [(5.0, 120, 1.5), (10.0, 100, 1.5), (15.0, 95, 1.5), (20.0, 93, 1.5)]
     mse = curve_points(curve, "reconstruction", "mse")
     assert [p[0] for p in mse] == [5.0, 10.0, 15.0, 20.0] and all(math.isnan(p[2]) for p in mse)
-    curve[1]["epoch"] = None  # a checkpoint inside an epoch: x falls back to steps for the whole curve
-    assert [p[0] for p in curve_points(curve)] == [2950.0, 5900.0, 8850.0, 11800.0]
+    curve[1]["epoch"], curve[1]["step"] = None, 5439  # a checkpoint inside an epoch (an interrupt): a fraction
+    assert [p[0] for p in curve_points(curve)] == [5.0, 5439 / 590, 15.0, 20.0]
+    for r in curve:  # no epochs recorded anywhere: steps
+        r["epoch"] = None
+    assert [p[0] for p in curve_points(curve)] == [2950.0, 5439.0, 8850.0, 11800.0]
 
 
 def test_the_trend_is_the_weighted_slope_over_the_last_half_with_known_variances():

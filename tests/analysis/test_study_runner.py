@@ -279,3 +279,50 @@ def test_a_plugin_metric_computed_in_a_study_reaches_its_report(tmp_path):
     finally:
         METRICS._entries.pop("sharpness")
         METRICS._info.pop("sharpness")
+
+
+def test_a_study_computes_each_runs_learning_curve_once_and_reports_it(tmp_path):
+    """study key `curve`: each run's metrics at its kept checkpoints, computed once after its evaluation, committed
+    beside its result, and read back (not recomputed) by a rerun and by a fresh checkout's report."""
+    import shutil
+
+    from genzoo.analysis.curves import VERDICTS
+    from genzoo.analysis.study import run_study
+
+    committed = tmp_path / "committed"
+    overrides = ["train.checkpoint_every=10", "train.keep_checkpoints=3"]
+    study, root = _study(
+        tmp_path,
+        "curves",
+        committed_results=str(committed),
+        overrides=overrides,
+        curve={"metrics": ["reconstruction"]},
+    )
+    run_study(study)
+    ends = {}
+    for run in ("aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"):
+        saved = json.loads((committed / f"{run}.curve.json").read_text())
+        assert saved == json.loads((root / "results" / f"{run}.curve.json").read_text())
+        assert [r["step"] for r in saved["curve"]] == [10, 20, 30]
+        mse = [r["results"]["reconstruction"]["mse"] for r in saved["curve"]]
+        result = json.loads((root / "results" / f"{run}.json").read_text())
+        assert saved["weights_sha256"] == result["weights_sha256"]
+        assert mse[-1] == result["results"]["reconstruction"]["mse"]  # the last checkpoint is the evaluated model
+        assert len(set(mse)) == 3
+        ends.setdefault(run[:-3], []).append(mse[-1])
+    md = (root / "report" / "report.md").read_text()
+    assert "## Learning curves" in md and "(plots/learning_curve_reconstruction.png)" in md
+    assert (root / "report" / "plots" / "learning_curve_reconstruction.png").stat().st_size > 0
+    for arm, values in ends.items():  # one row per arm: its seeds' mean end value and a verdict
+        row = next(line for line in md.splitlines() if line.startswith(f"| {arm} | reconstruction MSE | 2 |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[3] == f"{sum(values) / 2:.4g}" and cells[5] in VERDICTS
+    stamps = {p.name: p.stat().st_mtime_ns for p in committed.glob("*.curve.json")}
+    run_study(study)  # a rerun reuses every curve
+    assert {p.name: p.stat().st_mtime_ns for p in committed.glob("*.curve.json")} == stamps
+    shutil.rmtree(root.parent)  # a fresh checkout: the report's curves come from the committed copies
+    run_study(study)
+    assert not any((root / r / "model").is_dir() for r in ("aae-s0", "mbrce-s1"))
+    assert "## Learning curves" in (root / "report" / "report.md").read_text()
+    curves = json.loads((root / "report" / "results.json").read_text())["learning_curves"]
+    assert sorted(curves) == ["aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"]
