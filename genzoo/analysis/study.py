@@ -29,8 +29,8 @@ A study file:
 The runner trains one run, evaluates it at once and writes its result to <output_dir>/<name>/results/<run>.json
 (atomically) before the next (with samplers: one result per (run, sampler), results/<run>+<sampler>.json for the
 fitted ones, each an arm <model>+<sampler> of the report with the factor `sampler`); a stopped study started again
-skips every run whose results are there for the same weights and the same evaluation, and resumes an interrupted
-training from its checkpoint. `jobs` runs that many runs at once in separate processes (the CPU threads split
+skips every run whose results are there for the same weights, the same evaluation and the same budget, and resumes
+an interrupted training from its checkpoint (a raised budget: every run trains on from its last checkpoint). `jobs` runs that many runs at once in separate processes (the CPU threads split
 between them, each run's console output in <output_dir>/<name>/logs/<run>.log); `shard=(i, k)` runs every k-th run
 from the i-th, and `merge` only writes the report from the results present (all of them must be). The report is
 genzoo.analysis.report's, grouped by arm.
@@ -278,9 +278,10 @@ def _weights_sha(run_dir: Path) -> str | None:
 
 
 def finished_result(spec: StudySpec, root: Path, run: str, seed: int, cell: str | None = None, sampler="prior"):
-    """The saved result of a run (or of one of its sampler cells) if it is for the current weights and the current
-    evaluation, else None. A committed copy (committed_results) also stands where the run's weights are absent (a
-    fresh checkout: they were never committed), not where other weights replaced them."""
+    """The saved result of a run (or of one of its sampler cells) if it is for the current weights, the current
+    evaluation and the study's budget, else None. A committed copy (committed_results) also stands where the run's
+    weights are absent (a fresh checkout: they were never committed), not where other weights replaced them. A
+    raised budget makes every result stale: its run resumes from its last checkpoint and trains on."""
     weights = _weights_sha(root / run)
     places = [(root / "results", False)]
     if spec.committed_results:
@@ -291,6 +292,8 @@ def finished_result(spec: StudySpec, root: Path, run: str, seed: int, cell: str 
         except (OSError, json.JSONDecodeError):
             continue
         if saved.get("eval_key") != _eval_key(spec, run_metric_options(spec, seed), sampler):
+            continue
+        if saved.get("budget") != spec.budget:
             continue
         if saved.get("weights_sha256") == weights or (committed and weights is None):
             return saved
@@ -482,6 +485,7 @@ def _evaluate_cell(spec, root, run, info, run_dir, cell, device, progress, train
         "grids": {k: str(v) for k, v in entry.grids.items()},
         "training": {**training_record(model, info["recipe"], run_dir), **run_facts(model, info["recipe"], run_dir)},
         "eval_key": _eval_key(spec, options, sampler),
+        "budget": spec.budget,
         "weights_sha256": _weights_sha(run_dir),
         "genzoo_commit": genzoo_commit(),
         "seconds": {"training": round(training_seconds, 1), "evaluation": round(time.time() - start, 1)},

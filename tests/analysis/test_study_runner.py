@@ -326,3 +326,27 @@ def test_a_study_computes_each_runs_learning_curve_once_and_reports_it(tmp_path)
     assert "## Learning curves" in (root / "report" / "report.md").read_text()
     curves = json.loads((root / "report" / "results.json").read_text())["learning_curves"]
     assert sorted(curves) == ["aae-s0", "aae-s1", "mbrce-s0", "mbrce-s1"]
+
+
+def test_a_raised_budget_trains_every_run_on_to_the_numbers_of_the_longer_study(tmp_path):
+    """Raising the study's budget makes its results stale (they were once reused as they stood, reporting the
+    shorter training as the longer): each run resumes from its last checkpoint and trains on, to the same weights
+    and numbers as a study given the longer budget from the start."""
+    from genzoo.analysis.study import run_study
+
+    short, root = _study(tmp_path, "grown", steps=30, seeds=[0])
+    run_study(short)
+    before = _values(root)
+    assert {json.loads(p.read_text())["budget"]["images"] for p in (root / "results").glob("*.json")} == {1500}
+    raw = yaml.safe_load(short.read_text())
+    short.write_text(yaml.safe_dump({**raw, "budget": {"images": 60 * 50}}))  # twice as long
+    run_study(short)
+    grown = _values(root)
+    assert grown.keys() == before.keys() and all(grown[k] != before[k] for k in grown)
+    steps = {p.stem: json.loads(p.read_text())["training"]["steps"] for p in (root / "results").glob("*.json")}
+    assert steps == {"aae-s0": 60, "mbrce-s0": 60}
+    longer, other = _study(tmp_path, "longer", steps=60, seeds=[0])
+    raw = yaml.safe_load(longer.read_text())  # the same checkpoint cadence as the grown study had at first
+    longer.write_text(yaml.safe_dump({**raw, "overrides": ["train.checkpoint_every=10"]}))
+    run_study(longer)
+    assert _values(other) == grown
