@@ -119,21 +119,19 @@ def _reporter(console, status, verb: str):
     return report
 
 
-def _print_report(console, report, wrote: str) -> None:
-    """The report's first table (analysis.report.WrittenReport), then what was written."""
+def _print_table(console, table, wrote: str) -> None:
+    """A report Table, then what was written: Markdown rows in a log file (not a box squeezed to 80 columns)."""
     from rich.table import Table
 
-    header, rows = report.table.header, report.table.rows
-    if not console.is_terminal:  # a log file: Markdown rows, not a box squeezed to 80 columns
-        for row in [header, ["---"] * len(header), *rows]:
+    if console.is_terminal:
+        shown = Table(*table.header)
+        for row in table.rows:
+            shown.add_row(*row)
+        console.print(shown)
+    else:
+        for row in [table.header, ["---"] * len(table.header), *table.rows]:
             console.print("| " + " | ".join(row) + " |", markup=False, crop=False, overflow="ignore")
-        console.print(wrote, markup=False)
-        return
-    table = Table(*header)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    console.print(wrote)
+    console.print(wrote, markup=False)
 
 
 @app.command()
@@ -337,18 +335,24 @@ def fit_sampler(
 @app.command()
 @friendly
 def curve(
-    run: str = typer.Argument(..., help="A run folder (its kept checkpoints and its exported model)."),
+    run: str = typer.Argument(..., help="A run folder, or a study's results folder of <run>.curve.json files."),
     metrics: str = typer.Option("fid", help="Comma-separated metric names."),
     split: Split = "test",
     data_root: DataRoot = None,
+    out: Path = typer.Option(Path("curves"), help="For a results folder: where plots/learning_curve_*.png go."),
     options: Optional[List[str]] = typer.Argument(None, help="Metric options: fid.count=2000 fid.bootstrap=20"),
 ):
-    """Learning curve: metrics at every kept checkpoint of a run and at its export; writes RUN/curve.json."""
-    from genzoo.analysis.curves import checkpoint_curve
+    """Learning curve: metrics at every kept checkpoint of a run and at its export (writes RUN/curve.json); for a
+    study's results folder, per arm the change over the last half of training, its verdict and the figures."""
+    from genzoo.analysis.curves import arm_of, checkpoint_curve, curve_section, saved_curves
     from genzoo.metrics.evaluate import format_value, metric_request, scalar_items
 
-    names, opts = metric_request(metrics, options)
     console = _console()
+    if not (Path(run) / "model").is_dir() and any(Path(run).glob("*.curve.json")):
+        found = saved_curves(run)
+        section, plots = curve_section(found, {r: arm_of(r) for r in found}, out, metrics.split(","))
+        return _print_table(console, section.table, "wrote " + ", ".join(map(str, plots)))
+    names, opts = metric_request(metrics, options)
     with console.status("evaluating") as status:
         rows = checkpoint_curve(
             run, names, opts, split=split, data_root=data_root, progress=_reporter(console, status, "evaluating")
@@ -462,7 +466,7 @@ def compare(
         if line:
             console.print(line, markup=False)
     plots = len(report.plots)
-    _print_report(console, report, f"wrote {report.markdown}, {report.html}, {report.json}, {plots} plots")
+    _print_table(console, report.table, f"wrote {report.markdown}, {report.html}, {report.json}, {plots} plots")
 
 
 @app.command()
@@ -501,7 +505,7 @@ def study(
         )
         return
     console.print(report.conclusions, markup=False)
-    _print_report(console, report, f"wrote {report.markdown}, {report.html}, {report.json}")
+    _print_table(console, report.table, f"wrote {report.markdown}, {report.html}, {report.json}")
 
 
 @app.command()

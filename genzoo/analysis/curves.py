@@ -290,3 +290,20 @@ def curve_section(curves: dict[str, list[dict]], groups: dict[str, str], folder:
     )
     header = ["arm", "metric", "seeds", "end value", "change over the last half (95 % CI)", "verdict"]
     return Section(title="Learning curves", note=note, table=Table(header=header, rows=rows)), plots
+
+
+def saved_curves(folder) -> dict[str, list[dict]]:
+    """{run: curve rows} from a study's <run>.curve.json files (its results or committed_results folder)."""
+    found = {}
+    for path in sorted(Path(folder).glob("*.curve.json")):
+        saved = json.loads(path.read_text())
+        found[saved["run"]] = saved["curve"]
+    if not found:
+        raise GenzooError(f"'{folder}' holds no <run>.curve.json files", "run a study with its `curve` key set")
+    return found
+
+
+def arm_of(run: str) -> str:
+    """`<arm>-s<seed>` -> `<arm>`: the seed-named runs of a study."""
+    arm, sep, seed = run.rpartition("-s")
+    return arm if sep and seed.isdigit() else run

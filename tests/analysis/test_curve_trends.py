@@ -94,3 +94,22 @@ def test_arm_lines_average_seeds_and_the_figure_is_written(tmp_path):
     assert lines["b"][0][2:] == pytest.approx((110 - 1.96 * 1.5, 110 + 1.96 * 1.5, 1))
     path = plot_curves(lines, tmp_path / "curves.png", "FID")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_curve_command_summarises_a_studys_curve_files_by_arm(tmp_path):
+    import json
+
+    from tests.helpers.cli import ONE_THREAD, run_cli
+
+    for run, values, se in (
+        ("a-s0", [120, 100, 96, 93], 1.0),
+        ("a-s1", [121, 102, 97, 94], 1.0),
+        ("b-s0", [100, 90, 90, 90], 0.2),
+    ):
+        saved = {"run": run, "weights_sha256": "0" * 64, "metrics": ["fid"], "options": {}, "curve": rows(values, se)}
+        (tmp_path / f"{run}.curve.json").write_text(json.dumps(saved))
+    out = run_cli("curve", tmp_path, "--metrics", "fid", "--out", tmp_path / "figs", env=ONE_THREAD).stdout
+    lines = [line for line in out.splitlines() if line.startswith("| a ") or line.startswith("| b ")]
+    assert lines[0].startswith("| a | FID | 2 | 93.5 |") and lines[0].endswith("| improving |")
+    assert lines[1].startswith("| b | FID | 1 | 90 |") and lines[1].endswith("| converged |")
+    assert (tmp_path / "figs" / "plots" / "learning_curve_fid.png").stat().st_size > 0
