@@ -30,10 +30,11 @@ The runner trains one run, evaluates it at once and writes its result to <output
 (atomically) before the next (with samplers: one result per (run, sampler), results/<run>+<sampler>.json for the
 fitted ones, each an arm <model>+<sampler> of the report with the factor `sampler`); a stopped study started again
 skips every run whose results are there for the same weights, the same evaluation and the same budget, and resumes
-an interrupted training from its checkpoint (a raised budget: every run trains on from its last checkpoint). `jobs` runs that many runs at once in separate processes (the CPU threads split
-between them, each run's console output in <output_dir>/<name>/logs/<run>.log); `shard=(i, k)` runs every k-th run
-from the i-th, and `merge` only writes the report from the results present (all of them must be). The report is
-genzoo.analysis.report's, grouped by arm.
+an interrupted training from its checkpoint (a raised budget: every run trains on from its last checkpoint).
+`jobs` runs that many runs at once in separate processes (the CPU threads split between them, each run's console
+output in <output_dir>/<name>/logs/<run>.log); `shard=(i, k)` runs every k-th run from the i-th, and `merge` only
+writes the report from the results present (all of them must be). The report is genzoo.analysis.report's, grouped
+by arm.
 """
 
 from __future__ import annotations
@@ -332,11 +333,12 @@ def commit_copy(spec: StudySpec, run_dir: Path, name: str, result: dict) -> None
 
 
 def learning_curve(
-    spec: StudySpec, root: Path, run: str, run_dir: Path, progress=None, compute: bool = True
+    spec: StudySpec, root: Path, run: str, run_dir: Path, progress=None, compute: bool = True, data_root=None
 ) -> dict | None:
-    """The run's learning curve (study key `curve`) over its kept checkpoints, computed once after its evaluation:
-    results/<run>.curve.json and its committed copy, which stands on a fresh checkout (no weights) and is recomputed
-    where other weights replaced the run's."""
+    """The run's learning curve (study key `curve`) over its kept checkpoints, computed once after its evaluation
+    (also for a run evaluated before `curve` was set): results/<run>.curve.json and its committed copy, which stands
+    on a fresh checkout (no weights) and is recomputed where other weights replaced the run's. `data_root` is the
+    study's (its command line's data.root), not the one the run recorded, which may be relative to another folder."""
     from genzoo.core.io import write_json
 
     if not spec.curve:
@@ -355,7 +357,7 @@ def learning_curve(
     if progress is not None:
         progress(f"{run}: learning curve")
     options = spec.curve.get("options") or {}
-    rows = checkpoint_curve(run_dir, list(spec.curve["metrics"]), options, split=spec.split)
+    rows = checkpoint_curve(run_dir, list(spec.curve["metrics"]), options, split=spec.split, data_root=data_root)
     saved = {"run": run, "weights_sha256": weights, "metrics": spec.curve["metrics"], "options": options}
     saved["curve"] = rows
     for folder, _ in places:
@@ -429,7 +431,7 @@ def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", cons
         for result in saved:  # results from before committed_results was set get their copy too
             if spec.committed_results and not (Path(spec.committed_results) / f"{result['run']}.json").is_file():
                 commit_copy(spec, root / run, result["run"], result)
-        learning_curve(spec, root, run, root / run, progress)  # runs evaluated before `curve` was set get theirs
+        learning_curve(spec, root, run, root / run, progress, data_root=info["recipe"].data.get("root"))
         return {**saved[0], "cells": saved, "reused": True}
     from genzoo.train.trainer import Trainer
 
@@ -439,7 +441,7 @@ def run_one(spec_path, overrides: list[str], run: str, device: str = "cpu", cons
     run_dir = Trainer(info["recipe"], console=console).fit()
     trained = time.time()
     out = [_evaluate_cell(spec, root, run, info, run_dir, c, device, progress, trained - started) for c in todo]
-    learning_curve(spec, root, run, run_dir, progress)
+    learning_curve(spec, root, run, run_dir, progress, data_root=info["recipe"].data.get("root"))
     return {**out[0], "cells": out, "reused": False}
 
 
@@ -457,7 +459,8 @@ def _evaluate_cell(spec, root, run, info, run_dir, cell, device, progress, train
         if progress is not None:
             progress(f"{name}: fitting {sampler}")
         section = {"name": sampler, **spec.sampler_options.get(sampler, {})}
-        _, fit = fit_sampler(run_dir, section, seed=info["seed"], overwrite=True, device=device)
+        data_root = info["recipe"].data.get("root")  # the study's, not the run's recorded one (maybe relative)
+        _, fit = fit_sampler(run_dir, section, seed=info["seed"], overwrite=True, device=device, data_root=data_root)
     options = run_metric_options(spec, info["seed"])
     entry = evaluate_source(
         run_dir,
@@ -467,6 +470,7 @@ def _evaluate_cell(spec, root, run, info, run_dir, cell, device, progress, train
         root / "report",
         split=spec.split,
         limit=spec.limit,
+        data_root=info["recipe"].data.get("root"),
         device=device,
         samples=spec.samples,
         load=lambda source, device: load(source, device=device, sampler=sampler),
