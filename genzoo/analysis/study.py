@@ -145,7 +145,7 @@ def check_samplers(spec: StudySpec) -> None:
 
 
 def check_curve(spec: StudySpec) -> None:
-    """`curve: {metrics: [fid], options: {fid: {count: 1000}}}`: known keys, metric names given."""
+    """`curve: {metrics: [fid], options: {fid: {count: 1000}}}`: known keys, known metrics and options."""
     if not spec.curve:
         return
     unknown = set(spec.curve) - {"metrics", "options"}
@@ -155,6 +155,9 @@ def check_curve(spec: StudySpec) -> None:
             f"study key 'curve' must be {{metrics: [...], options: {{...}}}}, got {dict(spec.curve)}",
             "write e.g. curve: {metrics: [fid], options: {fid: {count: 1000}}}",
         )
+    from genzoo.metrics.evaluate import resolve_metrics
+
+    resolve_metrics(metrics, spec.curve.get("options"))  # a misspelt option fails now, not after the first training
 
 
 def cells(spec: StudySpec, run: str, label: str) -> list[tuple[str, str, str]]:

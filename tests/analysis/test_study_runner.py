@@ -191,6 +191,12 @@ def test_bad_samplers_are_named_before_training(tmp_path):
     study, _ = _study(tmp_path, "bad", samplers=["prior", "gmm"], sampler_options={"gmm": {"componets": 2}})
     with pytest.raises(Exception, match="componets"):
         load_study(study)
+    study, _ = _study(tmp_path, "bad_curve", curve={"metrics": ["fid"], "options": {"fid": {"cont": 100}}})
+    with pytest.raises(Exception, match="cont"):
+        load_study(study)
+    study, _ = _study(tmp_path, "no_curve_metrics", curve={"options": {}})
+    with pytest.raises(Exception, match="study key 'curve' must be"):
+        load_study(study)
 
 
 def test_a_fresh_checkout_resumes_from_the_committed_results_training_nothing_done(tmp_path):
