@@ -84,13 +84,13 @@ VERDICTS = ("converged", "improving", "worsening", "undecided")
 
 @dataclass(frozen=True)
 class Trend:
-    """A metric's change over one more stretch of training as long as the curve's last part (`span`), projected
-    from the slope over that part, with its 95 % interval, and what that says about convergence."""
+    """A metric's change over the last part of training (the fitted slope times that part's length, `span`), with its
+    95 % interval, and what that says about convergence: training as long again would change it about as much."""
 
     change: float | None
     low: float | None
     high: float | None
-    span: float  # in the curve's x unit (epochs when every point has one, else steps)
+    span: float  # in the curve's x unit (epochs when any row records one, else steps)
     tolerance: float  # |change| within it counts as flat
     verdict: str  # one of VERDICTS
     seeds: int = 1
@@ -126,6 +126,7 @@ def run_trend(points, *, last: float = 0.5, tolerance: float = 0.02, better: str
         )
     x1 = points[-1][0]  # training starts at x = 0
     tail = [p for p in points if p[0] >= (1 - last) * x1 - 1e-9]
+    tail = tail if len(tail) > 1 else points[-2:]  # checkpoints too sparse for the last part: the last two
     span = tail[-1][0] - tail[0][0]
     tol = abs(tolerance * tail[-1][1])
     xs, ys, ses = (np.asarray(c, dtype=np.float64) for c in zip(*tail))

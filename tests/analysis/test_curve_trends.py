@@ -65,6 +65,8 @@ def test_flat_needs_an_interval_inside_the_tolerance_not_merely_no_significant_s
     # without standard errors (MSE): ordinary least squares with the residual scale
     mse = run_trend(curve_points(rows([120, 100, 95, 93]), "reconstruction", "mse"))
     assert mse.change < 0 and mse.low < mse.change < mse.high
+    sparse = run_trend(curve_points(rows([120, 93], epochs=(5, 20), se=0.5)))  # nothing else in epochs 10-20
+    assert sparse.span == 15.0 and sparse.change == pytest.approx(-27.0) and sparse.verdict == "improving"
     with pytest.raises(GenzooError, match="at least 2 points"):
         run_trend(curve_points(rows([100])))
 
