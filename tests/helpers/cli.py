@@ -32,12 +32,11 @@ def run_cli(*args, cwd=None, env=None, timeout=None, check=True):
     return proc
 
 
-def launch(recipe, processes, env, *overrides):
-    """`genzoo train RECIPE OVERRIDES` under `accelerate launch` with `processes` processes on this machine (gloo on
-    CPUs); asserts it succeeds and returns the CompletedProcess."""
+def launch_command(recipe, processes, *overrides) -> list[str]:
+    """`genzoo train RECIPE OVERRIDES` under `accelerate launch` with `processes` processes on this machine."""
     # accelerate 1.x: `--cpu` always starts one process; `--multi_gpu` starts N, and genzoo picks gloo on a
     # machine without GPUs.
-    cmd = [
+    return [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
@@ -56,6 +55,12 @@ def launch(recipe, processes, env, *overrides):
         str(recipe),
         *overrides,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def launch(recipe, processes, env, *overrides):
+    """launch_command run to its end (gloo on CPUs); asserts it succeeds and returns the CompletedProcess."""
+    proc = subprocess.run(
+        launch_command(recipe, processes, *overrides), capture_output=True, text=True, timeout=300, env=env
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc

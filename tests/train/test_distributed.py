@@ -1,13 +1,12 @@
 """A real multi-process `accelerate launch` (CPU, gloo) against the single-process run."""
 
 import subprocess
-import sys
 
 import pytest
 import torch
 
 from genzoo.core.io import load_tensors
-from tests.helpers.cli import launch, run_cli
+from tests.helpers.cli import launch, launch_command, run_cli
 from tests.helpers.plugins import make_plugin
 from tests.helpers.recipes import write_recipe
 
@@ -95,25 +94,9 @@ def test_a_signal_to_one_process_stops_all_of_them_at_the_same_step(tmp_path):
 
     recipe = write_recipe(tmp_path, train={"steps": 100_000, "log_every": 10, "checkpoint_every": 100_000})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "genzoo",
-        "train",
-        str(recipe),
-    ]
-    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    launcher = subprocess.Popen(
+        launch_command(recipe, 2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     metrics = tmp_path / "runs" / "tiny" / "metrics.jsonl"
     try:
         deadline = time.time() + 120

@@ -11,7 +11,7 @@ import torch
 from genzoo.core.errors import GenzooError
 from genzoo.core.recipe import GrowthSpec, load_recipe
 from genzoo.train.growth import GrowthSchedule
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import launch, run_cli
 from tests.helpers.recipes import ROOT, write_recipe
 
 
@@ -197,8 +197,6 @@ def test_two_processes_grow_across_a_resolution_switch(tmp_path):
     """A real 2-process accelerate launch through the 4 -> 8 switch, checkpointing on both sides of it; the
     trainer checks at every checkpoint that both processes hold the same weights."""
     import os
-    import subprocess
-    import sys
 
     recipe = write_recipe(
         tmp_path,
@@ -207,26 +205,7 @@ def test_two_processes_grow_across_a_resolution_switch(tmp_path):
         data={"name": "digits", "size": 8},
         train={**GROWING["train"], "steps": 14, "checkpoint_every": 5, "log_every": 1},
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "genzoo",
-        "train",
-        str(recipe),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    launch(recipe, 2, {**os.environ, "OMP_NUM_THREADS": "1"})
     log = [r for r in log_of(tmp_path / "runs" / "two") if "resolution" in r]
     assert [r["resolution"] for r in log] == [4] * 10 + [8] * 4
     assert [r["blend"] for r in log] == pytest.approx(expected_blends()[:14], abs=1e-6)
