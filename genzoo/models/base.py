@@ -43,9 +43,9 @@ class GenerativeAutoencoder(nn.Module):
     """
 
     prior_needs: tuple[str, ...] = ()
-    # Phases the architecture trains with another kind of prior (the MLP AAE: discriminator and generator, or
-    # `prior` with a prior that matches codes itself): `train.phases` may name them, so that swapping the prior
-    # in a recipe keeps its other settings; unused here, they are reported, not refused.
+    # Phases the architecture trains with another kind of prior or option (the MLP AAE: discriminator and generator,
+    # or `prior` with a prior that matches codes itself; `autoencoder` when folded): `train.phases` may name them,
+    # so that swapping the prior in a recipe keeps its other settings; unused here, they are reported, not refused.
     phases_with_other_priors: tuple[str, ...] = ()
     # Set by create_model and by a load: config.json's sections (model, prior, image_shape), and what else the
     # file holds (step, weights sha256, genzoo version). A model built in Python gets `config` from its recorded

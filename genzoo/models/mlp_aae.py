@@ -22,9 +22,16 @@ class MLPAAE(GenerativeAutoencoder):
     generator (encoder fools the discriminator). A prior that matches codes itself (MBRCE) replaces the last two
     with a single `prior` phase and the discriminator is not built. Adam, betas (0.5, 0.999), lr 2e-4 for the
     reconstruction and 1e-4 for the regularisation phases (the paper's; a recipe sets others in train.phases).
+
+    `regularization_step: folded` is the folding of PyTorch-GAN's AAE and pythae's Adversarial_AE: one `autoencoder`
+    step of encoder and decoder on reconstruction + prior_weight x (the generator loss, or the prior's matching
+    loss), then the discriminator's step: two backward passes per batch instead of three (one with MBRCE). The
+    weights differ between them (PyTorch-GAN 0.999 / 0.001, so prior_weight ~0.001; pythae 0.5 / 0.5, so 1).
+    The paper's separate phases stay the default: the folded update is another algorithm, not a faster same one.
     """
 
-    phases_with_other_priors = ("discriminator", "generator", "prior")
+    # the phases of the other priors, and of the other regularization_step (train.phases may name them)
+    phases_with_other_priors = ("discriminator", "generator", "prior", "reconstruction", "autoencoder")
 
     def __init__(
         self,
@@ -37,10 +44,12 @@ class MLPAAE(GenerativeAutoencoder):
         activation: Literal["relu", "leaky_relu"] = "relu",
         posterior: Literal["deterministic", "gaussian"] = "gaussian",
         prior_weight: float = 1.0,
+        regularization_step: Literal["separate", "folded"] = "separate",
     ):
         super().__init__(image_shape)
         pixels = math.prod(image_shape)
         self.prior = prior
+        self.regularization_step = regularization_step
         self.posterior = posterior
         self.prior_weight = prior_weight
         out = 2 * latent_dim if posterior == "gaussian" else latent_dim
@@ -68,6 +77,11 @@ class MLPAAE(GenerativeAutoencoder):
     # -- phases ---------------------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         betas = (0.5, 0.999)
+        if self.regularization_step == "folded":
+            folded = Phase("autoencoder", ("encoder", "decoder"), self.autoencoder_loss, 2e-4, betas)
+            if self.prior.matches_codes:
+                return [folded]
+            return [folded, Phase("discriminator", ("discriminator",), self.discriminator_loss, 1e-4, betas)]
         recon = Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_loss, 2e-4, betas)
         if self.prior.matches_codes:
             return [recon, Phase("prior", ("encoder",), self.prior_loss, 1e-4, betas)]
@@ -86,6 +100,17 @@ class MLPAAE(GenerativeAutoencoder):
     def reconstruction_loss(self, x):
         loss = F.binary_cross_entropy_with_logits(self.decode_logits(self.encode(x)), x)
         return loss, {"reconstruction": loss.detach()}
+
+    def autoencoder_loss(self, x):
+        """The folded step: reconstruction + prior_weight x the regulariser, through one encoding."""
+        z = self.encode(x)
+        recon = F.binary_cross_entropy_with_logits(self.decode_logits(z), x)
+        if self.prior.matches_codes:
+            name, regularizer = "prior", self.prior.matching_loss(z)
+        else:
+            fake = self.discriminator(z)
+            name, regularizer = "generator", F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+        return recon + self.prior_weight * regularizer, {"reconstruction": recon.detach(), name: regularizer.detach()}
 
     def discriminator_loss(self, x):
         real = self.discriminator(self.prior.sample(x.shape[0]))

@@ -40,13 +40,14 @@ def check_phase_names(phases, overrides: dict, model, model_name: str) -> list[s
     return unused
 
 
-def build_optimizers(model, phases, overrides: dict, prepare) -> tuple[dict, dict, dict]:
+def build_optimizers(model, phases, overrides: dict, prepare, fused: bool = False) -> tuple[dict, dict, dict]:
     """(hyper, params, optimizers): per phase the {lr, betas, weight_decay} each of its steps gives its optimiser's
     groups and the parameters it updates; per optimiser key the optimiser, passed through `prepare` (Accelerate's).
 
     One Adam per Phase.optimizer name (default: the phase's own), over the modules of every phase naming it, so
     phases sharing one (ALAE) share the moments of the modules they have in common. A phase zeroes all of its
-    optimiser's gradients and only its own parameters require gradients, so its step moves nothing else."""
+    optimiser's gradients and only its own parameters require gradients, so its step moves nothing else.
+    `fused`: torch's fused kernel (train.fused_optimizer), else torch's default implementation."""
     hyper, params, decoupled, modules_of = {}, {}, {}, {}
     for phase in phases:
         settings = phase_settings(phase, overrides.get(phase.name))
@@ -59,14 +60,16 @@ def build_optimizers(model, phases, overrides: dict, prepare) -> tuple[dict, dic
     for key, names in modules_of.items():
         sharing = [p.name for p in phases if (p.optimizer or p.name) == key]
         owned = [p for m in names for p in getattr(model, m).parameters()]
-        optimizers[key] = prepare(_adam(owned, hyper[sharing[0]], _one_decoupling(key, sharing, decoupled)))
+        optimizers[key] = prepare(_adam(owned, hyper[sharing[0]], _one_decoupling(key, sharing, decoupled), fused))
     return hyper, params, optimizers
 
 
-def _adam(params, hyper: dict, decoupled: bool) -> torch.optim.Optimizer:
+def _adam(params, hyper: dict, decoupled: bool, fused: bool = False) -> torch.optim.Optimizer:
     """AdamW for decoupled weight decay, else Adam: not Adam(decoupled_weight_decay=True), an argument older torch
     lacks (new in 2.7). The same updates, bit for bit, on torch 2.13."""
-    return (torch.optim.AdamW if decoupled else torch.optim.Adam)(params, **hyper)
+    return (torch.optim.AdamW if decoupled else torch.optim.Adam)(
+        params, **hyper, **({"fused": True} if fused else {})
+    )
 
 
 def _one_decoupling(key: str, phases: list[str], decoupled: dict) -> bool:

@@ -110,7 +110,7 @@ class Trainer:
             trained = ", ".join(p.name for p in self.phases)
             self.console.say(f"train.phases.{', '.join(unused)}: unused with this prior (the phases: {trained})")
         self.hyper, self.params, self.optimizers = build_optimizers(
-            self.model, self.phases, spec.phases, acc.prepare_optimizer
+            self.model, self.phases, spec.phases, acc.prepare_optimizer, spec.fused_optimizer
         )
         self.base_lr = {name: h["lr"] for name, h in self.hyper.items()}
         self.all_params = list(self.model.parameters())
