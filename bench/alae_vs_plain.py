@@ -1,6 +1,7 @@
 """genzoo's Trainer against a plain hand-written PyTorch loop: MLP ALAE on MNIST, same networks, batch and steps.
 
-    python bench/alae_vs_plain.py --mnist ../shared/data/mnist [--steps 100 --warmup 20 --rounds 3 --schedule separate]
+    OMP_NUM_THREADS=1 python bench/alae_vs_plain.py --mnist path/to/mnist [--steps 100 --warmup 20 --rounds 3 \\
+        --schedule separate --fused]
 
 The networks are ALAE's mnist_fc ones (F: pixel-norm + 6 equalised-lr layers of 50, G 50-1024-1024-784,
 E 784-1024-1024-50, D 3 linear layers on w), batch 128, Adam beta1 0 / beta2 0.99, lr 0.002, EMA half-life 10k
@@ -10,7 +11,9 @@ images. The plain loop is what a researcher writes by hand for the same algorith
 optimisers), `--schedule folded` carries each optimiser's share of the reciprocity term in steps 1 and 2.
 
 All loops run in this one process, alternating, each for --steps timed steps after --warmup steps; genzoo's
-images/s is its own, from metrics.jsonl (everything its loop does). Prints a Markdown table for BENCHMARKS.md.
+images/s is its own, from metrics.jsonl (everything its loop does). --fused adds genzoo with torch's fused Adam
+(`train.fused_optimizer=true`) to each round; the plain loop keeps torch's default Adam, as ALAE's code does.
+Prints a Markdown table for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -120,7 +123,9 @@ def plain_loop(images: torch.Tensor, steps: int, warmup: int, batch: int, seed: 
     return steps * batch / (time.perf_counter() - start)
 
 
-def genzoo_loop(mnist: Path, steps: int, warmup: int, batch: int, seed: int, out: Path, schedule: str) -> float:
+def genzoo_loop(
+    mnist: Path, steps: int, warmup: int, batch: int, seed: int, out: Path, schedule: str, fused: bool = False
+) -> float:
     from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
 
@@ -141,6 +146,7 @@ def genzoo_loop(mnist: Path, steps: int, warmup: int, batch: int, seed: int, out
             "train.sample_every=1000000",
             "train.checkpoint_every=1000000",
             f"model.reciprocity_step={schedule}",
+            f"train.fused_optimizer={str(fused).lower()}",
         ],
     )
     run = Trainer(recipe).fit()
@@ -162,31 +168,41 @@ def main():
         default="separate",
         help="ALAE's three steps (separate) or the reciprocity folded into steps 1 and 2",
     )
+    parser.add_argument("--fused", action="store_true", help="also genzoo with train.fused_optimizer=true")
     args = parser.parse_args()
 
     from genzoo.core.registry import DATASETS
 
     images = DATASETS.get("mnist")("train", root=str(args.mnist), download=False).images
-    plain, ours = [], []
+    rates = {"plain": [], "genzoo": [], **({"genzoo fused": []} if args.fused else {})}
     three_step = args.schedule == "separate"
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            plain.append(plain_loop(images, args.steps, args.warmup, args.batch, seed=r, reference=three_step))
-            ours.append(
-                genzoo_loop(
-                    args.mnist, args.steps, args.warmup, args.batch, seed=r, out=Path(tmp), schedule=args.schedule
-                )
+            rates["plain"].append(
+                plain_loop(images, args.steps, args.warmup, args.batch, seed=r, reference=three_step)
             )
-            print(f"round {r}: plain {plain[-1]:.0f} img/s, genzoo {ours[-1]:.0f} img/s", file=sys.stderr)
-    p, o = statistics.median(plain), statistics.median(ours)
+            for name in list(rates)[1:]:
+                rate = genzoo_loop(
+                    args.mnist,
+                    args.steps,
+                    args.warmup,
+                    args.batch,
+                    r,
+                    Path(tmp),
+                    args.schedule,
+                    name == "genzoo fused",
+                )
+                rates[name].append(rate)
+            print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.0f} img/s" for k, v in rates.items()), file=sys.stderr)
+    medians = {name: statistics.median(v) for name, v in rates.items()}
+    for name in list(rates)[1:]:
+        print(
+            f"| MLP ALAE ({args.schedule}), MNIST, batch {args.batch}, {args.steps} steps x {args.rounds} rounds "
+            f"| {name} | {medians['plain']:.0f} | {medians[name]:.0f} | {medians[name] / medians['plain']:.3f} |"
+        )
     print(
-        f"| MLP ALAE ({args.schedule}), MNIST, batch {args.batch}, {args.steps} steps x {args.rounds} rounds "
-        f"| {p:.0f} | {o:.0f} | {o / p:.3f} |"
-    )
-    print(
-        f"\nrounds plain: {[round(v) for v in plain]}, genzoo: {[round(v) for v in ours]}"
-        + f"; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        + f"{platform.processor() or platform.machine()}"
+        "\nrounds " + "; ".join(f"{k}: {[round(x) for x in v]}" for k, v in rates.items()) + f"; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
 
 

@@ -1,7 +1,7 @@
 """genzoo's Trainer against a plain hand-written PyTorch loop for the zoo's conv models: VAE (torch-vae), LBAE (the
 LBAE paper).
 
-    python bench/zoo_vs_plain.py --cifar path/to/cifar10-jpeg [--models vae,lbae --steps 40 --rounds 3]
+    python bench/zoo_vs_plain.py --cifar path/to/cifar10-jpeg [--models vae,lbae --steps 40 --rounds 3 --fused]
 
 For each model, in one process, rounds alternate (plain, genzoo, plain, genzoo, ...). Both sides train the same
 network (built by genzoo's registry, identical initial weights) on the same CIFAR-10 images and batch size with
@@ -9,7 +9,8 @@ Adam; the plain loop writes the forward pass and loss itself, indexes an in-memo
 every step. images/s counts --steps optimisation steps after --warmup steps; for genzoo the window runs from its
 log line at step --warmup to its log line at the last step, so it includes everything its loop does (batch
 fetching, phase bookkeeping, logging, loss accumulation). Both wall-clock and CPU-time (process_time) rates are
-reported: on a shared machine the CPU-time rate is the steadier measure of work per image.
+reported: on a shared machine the CPU-time rate is the steadier measure of work per image. --fused adds genzoo
+with torch's fused Adam (`train.fused_optimizer=true`); the plain loop keeps torch's default Adam, as the originals.
 Prints a Markdown table for BENCHMARKS.md.
 """
 
@@ -86,7 +87,7 @@ def plain_loop(name: str, images: torch.Tensor, steps: int, warmup: int, batch: 
 
 
 def genzoo_loop(
-    name: str, cifar: Path, steps: int, warmup: int, batch: int, seed: int, out: Path
+    name: str, cifar: Path, steps: int, warmup: int, batch: int, seed: int, out: Path, fused: bool = False
 ) -> tuple[float, float]:
     from genzoo.core.recipe import load_recipe
     from genzoo.train.trainer import Trainer
@@ -112,6 +113,7 @@ def genzoo_loop(
             f"seed={seed}",
             "train.sample_every=1000000",
             "train.checkpoint_every=1000000",
+            f"train.fused_optimizer={str(fused).lower()}",
         ],
     )
     Timed(recipe).fit()
@@ -129,6 +131,7 @@ def main():
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--fused", action="store_true", help="also genzoo with train.fused_optimizer=true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -138,38 +141,42 @@ def main():
     from genzoo.core.registry import DATASETS
 
     images = DATASETS.get("cifar10")("train", root=str(args.cifar), download=False).images  # decoded once, cached
+    series = ["genzoo", *(["genzoo fused"] if args.fused else [])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            plain, ours = [], []
+            rates = {"plain": [], **{k: [] for k in series}}
             for r in range(args.rounds):
-                plain.append(plain_loop(name, images, args.steps, args.warmup, args.batch, seed=r))
-                ours.append(genzoo_loop(name, args.cifar, args.steps, args.warmup, args.batch, seed=r, out=Path(tmp)))
+                rates["plain"].append(plain_loop(name, images, args.steps, args.warmup, args.batch, seed=r))
+                for k in series:
+                    fused = k == "genzoo fused"
+                    rates[k].append(
+                        genzoo_loop(name, args.cifar, args.steps, args.warmup, args.batch, r, Path(tmp), fused)
+                    )
                 print(
-                    f"{name} round {r}: plain {plain[-1][0]:.1f} img/s ({plain[-1][1]:.1f} per CPU-s), "
-                    f"genzoo {ours[-1][0]:.1f} img/s ({ours[-1][1]:.1f} per CPU-s)",
+                    f"{name} round {r}: "
+                    + ", ".join(f"{k} {v[-1][0]:.1f} img/s ({v[-1][1]:.1f} per CPU-s)" for k, v in rates.items()),
                     file=sys.stderr,
                 )
-            rows.append((name, plain, ours))
-    print("| setup | plain img/s | genzoo img/s | ratio | plain img per CPU-s | genzoo img per CPU-s | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for name, plain, ours in rows:
-        pw, ow = statistics.median(v[0] for v in plain), statistics.median(v[0] for v in ours)
-        pc, oc = statistics.median(v[1] for v in plain), statistics.median(v[1] for v in ours)
-        print(
-            f"| {SETUPS[name]['label']}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds | "
-            f"{pw:.1f} | {ow:.1f} | {ow / pw:.3f} | {pc:.1f} | {oc:.1f} | {oc / pc:.3f} |"
-        )
+            rows.append((name, rates))
+    print(
+        "| setup | genzoo | plain img/s | genzoo img/s | ratio | plain img per CPU-s | genzoo img per CPU-s | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, rates in rows:
+        pw, pc = (statistics.median(v[i] for v in rates["plain"]) for i in (0, 1))
+        for k in series:
+            ow, oc = (statistics.median(v[i] for v in rates[k]) for i in (0, 1))
+            print(
+                f"| {SETUPS[name]['label']}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds | {k} | "
+                f"{pw:.1f} | {ow:.1f} | {ow / pw:.3f} | {pc:.1f} | {oc:.1f} | {oc / pc:.3f} |"
+            )
     print()
-    for name, plain, ours in rows:
-        print(
-            f"{name} rounds (wall img/s) plain: {[round(v[0], 1) for v in plain]}, "
-            f"genzoo: {[round(v[0], 1) for v in ours]}"
-        )
-        print(
-            f"{name} rounds (img per CPU-s) plain: {[round(v[1], 1) for v in plain]}, "
-            f"genzoo: {[round(v[1], 1) for v in ours]}"
-        )
+    for name, rates in rows:
+        for i, unit in enumerate(("wall img/s", "img per CPU-s")):
+            print(
+                f"{name} rounds ({unit}) " + "; ".join(f"{k}: {[round(v[i], 1) for v in r]}" for k, r in rates.items())
+            )
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
