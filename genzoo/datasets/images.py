@@ -100,8 +100,33 @@ def _decode_one(decode: Callable[[object], np.ndarray], name: str, source, where
         ) from None
 
 
-def _decode_chunk(decode, chunk, where) -> list[np.ndarray]:
-    return [_decode_one(decode, name, source, where) for name, source in chunk]
+_SHARED: dict[int, np.ndarray] = {}  # decode_images' outputs in shared memory, found by key in forked workers
+
+
+def _decode_into(target, start: int, decode, chunk, where) -> tuple[int, tuple] | None:
+    """Decode a chunk straight into rows start, start + 1, ... of the output (`target`: the array, or in a forked
+    worker the _SHARED key of one in shared memory), so no decoded image travels back; returns (index in the chunk,
+    shape) of the first image whose size differs from the output's, else None."""
+    out = _SHARED[target] if isinstance(target, int) else target
+    for k, (name, source) in enumerate(chunk):
+        a = _decode_one(decode, name, source, where)
+        if a.shape != out.shape[1:]:
+            return k, a.shape
+        out[start + k] = a
+    return None
+
+
+def _is_shared(a: np.ndarray | None) -> bool:
+    """Whether forked processes' writes to `a` reach this process: a memory map opened for writing (MAP_SHARED)."""
+    return isinstance(a, np.memmap) and getattr(a, "mode", None) in ("r+", "w+")
+
+
+def _shared_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised uint8 array in anonymous shared memory, which forked processes write into."""
+    import mmap
+
+    n = int(np.prod(shape))
+    return np.frombuffer(mmap.mmap(-1, max(n, 1)), np.uint8, count=n).reshape(shape)
 
 
 POOL_MIN_IMAGES = 2048  # below this a pool costs more than it saves
@@ -121,6 +146,12 @@ def decode_images(
     Forked workers need no re-import; where fork is unavailable (macOS, Windows) a thread pool is used.
     `workers` None: up to 8, and a pool only from POOL_MIN_IMAGES images on; a number: that many, whatever the count.
     `out`: an array (N, C, H, W) to fill (e.g. rows of a memory map) instead of a new one.
+
+    Every image is written into the output as it is decoded: no list of decoded images and no copy of the set is
+    ever held. Forked workers write into the output themselves (a new output is made in anonymous shared memory;
+    a given `out` that is not a writable memory map is filled from such a buffer), so only a size mismatch comes
+    back from them. The parent thus never receives and frees large blocks, which would leave glibc's malloc
+    keeping freed memory for the rest of the run (its mmap threshold rises with every large block freed).
     """
     import multiprocessing
     import sys
@@ -128,47 +159,62 @@ def decode_images(
     if not items:
         raise GenzooError(f"no images found in '{where}'", f"image files end in {', '.join(sorted(IMAGE_SUFFIXES))}")
     first = _decode_one(decode, *items[0], where)
-    if out is None:
-        out = np.empty((len(items), *first.shape), dtype=np.uint8)
-    elif out.shape != (len(items), *first.shape):
-        raise ValueError(f"out is {out.shape}, the images need {(len(items), *first.shape)}")
-    out[0] = first
-
-    def place(start, arrays):
-        for k, a in enumerate(arrays):
-            if a.shape != first.shape:
-                raise GenzooError(
-                    f"images in '{where}' differ in size: '{items[0][0]}' is {_hw(first)} but "
-                    f"'{items[start + k][0]}' is {_hw(a)}",
-                    "set data.size to resize them all to one square size",
-                )
-            out[start + k] = a
-
+    shape = (len(items), *first.shape)
+    if out is not None and out.shape != shape:
+        raise ValueError(f"out is {out.shape}, the images need {shape}")
     if workers is None:
         workers = min(8, os.cpu_count() or 1) if len(items) >= POOL_MIN_IMAGES else 1
     rest = items[1:]
-    if workers <= 1 or len(rest) < 2:
-        place(1, _decode_chunk(decode, rest, where))
-        return out
-    size = max(64, -(-len(rest) // (4 * workers)))
-    starts = list(range(0, len(rest), size))
-    chunks = [rest[i : i + size] for i in starts]
-    if sys.platform.startswith("linux"):
-        from concurrent.futures import ProcessPoolExecutor
+    pooled = workers > 1 and len(rest) >= 2
+    forked = pooled and sys.platform.startswith("linux")
+    target = out
+    if forked and not _is_shared(out):
+        target = _shared_empty(shape)
+    elif target is None:
+        target = np.empty(shape, dtype=np.uint8)
+    target[0] = first
 
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    def check(start, misfit):
+        if misfit is not None:
+            k, got = misfit
+            raise GenzooError(
+                f"images in '{where}' differ in size: '{items[0][0]}' is {_hw(first.shape)} but "
+                f"'{items[start + k][0]}' is {_hw(got)}",
+                "set data.size to resize them all to one square size",
+            )
+
+    if not pooled:
+        check(1, _decode_into(target, 1, decode, rest, where))
     else:
-        pool = ThreadPoolExecutor(workers)
-    with pool:
-        for start, arrays in zip(
-            starts, pool.map(_decode_chunk, [decode] * len(chunks), chunks, [where] * len(chunks))
-        ):
-            place(1 + start, arrays)
-    return out
+        size = max(64, -(-len(rest) // (4 * workers)))
+        starts = [1 + i for i in range(0, len(rest), size)]
+        chunks = [rest[i - 1 : i - 1 + size] for i in starts]
+        if forked:
+            from concurrent.futures import ProcessPoolExecutor
+
+            key = id(target)
+            _SHARED[key] = target  # before the fork: the workers inherit it
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        else:
+            key, pool = target, ThreadPoolExecutor(workers)
+        n = len(chunks)
+        try:
+            with pool:
+                for start, misfit in zip(
+                    starts, pool.map(_decode_into, [key] * n, starts, [decode] * n, chunks, [where] * n)
+                ):
+                    check(start, misfit)
+        finally:
+            if forked:
+                _SHARED.pop(key, None)
+    if out is not None and target is not out:
+        out[...] = target
+        return out
+    return target
 
 
-def _hw(a: np.ndarray) -> str:
-    return f"{a.shape[2]}x{a.shape[1]}"
+def _hw(shape: tuple) -> str:
+    return f"{shape[2]}x{shape[1]}"
 
 
 # -- sources: folders and archives -------------------------------------------------------------------------------
