@@ -5,10 +5,7 @@ tensor, clean-fid from a folder of the same images as PNGs (`get_folder_features
 `compute_fid(fdir1, fdir2, custom_feat_extractor=...)` does per folder). Then the Frechet distance of the two
 halves: genzoo's exact SVD/eigen route vs clean-fid's `fid_from_feats` (scipy sqrtm). Alternating rounds, medians.
 
-    python bench/eval_fid.py --mnist path/to/mnist --count 1000 --rounds 1 [--compiled]
-
---compiled adds genzoo's compiled CPU layers (genzoo/metrics/inception_compiled.py, which genzoo uses for calls of
-2,000 images or more) to each round, beside its frozen layers; the compile itself is timed apart.
+    python bench/eval_fid.py --mnist path/to/mnist --count 1000 --rounds 1
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ def main():
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--compiled", action="store_true", help="also genzoo's compiled CPU layers")
     args = parser.parse_args()
 
     from genzoo.core.grids import save_images
@@ -44,19 +40,7 @@ def main():
     cf = cleanfid_fid()
     data, _ = build(DATASETS, {"name": "mnist", "root": args.mnist, "download": False}, "data", split="test")
     images = data.images[: args.count]
-    import genzoo.metrics.inception as inception
-
     fx = extractor("clean", None, "cpu", args.batch_size)
-    inception.COMPILE_MIN_IMAGES = 10**12  # each variant's layers are set below, whatever --count
-    variants = {"genzoo": fx.cpu_layers}
-    if args.compiled:
-        from genzoo.metrics.inception_compiled import CompiledLayers
-
-        t = time.perf_counter()
-        variants["genzoo compiled"] = compiled = CompiledLayers(fx.cpu_layers, inception.CPU_CHUNK)
-        with torch.inference_mode():  # as InceptionFeatures.forward calls it (a grad mode change recompiles)
-            compiled(inception._channels_last(torch.zeros(inception.CPU_CHUNK, 3, 299, 299)))
-        print(f"compile: {time.perf_counter() - t:.1f} s")
     theirs_fx = lambda x: fx.layers((x - 128) / 128).reshape(x.shape[0], 2048)  # noqa: E731  (InceptionV3W, clean)
     print(
         f"{args.count} MNIST test images, Inception {fx.source} (layers sha256 {fx.layers_sha256[:12]}), "
@@ -65,14 +49,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "png"
         save_images(images.float() / 255, folder)
-        theirs_t, times, features = [], {name: [] for name in variants}, {}
+        ours_t, theirs_t = [], []
         for r in range(args.rounds):
-            for name, layers in variants.items():
-                fx.cpu_layers = layers
-                t = time.perf_counter()
-                features[name] = fx(images)
-                times[name].append(time.perf_counter() - t)
-            ours = features["genzoo"]
+            t = time.perf_counter()
+            ours = fx(images)
+            ours_t.append(time.perf_counter() - t)
             t = time.perf_counter()
             theirs = cf.get_folder_features(
                 str(folder),
@@ -85,13 +66,11 @@ def main():
             )
             theirs_t.append(time.perf_counter() - t)
             print(
-                f"round {r}: "
-                + ", ".join(f"{name} {args.count / v[-1]:.2f} img/s" for name, v in times.items())
-                + f", clean-fid folder {args.count / theirs_t[-1]:.2f} img/s"
+                f"round {r}: genzoo {args.count / ours_t[-1]:.2f} img/s, "
+                f"clean-fid folder {args.count / theirs_t[-1]:.2f} img/s"
             )
-        for name, feats in features.items():
-            diff = np.abs(feats - theirs).max()
-            print(f"{name}: max |feature difference| {diff:.2e} ({diff / np.abs(theirs).max():.1e} of the largest)")
+        rel = np.abs(ours - theirs).max() / np.abs(theirs).max()
+        print(f"max |feature difference| {np.abs(ours - theirs).max():.2e} ({rel:.1e} of the largest feature)")
         half = args.count // 2
         t = time.perf_counter()
         a = fid_from_features(ours[:half], ours[half:])
@@ -99,15 +78,13 @@ def main():
         t = time.perf_counter()
         b = cf.fid_from_feats(ours[half:], ours[:half])
         sqrtm_t = time.perf_counter() - t
-    c = statistics.median(theirs_t)
-    for name, v in times.items():
-        o = statistics.median(v)
-        # Inception v3 at 299x299 is about 5.7 G multiply-adds (11.5 GFLOP) per image
-        print(
-            f"features: {name} {args.count / o:.2f} img/s ({11.5 * args.count / o:.0f} GFLOP/s), clean-fid "
-            f"{args.count / c:.2f} img/s ({11.5 * args.count / c:.0f} GFLOP/s), ratio {c / o:.3f}"
-        )
-    print(f"load average {os.getloadavg()[0]:.2f}")
+    o, c = statistics.median(ours_t), statistics.median(theirs_t)
+    print(f"features: genzoo {args.count / o:.2f} img/s, clean-fid {args.count / c:.2f} img/s, ratio {c / o:.3f}")
+    # Inception v3 at 299x299 is about 5.7 G multiply-adds (11.5 GFLOP) per image
+    print(
+        f"achieved: genzoo {11.5 * args.count / o:.0f} GFLOP/s, clean-fid {11.5 * args.count / c:.0f} GFLOP/s; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print(
         f"Frechet distance of {half} vs {args.count - half}: genzoo {a:.6f} in {exact_t:.3f} s, "
         f"clean-fid {b:.6f} in {sqrtm_t:.1f} s, difference {abs(a - b):.2e}"

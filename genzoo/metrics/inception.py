@@ -136,8 +136,6 @@ def nv_bilinear(x: torch.Tensor, size: int = 299) -> torch.Tensor:
 # Images per Inception call on a CPU, measured on the frozen channels-last layers (1 thread, 299x299): 6.3-6.4
 # images/s at 4 against 6.0 at 2 and 8; larger batches spend CPU time in the kernel re-mapping freed activations.
 CPU_CHUNK = 4
-# From this many images per call, the CPU layers are compiled first (inception_compiled.py: ~50 s, ~1.15x faster).
-COMPILE_MIN_IMAGES = 2000
 
 
 def frozen_channels_last(layers: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
@@ -323,10 +321,6 @@ class InceptionFeatures:
         return torch.cat([self.cpu_layers(_channels_last(c)).reshape(len(c), 2048) for c in x.split(CPU_CHUNK)])
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
-        if len(images) >= COMPILE_MIN_IMAGES and self.device.type == "cpu" and self.mode != "legacy_pytorch":
-            from genzoo.metrics.inception_compiled import compiled_layers
-
-            self.cpu_layers = compiled_layers(_load(self.path)[4], CPU_CHUNK)  # a long pass: compiling pays
         out = [
             self.forward(self.prepare(images[i : i + self.batch_size])).float().cpu().numpy()
             for i in range(0, len(images), self.batch_size)
