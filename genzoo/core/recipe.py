@@ -80,8 +80,8 @@ class TrainSpec:
     cpu: bool = False  # train on the CPU even where a GPU is present
     grad_clip: PositiveFloat | None = None
     grad_accumulation: PositiveInt = 1
-    # torch's fused Adam kernel: one pass over each tensor instead of ~8 (on a CPU the MLP AAE's steps take a third
-    # less time, BENCHMARKS.md). Off by default: it rounds differently in the last bit, so a run's numbers change.
+    # torch's fused Adam kernel: one pass over each tensor instead of ~8 (on a CPU the MLP AAE trains 1.2x faster,
+    # BENCHMARKS.md). Off by default: it rounds differently in the last bit, so a run's numbers change.
     fused_optimizer: bool = False
     num_workers: Annotated[int, Ge(0)] = 0
     threads: PositiveInt | None = None  # CPU threads of this process; None: chosen from the cores and the load
