@@ -383,8 +383,14 @@ def flat_items(d: dict, prefix: str = "") -> dict:
 
 def differences(old: dict, new: dict) -> list[str]:
     """Keys whose values differ between two resolved recipes, minus those a resume may change. A recipe saved
-    before the optimiser settings moved to train.phases compares in its translated form."""
-    a, b = flat_items(_plain(translate_moved(old, notify=False))), flat_items(_plain(new))
+    before the optimiser settings moved to train.phases compares in its translated form, and one saved before a
+    key existed with that key's default filled in (a new key's default is always the behaviour before it)."""
+    old = translate_moved(old, notify=False)
+    try:
+        old = resolve(old).to_dict()
+    except GenzooError:  # no longer a valid recipe (RecipeProblems included): compared as saved, so it differs
+        pass
+    a, b = flat_items(_plain(old)), flat_items(_plain(new))
     return sorted(
         k
         for k in set(a) | set(b)

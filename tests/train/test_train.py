@@ -73,6 +73,23 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path):
     assert steps == [10, 20, 30, 40]
 
 
+def test_a_run_saved_before_a_new_option_existed_resumes(tmp_path):
+    """A recipe.yaml written by an older genzoo lacks keys added since (here train.fused_optimizer and
+    model.regularization_step); their defaults are what it trained with, so it resumes, bit for bit, while a
+    really changed key is still refused."""
+    full, parts = write_recipe(tmp_path, "full"), write_recipe(tmp_path, "parts")
+    train(full)
+    train(parts, "train.steps=20")
+    saved = tmp_path / "runs" / "parts" / "recipe.yaml"
+    old = yaml.safe_load(saved.read_text())
+    del old["train"]["fused_optimizer"], old["model"]["regularization_step"]
+    saved.write_text(yaml.safe_dump(old, sort_keys=False))
+    with pytest.raises(GenzooError, match="model.hidden"):
+        train(parts, "model.hidden=32")
+    train(parts)
+    assert_same_tensors(checkpoint_tensors(tmp_path / "runs" / "full")[0], checkpoint_tensors(saved.parent)[0])
+
+
 def test_model_section_learning_rates_train_as_their_translated_form(tmp_path):
     """Before train.phases held every optimiser setting, TINY's learning rates were model keys. Such a recipe trains
     to the same weights and optimiser states, bit for bit, as the recipe written the new way; a run folder saved
