@@ -80,7 +80,7 @@ class TrainSpec:
     cpu: bool = False  # train on the CPU even where a GPU is present
     grad_clip: PositiveFloat | None = None
     grad_accumulation: PositiveInt = 1
-    # torch's fused Adam kernel: one pass over each tensor instead of ~8 (on a CPU the MLP AAE trains 1.2x faster,
+    # torch's fused Adam kernel: one pass over each tensor instead of ~8 (on a CPU the MLP AAE trains 1.15-1.2x faster,
     # BENCHMARKS.md). Off by default: it rounds differently in the last bit, so a run's numbers change.
     fused_optimizer: bool = False
     num_workers: Annotated[int, Ge(0)] = 0

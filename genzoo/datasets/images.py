@@ -147,11 +147,12 @@ def decode_images(
     `workers` None: up to 8, and a pool only from POOL_MIN_IMAGES images on; a number: that many, whatever the count.
     `out`: an array (N, C, H, W) to fill (e.g. rows of a memory map) instead of a new one.
 
-    Every image is written into the output as it is decoded: no list of decoded images and no copy of the set is
-    ever held. Forked workers write into the output themselves (a new output is made in anonymous shared memory;
-    a given `out` that is not a writable memory map is filled from such a buffer), so only a size mismatch comes
-    back from them. The parent thus never receives and frees large blocks, which would leave glibc's malloc
-    keeping freed memory for the rest of the run (its mmap threshold rises with every large block freed).
+    Every image is written into the output as it is decoded: no list of decoded images is held. Forked workers
+    write into the output themselves (a new output is made in anonymous shared memory), so only a size mismatch
+    comes back from them; a given `out` that is not a writable memory map is filled from such a buffer, the one
+    case that holds the set twice (genzoo prepare passes a writable memory map). The parent thus never receives
+    and frees large blocks, which would leave glibc's malloc keeping freed memory for the rest of the run (its mmap
+    threshold rises with every large block freed).
     """
     import multiprocessing
     import sys
@@ -189,16 +190,15 @@ def decode_images(
         size = max(64, -(-len(rest) // (4 * workers)))
         starts = [1 + i for i in range(0, len(rest), size)]
         chunks = [rest[i - 1 : i - 1 + size] for i in starts]
-        if forked:
-            from concurrent.futures import ProcessPoolExecutor
-
-            key = id(target)
-            _SHARED[key] = target  # before the fork: the workers inherit it
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        else:
-            key, pool = target, ThreadPoolExecutor(workers)
-        n = len(chunks)
+        key, n = (id(target) if forked else target), len(chunks)
         try:
+            if forked:
+                from concurrent.futures import ProcessPoolExecutor
+
+                _SHARED[key] = target  # before the fork: the workers inherit it
+                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            else:
+                pool = ThreadPoolExecutor(workers)
             with pool:
                 for start, misfit in zip(
                     starts, pool.map(_decode_into, [key] * n, starts, [decode] * n, chunks, [where] * n)

@@ -28,6 +28,8 @@ class MLPAAE(GenerativeAutoencoder):
     loss), then the discriminator's step: two backward passes per batch instead of three (one with MBRCE). The
     weights differ between them (PyTorch-GAN 0.999 / 0.001, so prior_weight ~0.001; pythae 0.5 / 0.5, so 1).
     The paper's separate phases stay the default: the folded update is another algorithm, not a faster same one.
+    Unlike both, the discriminator step encodes the batch again (the updated encoder, fresh noise) rather than
+    reusing the autoencoder step's codes: phases share no state.
     """
 
     # the phases of the other priors, and of the other regularization_step (train.phases may name them)
@@ -93,8 +95,15 @@ class MLPAAE(GenerativeAutoencoder):
 
     @classmethod
     def moved_options(cls, options: dict, prior) -> dict:
-        """`lr` and `regularization_lr` were options until train.phases held every optimiser setting."""
-        regularization = ("prior",) if prior is not None and prior.matches_codes else ("discriminator", "generator")
+        """`lr` and `regularization_lr` were options until train.phases held every optimiser setting (folded: the
+        autoencoder's and the discriminator's; a folded MBRCE-AAE has no regularisation phase to take one)."""
+        matches = prior is not None and prior.matches_codes
+        if options.get("regularization_step") == "folded":
+            return {
+                "lr": ("lr", ("autoencoder",)),
+                **({} if matches else {"regularization_lr": ("lr", ("discriminator",))}),
+            }
+        regularization = ("prior",) if matches else ("discriminator", "generator")
         return {"lr": ("lr", ("reconstruction",)), "regularization_lr": ("lr", regularization)}
 
     def reconstruction_loss(self, x):

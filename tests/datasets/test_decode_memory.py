@@ -2,6 +2,7 @@
 (bench/vae_memory.py measures what this saves)."""
 
 import io
+import sys
 import tracemalloc
 
 import numpy as np
@@ -48,10 +49,15 @@ def test_decoding_never_holds_a_second_copy_of_the_set():
     assert peak - out.nbytes < out.nbytes // 4, f"traced peak {peak} B for a {out.nbytes} B set"
 
 
-@pytest.mark.parametrize("given", [None, "memmap", "array"])
-def test_pool_workers_write_in_place_in_order(tmp_path, given):
+@pytest.mark.parametrize("given", [None, "memmap", "array", "threads"])
+def test_pool_workers_write_in_place_in_order(tmp_path, given, monkeypatch):
     """Forked workers (threads where fork is missing) write into the output themselves: a new one, a writable
-    memory map (as genzoo prepare passes), or a private array, filled in order either way."""
+    memory map (as genzoo prepare passes: written through, no shared buffer made), or a private array, filled in
+    order either way; the registry of shared outputs is empty afterwards."""
+    if given == "memmap":
+        monkeypatch.setattr(module, "_shared_empty", lambda shape: pytest.fail("a shared copy of a writable map"))
+    if given == "threads":
+        monkeypatch.setattr(sys, "platform", "darwin")  # no fork: the thread pool writes into the output
     items = png_items(300)
     shape = (300, 3, 16, 16)
     out = None
@@ -66,6 +72,7 @@ def test_pool_workers_write_in_place_in_order(tmp_path, given):
         assert got is out
     if given == "memmap":  # the workers wrote through the shared map, straight into the file
         assert module._is_shared(out) and np.array_equal(np.load(tmp_path / "store.npy"), expected(items))
+    assert module._SHARED == {}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -73,3 +80,4 @@ def test_an_odd_sized_image_is_named_by_the_pool_and_without_it(workers):
     items = png_items(200, odd=137)
     with pytest.raises(GenzooError, match=r"differ in size: '0000.png' is 16x16 but '0137.png' is 17x16"):
         module.decode_images(items, module.Decode(3), "odd", workers=workers)
+    assert module._SHARED == {}

@@ -106,3 +106,20 @@ def test_fused_adam_builds_fused_optimisers_that_train_the_same_to_rounding(tmp_
             trainer._train_step(x)
         params[fused] = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
     assert (params[True] - params[False]).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "mbrce"])
+def test_old_style_learning_rates_reach_the_folded_phases(prior):
+    """A model-section `lr` / `regularization_lr` (before train.phases) moves to the phases the folded schedule
+    trains: the autoencoder's and the discriminator's; a folded MBRCE-AAE has none for `regularization_lr`."""
+    from genzoo.core.recipe import translate_moved
+
+    model = {**TINY["model"], "regularization_step": "folded", "lr": 1e-3, "regularization_lr": 5e-4}
+    raw = {**TINY, "model": model, "prior": MBRCE if prior == "mbrce" else TINY["prior"], "train": {"steps": 1}}
+    moved = translate_moved(raw, notify=False)
+    phases = moved["train"]["phases"]
+    if prior == "gaussian":
+        assert phases == {"autoencoder": {"lr": 1e-3}, "discriminator": {"lr": 5e-4}}
+        assert "lr" not in moved["model"] and "regularization_lr" not in moved["model"]
+    else:
+        assert phases == {"autoencoder": {"lr": 1e-3}} and moved["model"]["regularization_lr"] == 5e-4
