@@ -118,7 +118,7 @@ def _decode_into(target, start: int, decode, chunk, where) -> tuple[int, tuple] 
 
 def _is_shared(a: np.ndarray | None) -> bool:
     """Whether forked processes' writes to `a` reach this process: a memory map opened for writing (MAP_SHARED)."""
-    return isinstance(a, np.memmap) and getattr(a, "mode", None) in ("r+", "w+")
+    return isinstance(a, np.memmap) and a.mode in ("r+", "w+")
 
 
 def _shared_empty(shape: tuple[int, ...]) -> np.ndarray:
