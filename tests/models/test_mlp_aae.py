@@ -8,6 +8,7 @@ import genzoo
 from genzoo.core.recipe import load_recipe
 from genzoo.datasets.digits import digits
 from genzoo.train.trainer import Trainer
+from tests.helpers.phases import assert_each_phase_changes_only_its_modules
 from tests.helpers.recipes import TINY, TINY_MBRCE_PHASES, write_recipe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -37,14 +38,7 @@ def test_phases_change_only_their_own_parameters(tmp_path, prior, step):
     trainer = trainer_for(tmp_path, prior, step)
     trainer._setup()
     assert [(p.name, set(p.modules)) for p in trainer.phases] == PHASES[prior, step]
-    x = torch.rand(50, 1, 8, 8)
-    for phase in trainer.phases:
-        before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-        only = Trainer.__new__(Trainer)
-        only.__dict__.update(trainer.__dict__, phases=[phase])
-        only._train_step(x)
-        changed = {n.split(".")[0] for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)}
-        assert changed == set(phase.modules), (phase.name, changed)
+    assert_each_phase_changes_only_its_modules(trainer, torch.rand(50, 1, 8, 8))
 
 
 def test_the_folded_step_sums_both_gradients_through_one_encoding(tmp_path):

@@ -18,6 +18,7 @@ from genzoo.core.recipe import TranslatedRecipe, load_recipe
 from genzoo.train.checkpoint import Checkpoints
 from genzoo.train.trainer import Trainer
 from tests.helpers.cli import run_cli
+from tests.helpers.phases import assert_each_phase_changes_only_its_modules
 from tests.helpers.recipes import ROOT, TINY, write_recipe
 
 
@@ -220,14 +221,7 @@ def test_non_finite_loss_stops_cleanly(tmp_path):
 def test_phases_change_only_their_own_parameters(tmp_path):
     trainer = Trainer(load_recipe(write_recipe(tmp_path)))
     trainer._setup()
-    x = torch.rand(50, 1, 8, 8)
-    for phase in trainer.phases:
-        before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-        only = Trainer.__new__(Trainer)
-        only.__dict__.update(trainer.__dict__, phases=[phase])
-        only._train_step(x)
-        changed = {n.split(".")[0] for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p)}
-        assert changed == set(phase.modules), (phase.name, changed)
+    assert_each_phase_changes_only_its_modules(trainer, torch.rand(50, 1, 8, 8))
 
 
 def test_decoupled_weight_decay_builds_adamw_without_the_newer_keyword(tmp_path, monkeypatch):
