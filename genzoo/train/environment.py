@@ -11,6 +11,8 @@ import torch
 
 from genzoo.core.errors import GenzooError
 
+RUN_QUEUE = Path("/proc/loadavg")  # its 4th field: runnable tasks now / all tasks
+
 
 def saved_train_key(run_dir: Path, key: str):
     """A train key of the recipe a run folder holds (None when there is none): what the run was started with."""
@@ -33,8 +35,8 @@ def started_with(run_dir: Path) -> int | None:
 def choose_threads(requested: int | None, device, processes: int, previous: int | None = None) -> tuple[int, str]:
     """(CPU threads for this process, where the number came from). On a shared machine torch's default (one thread
     per core) collapses: OpenMP threads spin waiting for cores that other work holds (bench/threads.py measures it).
-    So, unless train.threads or OMP_NUM_THREADS says otherwise, each process takes its share of the cores that the
-    1-minute load average leaves free, and at least one. A resumed run keeps the count it started with: the thread
+    So, unless train.threads or OMP_NUM_THREADS says otherwise, each process takes its share of the cores that other
+    work leaves free now (busy_cores), and at least one. A resumed run keeps the count it started with: the thread
     count changes the order of float sums, and with it the bits of the weights."""
     if requested is not None:
         return requested, "train.threads"
@@ -47,9 +49,28 @@ def choose_threads(requested: int | None, device, processes: int, previous: int 
     share = max(1, cores // max(local, 1))
     if device.type != "cpu":  # the GPU does the work; the threads feed it
         return share, f"{cores} cores / {local} local processes"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    free = max(1, min(share, int((cores - load) / max(local, 1) + 0.5)))
-    return free, f"{cores} cores, load {load:.1f}; set train.threads to choose"
+    busy, what = busy_cores(local)
+    free = max(1, min(share, int((cores - busy) / max(local, 1) + 0.5)))
+    return free, f"{cores} cores, {what} {busy:.1f}; set train.threads to choose"
+
+
+def busy_cores(local: int = 1, reads: int = 5) -> tuple[float, str]:
+    """(cores other work is using now, what measured it). Linux: the runnable tasks /proc/loadavg counts, less this
+    launch's own `local` processes, median of `reads` reads 20 ms apart. The 1-minute load average elsewhere: it
+    lags a minute, so right after a job ends it still counts it (0.7 after an install) and an idle 2-core machine
+    trained on one thread (BENCHMARKS.md, threads)."""
+    import statistics
+    import time
+
+    try:
+        running = []
+        for i in range(reads):
+            running.append(int(RUN_QUEUE.read_text().split()[3].split("/")[0]))
+            if i < reads - 1:
+                time.sleep(0.02)
+        return float(max(0.0, statistics.median(running) - local)), "other runnable tasks"
+    except (OSError, ValueError, IndexError):
+        return (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0), "load"
 
 
 def check_trackers(names: list[str]) -> None:

@@ -137,22 +137,31 @@ def test_the_python_api_example_runs(tmp_path):
         genzoo.evaluate(tmp_path / "digits-from-python", ["reconstruction"])
 
 
-def test_threads_follow_the_load_and_a_resume_keeps_them(monkeypatch):
-    """Automatic threads: the cores the load leaves free, at least one; a resumed run keeps its count (another
-    count sums in another order and the resume would no longer equal the uninterrupted run)."""
+def test_threads_follow_the_cores_in_use_now_and_a_resume_keeps_them(monkeypatch, tmp_path):
+    """Automatic threads: the cores that other work is using now leave the rest, at least one; a resumed run keeps
+    its count (another count sums in another order and the resume would no longer equal the uninterrupted run)."""
+    from genzoo.train import environment
     from genzoo.train.environment import choose_threads
 
     cpu = torch.device("cpu")
+    queue = tmp_path / "loadavg"
+    monkeypatch.setattr(environment, "RUN_QUEUE", queue)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 0.0, 0.0))
-    assert choose_threads(None, cpu, 1)[0] == 1  # 4 cores, load 2.6: 1.4 free
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert choose_threads(None, cpu, 1)[0] == 4 and choose_threads(None, cpu, 2)[0] == 2
-    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    queue.write_text("2.60 1.00 0.50 3/200 4242\n")  # this process and two others runnable
+    assert choose_threads(None, cpu, 1)[0] == 2
+    assert choose_threads(None, cpu, 2)[0] == 2  # a launch of 2: one other task, 3 cores between the two
+    queue.write_text("9.00 9.00 9.00 12/200 4242\n")
     assert choose_threads(None, cpu, 1)[0] == 1
     assert choose_threads(None, cpu, 1, previous=3) == (3, "as when this run started; set train.threads to change it")
     assert choose_threads(2, cpu, 1, previous=3) == (2, "train.threads")
+    # The case the 1-minute average got wrong: a job just ended, its load lingers, nothing else runs.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 0.5, 0.4))
+    queue.write_text("0.70 0.50 0.40 1/120 4242\n")
+    assert choose_threads(None, cpu, 1) == (2, "2 cores, other runnable tasks 0.0; set train.threads to choose")
+    queue.unlink()  # no run queue to read (not Linux): the load average
+    assert choose_threads(None, cpu, 1) == (1, "2 cores, load 0.7; set train.threads to choose")
 
 
 def test_a_run_started_with_a_precision_keeps_it_when_the_recipe_leaves_it_unset(tmp_path):
