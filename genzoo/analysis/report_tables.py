@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 
 from genzoo.analysis.conclusions import conclusions, describe, factorial_sentence
-from genzoo.analysis.stats import FACTORIAL_METHOD, compare_arms, complete_grid, factorial, summarize
+from genzoo.analysis.stats import FACTORIAL_METHOD, compare_arms, complete_grids, factorial, summarize
 from genzoo.core.registry import METRICS
 from genzoo.metrics.evaluate import format_value, scalar_items
 
@@ -126,8 +126,8 @@ def statistics(
     summaries = {c: {g: summarize(xs) for g, xs in arms.items()} for c, arms in by_metric.items()}
     comparisons = [row for c, arms in by_metric.items() for row in compare_arms(c, arms)]
     headline = [r for r in comparisons if describe(r["metric"]).headline] or comparisons
-    grid = complete_grid(factors or {}, list(next(iter(by_metric.values()), {}))) if groups else None
-    effects, said = _factorial_effects(by_metric, grid)
+    grids = complete_grids(factors or {}, list(next(iter(by_metric.values()), {}))) if groups else []
+    effects, said = _factorial_effects(by_metric, grids)
     return Statistics(
         metrics=summaries,
         comparisons=comparisons,
@@ -137,22 +137,29 @@ def statistics(
     )
 
 
-def _factorial_effects(by_metric: dict, grid) -> tuple[list[dict], list[str]]:
-    """The two-way analysis of every metric over a complete grid, and a sentence for each headline metric."""
+def _factorial_effects(by_metric: dict, grids: list[tuple[dict, dict]]) -> tuple[list[dict], list[str]]:
+    """The two-way analysis of every metric over each complete grid (one per sampler in a study with samplers),
+    and a sentence for each headline metric."""
     effects, said = [], []
     for c, arms in by_metric.items():
-        result = factorial(arms, grid) if grid else None
-        if result:
-            effects.append({"metric": c, **result})
-        if grid and describe(c).headline:
-            label = describe(c).display
-            said.append(
-                factorial_sentence(result, label)
-                if result
-                else f"Factorial {label}: not possible here (a cell of the grid has no run with this metric, or "
-                "there are not more runs than cells)."
-            )
+        for where, grid in grids:
+            result = factorial(arms, grid)
+            if result:
+                effects.append({"metric": c, **({"where": where} if where else {}), **result})
+            if describe(c).headline:
+                label = describe(c).display + _where(where)
+                said.append(
+                    factorial_sentence(result, label)
+                    if result
+                    else f"Factorial {label}: not possible here (a cell of the grid has no run with this metric, "
+                    "or there are not more runs than cells)."
+                )
     return effects, said
+
+
+def _where(where: dict) -> str:
+    """{'sampler': 'gmm'} -> ' (sampler gmm)'."""
+    return "".join(f" ({k} {v})" for k, v in where.items())
 
 
 def _short(x) -> str:
@@ -219,7 +226,7 @@ def factorial_table(effects: list[dict]) -> Table:
             means = e["marginal_means"].get(t["term"])
             rows.append(
                 [
-                    describe(e["metric"]).display,
+                    describe(e["metric"]).display + _where(e.get("where", {})),
                     t["term"],
                     f"{t['df']}, {e['residual_df']}",
                     _short(t["F"]),

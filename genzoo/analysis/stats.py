@@ -13,7 +13,8 @@
   random splits; scipy.stats.permutation_test).
 - `holm(p_values)`: Holm's step-down adjustment for several comparisons (statsmodels' multipletests).
 - `compare_arms(values_by_arm)`: every pair of arms of one metric, as the rows of `results.json`'s `comparisons`.
-- `complete_grid(factors, arms)` and `factorial(values_by_arm, grid)`: for a factorial study (each arm named by
+- `complete_grid(factors, arms)`, `complete_grids` (one grid per level of a further factor such as the sampler)
+  and `factorial(values_by_arm, grid)`: for a factorial study (each arm named by
   two factors, e.g. matching x prior), the largest complete grid of their levels and a two-way analysis of variance
   with interaction on the per-run values (Type II sums of squares and F-tests: statsmodels' ols and anova_lm), the
   marginal means of each level (the unweighted mean of its cell means) and, for a factor of two levels, the
@@ -214,6 +215,23 @@ def complete_grid(factors: dict[str, dict], arms: list[str]) -> dict | None:
         return None
     la, lb = (best[1], best[0]) if flip else best
     return {"factors": [a, b], "levels": {a: la, b: lb}, "cells": {(x, y): cells[(x, y)] for x in la for y in lb}}
+
+
+def complete_grids(factors: dict[str, dict], arms: list[str]) -> list[tuple[dict, dict]]:
+    """[(where, grid)]: `complete_grid` of the first two factors within each combination of the levels of the
+    arms' further factors (where: {factor: level}, {} when they name none). A study with samplers names each arm's
+    `sampler`: the runs under each sampler make their own grid of independent runs, while the same run under two
+    samplers is one training measured twice, not two replications, so the samplers are not pooled into one ANOVA."""
+    named = [arm for arm in arms if isinstance(factors.get(arm), dict) and len(factors[arm]) >= 2]
+    if not named:
+        return []
+    a, b = list(factors[named[0]])[:2]
+    groups: dict[tuple, list[str]] = {}
+    for arm in named:
+        rest = tuple((k, str(v)) for k, v in factors[arm].items() if k not in (a, b))
+        groups.setdefault(rest, []).append(arm)
+    grids = [(dict(rest), complete_grid(factors, members)) for rest, members in groups.items()]
+    return [(where, grid) for where, grid in grids if grid is not None]
 
 
 def _anova_type2(y: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[list[tuple], float]:

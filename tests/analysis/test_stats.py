@@ -322,6 +322,31 @@ def test_study_statistics_say_the_factorial_effects():
     assert "vae_gauss1" not in block.conclusions.split("Factorial FID")[1].split(")")[0]
 
 
+def test_a_study_with_samplers_gets_one_factorial_per_sampler():
+    """Every arm also evaluated under a fitted sampler (arm+gmm, a third factor): the two-way analysis runs within
+    each sampler, over independent runs, instead of finding two arms in each cell and giving up."""
+    from genzoo.analysis.report_tables import Entry, factorial_table, statistics
+
+    factors = {arm: {**f, "sampler": "prior"} for arm, f in FACTORS.items()}
+    factors |= {f"{arm}+gmm": {**f, "sampler": "gmm"} for arm, f in FACTORS.items()}
+    rng = np.random.default_rng(1)
+    entries = []
+    for arm, f in factors.items():
+        shift = 40.0 if f["prior"] == "gauss5" and f["sampler"] == "prior" else 0.0  # a prior effect under one
+        entries += [Entry(f"{arm}-s{s}", {"fid": {"fid": 200 + shift + rng.normal(0, 3)}}) for s in range(3)]
+    groups = {e.label: e.label.rsplit("-s", 1)[0] for e in entries}
+    block = statistics(entries, groups, factors=factors)
+    fids = {e["where"]["sampler"]: e for e in block.factorial if e["metric"] == "fid.fid"}
+    assert sorted(fids) == ["gmm", "prior"]
+    assert sorted(fids["gmm"]["arms"]) == sorted(f"{a}+gmm" for a in FACTORS if a != "vae_gauss1")
+    assert fids["prior"]["effects"][1]["p_value"] < 1e-6 and fids["gmm"]["effects"][1]["p_value"] > 0.01
+    assert "Factorial FID (sampler prior) over the complete matching x prior grid" in block.conclusions
+    assert "Factorial FID (sampler gmm) over the complete matching x prior grid" in block.conclusions
+    assert {row[0] for row in factorial_table(block.factorial).rows} >= {"FID (sampler prior)", "FID (sampler gmm)"}
+    # arms that name no further factor: one grid, as before
+    assert stats.complete_grids(FACTORS, list(FACTORS)) == [({}, stats.complete_grid(FACTORS, list(FACTORS)))]
+
+
 def test_factorial_type_ii_on_unbalanced_cells_matches_projections():
     """Unequal runs per cell (a failed seed): Type II sums of squares as y'(H_full - H_reduced)y with projection
     matrices of effect-coded designs, computed here independently of the code's least-squares fits."""
