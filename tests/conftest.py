@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from tests.helpers.recipes import write_recipe
 from tests.helpers.runs import TinyRuns
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread_for_in_process_trainings():
+    """In-process trainings take one thread, as CLI subprocesses do (ONE_THREAD): the trainer's automatic choice
+    counts the cores free at its start, which on an otherwise idle machine is all of them, and a training forked
+    after a multi-threaded one in the same process can hang in OpenMP (tests/train/test_robustness.py forks)."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        yield
+        return
+    threads = torch.get_num_threads()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        del os.environ["OMP_NUM_THREADS"]
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
