@@ -2,11 +2,16 @@
 
 For every run given: fit `gaussian`, `gmm` and `flow` on its training codes (seed 0, 10 % held out; the fit's
 seconds and held-out log-likelihood recorded), then FID (clean mode) of `count` samples under each sampler
-against `count` test images, with a bootstrap interval. One JSON line per (run, sampler) in --out (a run stopped
-part-way resumes: cells already there are skipped), and a Markdown table beside it.
+against `count` test images, with a bootstrap interval. One JSON line per (run, sampler, mode) in --out (a run
+stopped part-way resumes: cells already there are skipped), and a Markdown table beside it. With --cells, every row
+is also written as a result cell of the study that trained the run (its committed result gives the training record,
+weights and commit; a second FID mode goes in under 'fid@<mode>'), so `genzoo zoo` puts the larger protocol in the
+results table beside the study's own rows.
 
     OMP_NUM_THREADS=1 python bench/samplers_fid.py runs/studies/converged_mnist/ae-s0 ... --count 1000 \\
         --out bench/results/samplers_mnist.jsonl
+    python bench/samplers_fid.py --cells results/studies/converged_mnist_10k \\
+        --out bench/results/samplers_mnist_10k.jsonl       (no runs: rewrite the cells from the rows measured)
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ SAMPLERS = ("prior", "gaussian", "gmm", "flow")
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("runs", nargs="+")
+    parser.add_argument("runs", nargs="*")
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--bootstrap", type=int, default=20)
     parser.add_argument("--mode", default="clean", help="FID mode: clean, or legacy_tensorflow (the papers' TF FID)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", default="bench/results/samplers_mnist.jsonl")
+    parser.add_argument("--cells", default=None, help="also write the rows as study result cells into this folder")
+    parser.add_argument("--study-results", default="results/studies/converged_mnist", help="the study's own cells")
     args = parser.parse_args()
 
     import torch
@@ -72,7 +79,73 @@ def main():
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
+            if args.cells:
+                write_cells(_rows(out), Path(args.cells), Path(args.study_results))
     _table(out)
+    if args.cells:
+        write_cells(_rows(out), Path(args.cells), Path(args.study_results))
+
+
+def write_cells(rows: list[dict], folder: Path, study_results: Path) -> None:
+    """One study result cell per (run, sampler) of the rows: the study's committed cell of the run under its prior
+    gives the training record, weights, commit and source; FID replaces its results ('fid' in clean mode, 'fid@<mode>'
+    for another mode). Each cell's metrics.jsonl is copied beside it so the table's cost columns need no run folder."""
+    import shutil
+
+    from genzoo.core.io import write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cells: dict[str, dict] = {}
+    for r in rows:
+        base = json.loads((study_results / f"{r['run']}.json").read_text())
+        sampler = r["sampler"]
+        name = r["run"] if sampler == "prior" else f"{r['run']}+{sampler}"
+        cell = cells.setdefault(name, _cell_of(base, r, name))
+        lo, hi = r["fid_ci"]
+        key = "fid" if r["mode"] == "clean" else f"fid@{r['mode']}"
+        cell["results"][key] = {
+            "fid": r["fid"],
+            "fid_ci_low": lo,
+            "fid_ci_high": hi,
+            "images": r["images"],
+            "reference_images": r["reference_images"],
+            "protocol": {"metric": "fid", "dataset": "mnist", "split": "test", "mode": r["mode"], "sampler": sampler},
+            "seconds": r["eval_seconds"],
+            "threads": r["threads"],
+        }
+        commands = cell.setdefault("_commands", [])
+        commands.append(_command(r, base["source"]))
+    for name, cell in cells.items():
+        cell["command"] = " && ".join(dict.fromkeys(cell.pop("_commands")))
+        write_json(folder / f"{name}.json", cell)
+        log = study_results / f"{cell['source'].rsplit('/', 1)[-1]}.metrics.jsonl"
+        if log.is_file():
+            shutil.copyfile(log, folder / log.name)
+
+
+def _cell_of(base: dict, row: dict, name: str) -> dict:
+    sampler, fit = row["sampler"], None
+    if sampler != "prior":  # the fit's own record where the run folder is here, else the row's two figures
+        config = Path(base["source"]) / "model" / "samplers" / sampler / "config.json"
+        fit = {"fit_seconds": row["fit_seconds"], "log_likelihood_held_out": row["held_out_log_likelihood"]}
+        fit = json.loads(config.read_text())["fit"] if config.is_file() else fit
+    keep = ("seed", "source", "training", "weights_sha256", "genzoo_commit", "budget")
+    return {
+        "run": name,
+        "arm": base["arm"] if sampler == "prior" else f"{base['arm']}+{sampler}",
+        "sampler": sampler,
+        **({"sampler_fit": fit} if fit else {}),
+        **{k: base[k] for k in keep if k in base},
+        "results": {},
+    }
+
+
+def _command(row: dict, source: str) -> str:
+    """The line that measured the row (the data from $GENZOO_DATA/mnist, or add --data-root)."""
+    return (
+        f"OMP_NUM_THREADS={row['threads']} python bench/samplers_fid.py {source} --samplers {row['sampler']} "
+        f"--count {row['images']} --mode {row['mode']}"
+    )
 
 
 def _rows(path: Path) -> list[dict]:

@@ -12,30 +12,21 @@ from tests.helpers.runs import TinyRuns
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _one_thread_for_in_process_trainings():
-    """In-process trainings take one thread, as CLI subprocesses do (ONE_THREAD): the trainer's automatic choice
-    counts the cores free at its start, which on an otherwise idle machine is all of them, and a training forked
-    after a multi-threaded one in the same process can hang in OpenMP (tests/train/test_robustness.py forks)."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        yield
-        return
-    threads = torch.get_num_threads()
-    os.environ["OMP_NUM_THREADS"] = "1"
+def _one_thread():
+    """Every test runs torch on one intra-op thread, and its subprocesses on one OpenMP thread unless the caller's
+    OMP_NUM_THREADS says otherwise. Tiny networks gain nothing from a second thread and two stall each other on a
+    busy 2-core machine (test_alae_learns_on_digits: 50 s instead of 6 s); the trainer's automatic choice takes
+    every free core of an idle machine, and a training forked after a multi-threaded one in the same process can
+    hang in OpenMP (tests/train/test_robustness.py forks)."""
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     try:
         yield
     finally:
-        del os.environ["OMP_NUM_THREADS"]
         torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """One intra-op thread for a module's in-process training (tests/helpers/cli.py says why)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+        if omp is None:
+            del os.environ["OMP_NUM_THREADS"]
 
 
 @pytest.fixture

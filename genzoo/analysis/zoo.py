@@ -120,16 +120,18 @@ def t_interval(values: list[float]) -> tuple[float, float | None, float | None]:
 
 
 def cell_values(cell: dict) -> dict[str, tuple[float, object, object]]:
-    """{column: (value, sample images, reference images)} of every metric value the cell holds."""
+    """{column: (value, sample images, reference images)} of every metric value the cell holds. A cell may hold a
+    moded metric twice, the second pass under '<metric>@<mode>' (fid@legacy_tensorflow beside fid in clean mode)."""
     out = {}
+    results = cell.get("results") or {}
     for column, key, value_key in VALUES:
-        entry = (cell.get("results") or {}).get(key)
-        value = entry.get(value_key) if isinstance(entry, dict) else None
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            continue
-        mode = (entry.get("protocol") or {}).get("mode")
-        name = f"{column}_{mode}" if column in MODED and mode else column
-        out[name] = (float(value), entry.get("images"), entry.get("reference_images"))
+        for entry in (entry for name, entry in results.items() if name == key or name.startswith(f"{key}@")):
+            value = entry.get(value_key) if isinstance(entry, dict) else None
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            mode = (entry.get("protocol") or {}).get("mode")
+            name = f"{column}_{mode}" if column in MODED and mode else column
+            out[name] = (float(value), entry.get("images"), entry.get("reference_images"))
     return out
 
 
@@ -320,10 +322,11 @@ def _group_row(folder: Path, study: str, found, cells: list[dict], runs: dict) -
         **metrics,
         "genzoo_commit": _one_or_all(commits),
         "weights_sha256": ";".join(c.get("weights_sha256") or "not recorded" for c in cells),
-        "command": f"genzoo study {_display(found[0])}" if found else "no study spec found: pass --spec",
+        "command": first.get("command") or (f"genzoo study {_display(found[0])}" if found else "no spec: pass --spec"),
         "notes": "; ".join(notes + metric_notes),
         "_cells": cells,
         "_label": label,
+        "_study": found[1].name if found else study,  # the Hub repository's name: the study that trained the run
         "_run_dir": Path(first["source"]),
     }
     if found and label in found[1].models:
@@ -342,7 +345,9 @@ def zoo_rows(result_folders, specs=()) -> list[dict]:
         study = Path(cells[0]["source"]).parent.name
         found = find_spec(Path(folder), study, specs)
         runs = study_runs(found[1]) if found else {}
-        study = found[1].name if found else study
+        if found:  # a folder of further evaluations of a study's runs (a larger protocol) is named by its folder
+            own = Path(found[1].committed_results or "").name == Path(folder).name
+            study = found[1].name if own else Path(folder).name
         groups: dict[tuple, list] = {}
         for cell in cells:
             groups.setdefault((cell["arm"], cell.get("sampler", "prior")), []).append(cell)

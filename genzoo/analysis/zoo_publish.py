@@ -140,7 +140,7 @@ def update_table(path: Path, entries: dict) -> None:
 def repo_for(org: str, row: dict) -> str:
     from genzoo.modelfile.hub import check_repo_id
 
-    return check_repo_id(f"{org}/{row['study']}-{row['_label']}")
+    return check_repo_id(f"{org}/{row['_study']}-{row['_label']}")
 
 
 def publish(rows: list[dict], org: str, table: Path | None = None, wanted=None, say=lambda text: None) -> dict:

@@ -12,8 +12,6 @@ from genzoo.analysis.interpolate import corner_grid, line_codes, load_images
 from genzoo.core.grids import save_image, to_uint8
 from tests.helpers.cli import ONE_THREAD, run_cli
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture
 def trained(tiny_run):

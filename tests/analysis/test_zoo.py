@@ -21,7 +21,6 @@ from tests.helpers.cli import ONE_THREAD, run_cli
 from tests.helpers.fake_hub import FakeHub
 from tests.helpers.recipes import TINY, write_recipe
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 T_975_DF1 = 12.706204736174698  # the 97.5 % quantile of Student's t with 1 degree of freedom (two seeds)
 WIDE = {"COLUMNS": "3000"}  # rich tables unwrapped in the CLI's output
 # TINY with each model's own optimiser settings: the mbrce arm has other phases than the AAE's
@@ -115,6 +114,27 @@ def test_one_seed_gives_its_value_and_no_interval(study, tmp_path):
     assert aae["fid_clean_low"] is None and aae["fid_clean_high"] is None
     written = next(csv.DictReader(write_zoo_csv(rows, tmp_path / "zoo.csv").open()))
     assert written["fid_clean_low"] == "" and written["fid_clean_high"] == "" and written["fid_clean"] != ""
+
+
+def test_a_folder_of_further_evaluations_gives_rows_of_its_own_with_a_second_fid_mode(study, tmp_path):
+    """bench/samplers_fid.py --cells: a study's runs measured again at a larger protocol, FID in two modes."""
+    from genzoo.analysis.zoo import zoo_rows
+    from genzoo.analysis.zoo_publish import repo_for
+
+    spec, committed, _ = study
+    larger = tmp_path / "tiny_10k"
+    larger.mkdir()
+    cell = json.loads((committed / "aae-s0.json").read_text())
+    tf = {**cell["results"]["fid"], "fid": 12.5, "images": 100}
+    tf["protocol"] = {**tf["protocol"], "mode": "legacy_tensorflow"}
+    cell["results"] = {"fid": cell["results"]["fid"], "fid@legacy_tensorflow": tf}
+    cell["command"] = "python bench/samplers_fid.py runs/aae-s0 --count 100"
+    (larger / "aae-s0.json").write_text(json.dumps(cell))
+    (row,) = zoo_rows([larger], specs=[spec])
+    assert row["study"] == "tiny_10k" and row["arm"] == "aae" and row["seeds"] == 1
+    assert row["fid_clean"] == cell["results"]["fid"]["fid"] and row["fid_legacy_tensorflow"] == 12.5
+    assert row["fid_legacy_tensorflow_images"] == 100 and row["command"] == cell["command"]
+    assert repo_for("org", row) == "org/tiny-aae"  # the weights' repository is the training study's, as its rows'
 
 
 def test_rows_pushed_to_the_hub_fill_pretrained_json_and_the_listing(study, tmp_path):

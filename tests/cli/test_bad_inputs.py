@@ -10,8 +10,6 @@ import pytest
 from tests.helpers.bad_inputs import CASES, normalise, prepare, run_case, table
 from tests.helpers.recipes import ROOT
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):

@@ -18,8 +18,6 @@ from genzoo.train.trainer import Trainer
 from tests.helpers.cli import ONE_THREAD, run_cli
 from tests.helpers.recipes import ROOT, write_recipe
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def test_a_log_file_gets_a_start_line_and_progress_before_log_every(tmp_path):
     """Off a terminal (stdout to a file) the run says what it trains and how, then shows progress between the

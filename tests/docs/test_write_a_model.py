@@ -13,7 +13,6 @@ import genzoo
 from tests.helpers.recipes import ROOT
 
 README = ROOT / "README.md"
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def section_code(title: str) -> list[str]:

@@ -32,7 +32,6 @@ DEVICE = os.environ.get("GENZOO_CUDA_TESTS_DEVICE", "cuda")
 pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-    pytest.mark.usefixtures("one_torch_thread"),
 ]
 
 SHORT = {"steps": 30, "log_every": 5, "checkpoint_every": 15, "sample_every": 15}

@@ -6,10 +6,7 @@ import os
 import subprocess
 import sys
 
-# Tiny networks gain nothing from a second intra-op thread, and on a busy 2-core machine two threads stall each
-# other (measured: 50 s instead of 6 s for test_alae_learns_on_digits). Modules opt in with
-# `pytestmark = pytest.mark.usefixtures("one_torch_thread")` (tests/conftest.py); CLI subprocesses get ONE_THREAD
-# as their env.
+# One thread per CLI subprocess, as tests/conftest.py gives every in-process test (it says why).
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 

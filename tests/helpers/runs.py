@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from tests.helpers.cli import ONE_THREAD, run_cli
 from tests.helpers.recipes import TINY, TINY_ALAE, TINY_LBAE, TINY_VAE, write_recipe
 
@@ -76,12 +74,7 @@ class TinyRuns:
             from genzoo.core.recipe import load_recipe
             from genzoo.train.trainer import Trainer
 
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                run = Trainer(load_recipe(recipe)).fit()
-            finally:
-                torch.set_num_threads(threads)
+            run = Trainer(load_recipe(recipe)).fit()  # on the one thread tests/conftest.py sets
         assert run == folder / "runs" / kind and (run / "model" / "model.safetensors").is_file(), run
         self._runs[kind] = run
         self._states[kind] = tree_state(folder)

@@ -15,9 +15,6 @@ from tests.helpers.recipes import ROOT, TINY_ALAE, shared, write_recipe
 MBRCE = {"name": "mbrce", "target": "gaussian", "alpha": 0.5, "sigma": "median", "measure": "pooled"}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def tiny(tmp_path, name="alae", **sections):
     return write_recipe(tmp_path, name, base=TINY_ALAE, **sections)
 

@@ -29,9 +29,6 @@ def trained_lbae(tiny_run):
     return tiny_run("lbae")
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def moments(b: torch.Tensor):
     b = b.double()
     return b.T @ b / len(b), b.mean(0)

@@ -11,8 +11,6 @@ from genzoo.train.trainer import Trainer
 from tests.helpers.phases import assert_each_phase_changes_only_its_modules
 from tests.helpers.recipes import TINY, TINY_MBRCE_PHASES, write_recipe
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 MBRCE = {"name": "mbrce", "target": "gaussian", "std": 2.0, "alpha": 0.5, "sigma": "median", "measure": "pooled"}
 PHASES = {
     ("gaussian", "separate"): [

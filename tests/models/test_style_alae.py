@@ -20,9 +20,6 @@ TINY = {"name": "style_alae", "latent_dim": 16, "mapping_layers": 2, "start_filt
 MBRCE = {"name": "mbrce", "target": "gaussian", "alpha": 0.5, "sigma": "median", "measure": "pooled"}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def tiny(prior=None, shape=(3, 16, 16), seed=0, **options):
     torch.manual_seed(seed)
     return genzoo.create_model({**TINY, **options}, prior or {"name": "gaussian"}, shape)

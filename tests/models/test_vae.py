@@ -18,8 +18,6 @@ from genzoo.train.trainer import Trainer
 from tests.helpers.cli import ONE_THREAD, run_cli
 from tests.helpers.recipes import TINY_VAE, write_recipe
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def log(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -13,7 +13,6 @@ from genzoo.core.registry import PRIORS
 from genzoo.train.trainer import Trainer
 from tests.helpers.recipes import write_recipe
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 MIXTURE = {"name": "mixture", "modes": 10, "radius": 4.0, "mode_std": 0.5}
 
 

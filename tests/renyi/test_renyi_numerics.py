@@ -14,8 +14,6 @@ from genzoo.renyi import checks, distances, kernels, large, spectral  # private 
 
 F64 = torch.float64
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def _pts(seed, n, d, shift=0.0):
     rng = np.random.default_rng(seed)

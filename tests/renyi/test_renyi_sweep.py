@@ -23,8 +23,6 @@ from scipy.spatial.distance import cdist, pdist
 
 from genzoo import renyi as R
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 ALPHAS = [0.3, 0.5, 0.99, 2.0, 3.0, 4.0]
 EPS = 1e-12
 U = np.finfo(np.float64).eps

@@ -9,8 +9,6 @@ from genzoo.models.lbae import BernoulliCodes
 from genzoo.samplers.arcsine import augmented_moments, implied_moments
 from genzoo.samplers.fit import load_sampler, save_sampler
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def biased_codes(n, z, seed=0):
     """+-1 codes with correlated bits (shared factors) and means away from 0 (offsets)."""

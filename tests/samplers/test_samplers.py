@@ -15,8 +15,6 @@ from genzoo.samplers.fit import load_sampler, save_sampler
 from tests.helpers.cli import ONE_THREAD, run_cli
 from tests.helpers.recipes import TINY, write_recipe
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def fitted(name, codes, held_out=None, seed=0, **options):
     sampler, section = build(SAMPLERS, {"name": name, **options}, "sampler", dim=codes.shape[1])

@@ -20,8 +20,6 @@ from genzoo.train.trainer import Trainer
 from tests.helpers.cli import ONE_THREAD, run_cli
 from tests.helpers.recipes import write_recipe
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def train(recipe_path, *overrides):
     return Trainer(load_recipe(recipe_path, list(overrides))).fit()
