@@ -109,7 +109,7 @@ def write_cells(rows: list[dict], folder: Path, study_results: Path) -> None:
             "fid_ci_high": hi,
             "images": r["images"],
             "reference_images": r["reference_images"],
-            "protocol": {"metric": "fid", "dataset": "mnist", "split": "test", "mode": r["mode"], "sampler": sampler},
+            "protocol": _protocol(base, r),
             "seconds": r["eval_seconds"],
             "threads": r["threads"],
         }
@@ -137,6 +137,20 @@ def _cell_of(base: dict, row: dict, name: str) -> dict:
         **({"sampler_fit": fit} if fit else {}),
         **{k: base[k] for k in keep if k in base},
         "results": {},
+    }
+
+
+def _protocol(base: dict, row: dict) -> dict:
+    """The study's FID protocol of the run (data, split, the weights' hash and step) at this row's count and mode."""
+    study = base["results"]["fid"]["protocol"]
+    keep = ("dataset", "split", "model_step", "model", "genzoo_version")
+    counts = {"count": row["images"], "reference_count": row["reference_images"], "mode": row["mode"]}
+    return {
+        "metric": "fid",
+        **{k: study[k] for k in keep if k in study},
+        "mode": row["mode"],
+        "options": {**study.get("options", {}), **counts},
+        "sampler": {"name": row["sampler"]},
     }
 
 

@@ -60,14 +60,15 @@ def check_run(row: dict) -> Path:
 
 def eval_metrics(rows: list[dict], run: Path) -> dict:
     """eval.json for the upload: every evaluation of the run's first seed (one per sampler), `fid` under the prior,
-    `fid+gmm` under the fitted gmm."""
+    `fid+gmm` under the fitted gmm; those of a folder of further evaluations under its name (`<folder>/fid`)."""
     metrics = {}
     for row in rows:
         cell = row["_cells"][0]
         if Path(cell["source"]) != run:
             continue
         suffix = "" if cell.get("sampler", "prior") == "prior" else f"+{cell['sampler']}"
-        metrics |= {f"{name}{suffix}": values for name, values in cell["results"].items()}
+        prefix = "" if row["study"] == row["_study"] else f"{row['study']}/"
+        metrics |= {f"{prefix}{name}{suffix}": values for name, values in cell["results"].items()}
     return metrics
 
 

@@ -119,7 +119,7 @@ def test_one_seed_gives_its_value_and_no_interval(study, tmp_path):
 def test_a_folder_of_further_evaluations_gives_rows_of_its_own_with_a_second_fid_mode(study, tmp_path):
     """bench/samplers_fid.py --cells: a study's runs measured again at a larger protocol, FID in two modes."""
     from genzoo.analysis.zoo import zoo_rows
-    from genzoo.analysis.zoo_publish import repo_for
+    from genzoo.analysis.zoo_publish import eval_metrics, repo_for
 
     spec, committed, _ = study
     larger = tmp_path / "tiny_10k"
@@ -135,6 +135,7 @@ def test_a_folder_of_further_evaluations_gives_rows_of_its_own_with_a_second_fid
     assert row["fid_clean"] == cell["results"]["fid"]["fid"] and row["fid_legacy_tensorflow"] == 12.5
     assert row["fid_legacy_tensorflow_images"] == 100 and row["command"] == cell["command"]
     assert repo_for("org", row) == "org/tiny-aae"  # the weights' repository is the training study's, as its rows'
+    assert set(eval_metrics([row], row["_run_dir"])) == {"tiny_10k/fid", "tiny_10k/fid@legacy_tensorflow"}
 
 
 def test_rows_pushed_to_the_hub_fill_pretrained_json_and_the_listing(study, tmp_path):
