@@ -563,6 +563,27 @@ def test_same_weights_in_an_nvlabs_style_file_give_the_same_features(fx, digit_s
     assert np.abs(legacy_layers - fx(images)).max() > 1e-3  # a different resize, different features
 
 
+def test_the_tensorflow_mode_resize_is_tf1_resize_bilinear():
+    """legacy_tensorflow's resize is TF1's `resize_bilinear` (align_corners False, no half-pixel centres): output
+    pixel i samples the input at i * in / out, edges clamped. Written out in numpy here; half-pixel centres (torch's
+    `interpolate`, TF2) or aligned corners differ from it by up to 163 and 203 grey levels on this noise."""
+    from genzoo.metrics.inception import nv_bilinear
+
+    x = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (2, 3, 28, 20)).astype(np.float32))
+
+    def weights(n_in, n_out):
+        src = np.arange(n_out) * n_in / n_out
+        lo = np.floor(src).astype(int)
+        hi, frac = np.minimum(lo + 1, n_in - 1), src - lo
+        m = np.zeros((n_out, n_in))
+        np.add.at(m, (np.arange(n_out), lo), 1 - frac)
+        np.add.at(m, (np.arange(n_out), hi), frac)
+        return m
+
+    expected = np.einsum("oh,nchw,pw->ncop", weights(28, 299), x.numpy().astype(np.float64), weights(20, 299))
+    np.testing.assert_allclose(nv_bilinear(x).numpy(), expected, atol=2e-3)
+
+
 def test_weights_messages(tmp_path, monkeypatch):
     pytest.importorskip("cleanfid", reason="clean-fid is not installed")
     from genzoo.core.errors import GenzooError
