@@ -99,6 +99,7 @@ def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
     assert third.stdout.count("reused") == 4
 
 
+@pytest.mark.slow  # 17-21 s: moved out of the default run to keep it under 10 minutes
 def test_jobs_2_gives_the_numbers_of_jobs_1(tmp_path):
     one, root1 = _study(tmp_path, "one")
     two, root2 = _study(tmp_path, "two")

@@ -382,6 +382,7 @@ def test_bracketed_median_equals_the_full_selection(npairs, kind):
     assert float(distances._median_pairs(v)) == float(distances._median_pairs(v[None])[0])
 
 
+@pytest.mark.slow  # 17-21 s: moved out of the default run to keep it under 10 minutes
 def test_median_of_a_large_sample_in_row_blocks_is_the_exact_median():
     """Above 4,096 rows the pair distances are computed block by block (the upper triangle only): the median
     must stay scipy's median of all pairwise distances, also with ties and repeated points."""

@@ -84,6 +84,7 @@ def test_two_process_aae_run_resumes(tmp_path):
     assert [int(line.split('"step": ')[1].split(",")[0]) for line in log] == [10, 20, 30, 40]
 
 
+@pytest.mark.slow  # 17-21 s: moved out of the default run to keep it under 10 minutes
 def test_a_signal_to_one_process_stops_all_of_them_at_the_same_step(tmp_path):
     """SIGINT to rank 1 only (a scheduler or a Ctrl-C reaching one process): both processes agree to stop after
     the same step, write one checkpoint with both RNG states and exit; the same launch resumes from it."""
