@@ -1,9 +1,10 @@
 """Quality of short MNIST runs: pixel MMD^2 of 1000 samples vs 1000 test images (Gaussian kernel, median
 bandwidth of the pooled 2000) and reconstruction MSE on 2000 test images (BENCHMARKS.md, MLP ALAE section).
 
-    python bench/alae_mnist_quality.py RUN [RUN ...]      # from the repository root; MNIST in ../shared/data/mnist
+    python bench/alae_mnist_quality.py RUN [RUN ...]  # MNIST: $MNIST_ROOT, else $GENZOO_DATA/mnist
 """
 
+import os
 import sys
 
 import torch
@@ -22,7 +23,7 @@ def mmd2(x, y):
     return (k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()).item()
 
 
-test = DATASETS.get("mnist")("test", root="../shared/data/mnist", download=False)
+test = DATASETS.get("mnist")("test", root=os.environ.get("MNIST_ROOT"), download=False)
 real = to_unit_float(test.__getitems__(list(range(2000))))
 for run in sys.argv[1:]:
     m = genzoo.load(run).eval()

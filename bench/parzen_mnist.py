@@ -1,8 +1,8 @@
 """Seed 002's Parzen reproduction: the validation curve of a run and its test log-likelihood for several sample
 seeds (BENCHMARKS.md, "MLP AAE Parzen log-likelihood on MNIST").
 
-    genzoo train recipes/aae_mnist.yaml data.root=../shared/data/mnist
-    python bench/parzen_mnist.py runs/aae_mnist --data-root ../shared/data/mnist --seeds 0 1 2
+    genzoo train recipes/aae_mnist.yaml data.root=path/to/mnist
+    python bench/parzen_mnist.py runs/aae_mnist --data-root path/to/mnist --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("run", help="a run folder (its model/ and metrics.jsonl are read)")
-    parser.add_argument("--data-root", default="../shared/data/mnist")
+    parser.add_argument("--data-root", default=None, help="MNIST folder (default: $GENZOO_DATA/mnist)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
 

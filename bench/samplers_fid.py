@@ -80,13 +80,13 @@ def main():
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
             if args.cells:
-                write_cells(_rows(out), Path(args.cells), Path(args.study_results))
+                write_cells(out, Path(args.cells), Path(args.study_results))
     _table(out)
     if args.cells:
-        write_cells(_rows(out), Path(args.cells), Path(args.study_results))
+        write_cells(out, Path(args.cells), Path(args.study_results))
 
 
-def write_cells(rows: list[dict], folder: Path, study_results: Path) -> None:
+def write_cells(out: Path, folder: Path, study_results: Path) -> None:
     """One study result cell per (run, sampler) of the rows: the study's committed cell of the run under its prior
     gives the training record, weights, commit and source; FID replaces its results ('fid' in clean mode, 'fid@<mode>'
     for another mode). Each cell's metrics.jsonl is copied beside it so the table's cost columns need no run folder."""
@@ -96,7 +96,7 @@ def write_cells(rows: list[dict], folder: Path, study_results: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     cells: dict[str, dict] = {}
-    for r in rows:
+    for r in _rows(out):
         base = json.loads((study_results / f"{r['run']}.json").read_text())
         sampler = r["sampler"]
         name = r["run"] if sampler == "prior" else f"{r['run']}+{sampler}"
@@ -114,7 +114,7 @@ def write_cells(rows: list[dict], folder: Path, study_results: Path) -> None:
             "threads": r["threads"],
         }
         commands = cell.setdefault("_commands", [])
-        commands.append(_command(r, base["source"]))
+        commands.append(_command(r, base["source"], out))
     for name, cell in cells.items():
         cell["command"] = " && ".join(dict.fromkeys(cell.pop("_commands")))
         write_json(folder / f"{name}.json", cell)
@@ -154,11 +154,11 @@ def _protocol(base: dict, row: dict) -> dict:
     }
 
 
-def _command(row: dict, source: str) -> str:
+def _command(row: dict, source: str, out: Path) -> str:
     """The line that measured the row (the data from $GENZOO_DATA/mnist, or add --data-root)."""
     return (
         f"OMP_NUM_THREADS={row['threads']} python bench/samplers_fid.py {source} --samplers {row['sampler']} "
-        f"--count {row['images']} --mode {row['mode']}"
+        f"--count {row['images']} --mode {row['mode']} --out {out}"
     )
 
 

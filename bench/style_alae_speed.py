@@ -1,7 +1,7 @@
 """StyleALAE training images/s per resolution level, through genzoo's trainer with progressive growing.
 
     python bench/style_alae_speed.py --recipe recipes/style_alae_celeba64.yaml \
-        --data-root ../shared/data/celeba-10k --steps-per-level 30 --batch 16 [--override model.max_filters=128 ...]
+        --data-root path/to/celeba-10k --steps-per-level 30 --batch 16 [--override model.max_filters=128 ...]
 
 Runs the recipe's networks and growth levels with one batch size for every level and a fixed number of steps per level
 (`--steps-per-level`, the first `--warmup` of them untimed; half of each level blends its new block in, as in
