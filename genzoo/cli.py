@@ -144,10 +144,12 @@ def train(
     import os
 
     from genzoo.core.recipe import load_recipe
+
+    resolved = load_recipe(recipe, overrides or [])  # before torch's import: a bad recipe fails in a blink
     from genzoo.train.trainer import Trainer
 
     console = _console()
-    run_dir = Trainer(load_recipe(recipe, overrides or []), console=console).fit()
+    run_dir = Trainer(resolved, console=console).fit()
     if os.environ.get("RANK", "0") == "0":  # the main process; fit() returns once model/ holds the final export
         console.print(f"done: {run_dir} (model in {run_dir / 'model'}, log in {run_dir / 'metrics.jsonl'})")
 

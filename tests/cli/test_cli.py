@@ -117,31 +117,43 @@ def one_line_error(proc, *words):
 
 
 def test_bad_inputs(trained, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
     recipe, run = trained
-    one_line_error(run_cli("train", tmp_path / "missing.yaml", check=False), "does not exist")
     (tmp_path / "bad.yaml").write_text("data: {name: digits\n")
-    one_line_error(run_cli("train", tmp_path / "bad.yaml", check=False), "not valid YAML", "line")
-    one_line_error(run_cli("train", recipe, "model.name=vea", check=False), "unknown model 'vea'")
-    one_line_error(run_cli("train", recipe, "train.batch_size=lots", check=False), "train.batch_size", "integer")
     mnist = write_recipe(tmp_path, "m", data={"name": "mnist", "root": str(tmp_path / "nowhere"), "download": False})
-    one_line_error(run_cli("train", mnist, check=False), "not found under", "data.root")
-    one_line_error(run_cli("sample", tmp_path / "no-run", check=False), "does not exist")
-    one_line_error(run_cli("eval", run, "--metrics", "recon", check=False), "unknown metric 'recon'", "did you mean")
-    # a truncated model file and a foreign config
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "config.json").write_text((run / "model" / "config.json").read_text())
-    (broken / "model.safetensors").write_bytes((run / "model" / "model.safetensors").read_bytes()[:500])
-    one_line_error(run_cli("sample", broken, check=False), "truncated or not a safetensors file")
-    (broken / "config.json").write_text('{"_class_name": "UNet2DModel"}')
-    one_line_error(run_cli("sample", broken, check=False), "not a genzoo model config")
-    (broken / "config.json").write_text('{"format": "genzoo-model/1", "model"')
-    one_line_error(run_cli("sample", broken, check=False), "not valid JSON")
-    pickle_only = tmp_path / "pickled"
-    pickle_only.mkdir()
-    (pickle_only / "config.json").write_text((run / "model" / "config.json").read_text())
-    (pickle_only / "model.bin").write_bytes(b"\x80\x04")
-    one_line_error(run_cli("sample", pickle_only, check=False), "pickle")
+    config = (run / "model" / "config.json").read_bytes()
+    # a truncated model file, a foreign config, a config cut short, a pickle where the weights should be
+    folders = {
+        "truncated": {
+            "config.json": config,
+            "model.safetensors": (run / "model" / "model.safetensors").read_bytes()[:500],
+        },
+        "foreign": {"config.json": b'{"_class_name": "UNet2DModel"}'},
+        "cut": {"config.json": b'{"format": "genzoo-model/1", "model"'},
+        "pickled": {"config.json": config, "model.bin": b"\x80\x04"},
+    }
+    for name, files in folders.items():
+        (tmp_path / name).mkdir()
+        for file, content in files.items():
+            (tmp_path / name / file).write_bytes(content)
+    cases = [
+        (("train", tmp_path / "missing.yaml"), ("does not exist",)),
+        (("train", tmp_path / "bad.yaml"), ("not valid YAML", "line")),
+        (("train", recipe, "model.name=vea"), ("unknown model 'vea'",)),
+        (("train", recipe, "train.batch_size=lots"), ("train.batch_size", "integer")),
+        (("train", mnist), ("not found under", "data.root")),
+        (("sample", tmp_path / "no-run"), ("does not exist",)),
+        (("eval", run, "--metrics", "recon"), ("unknown metric 'recon'", "did you mean")),
+        (("sample", tmp_path / "truncated"), ("truncated or not a safetensors file",)),
+        (("sample", tmp_path / "foreign"), ("not a genzoo model config",)),
+        (("sample", tmp_path / "cut"), ("not valid JSON",)),
+        (("sample", tmp_path / "pickled"), ("pickle",)),
+    ]
+    with ThreadPoolExecutor(2) as pool:  # independent subprocesses, two at a time: one per core here
+        procs = list(pool.map(lambda case: run_cli(*case[0], check=False), cases))
+    for (_, words), proc in zip(cases, procs):
+        one_line_error(proc, *words)
 
 
 def test_debug_shows_traceback(tmp_path):

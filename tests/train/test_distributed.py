@@ -51,7 +51,7 @@ def env(tmp_path):
     return {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
 
 
-def test_two_processes_agree_with_one(tmp_path, env):
+def test_two_processes_stopped_and_resumed_agree_with_one(tmp_path, env):
     base = {
         "data": {"name": "digits"},
         "model": {"name": "plain_ae"},
@@ -60,7 +60,9 @@ def test_two_processes_agree_with_one(tmp_path, env):
     one = write_recipe(tmp_path, "one", base=base)
     two = write_recipe(tmp_path, "two", base=base)
     run_cli("train", one, env=env)
+    launch(two, 2, env, "train.steps=30")  # stopped half-way; the same launch resumes it from its checkpoint
     proc = launch(two, 2, env)
+    assert "resumed" in proc.stdout and "step 30" in proc.stdout
     assert proc.stdout.count("done:") == 1  # only the main process reports
     a = load_tensors(tmp_path / "runs" / "one" / "model" / "model.safetensors")
     b = load_tensors(tmp_path / "runs" / "two" / "model" / "model.safetensors")
@@ -71,6 +73,7 @@ def test_two_processes_agree_with_one(tmp_path, env):
     assert (ckpt / "rng-rank0.safetensors").is_file() and (ckpt / "rng-rank1.safetensors").is_file()
 
 
+@pytest.mark.slow  # 17-21 s; a resumed two-process run is also checked against one process above
 def test_two_process_aae_run_resumes(tmp_path):
     """The real MLP AAE under 2 processes: stop at 20, resume to 40 with the same launch."""
     import os
