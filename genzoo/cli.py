@@ -145,7 +145,7 @@ def train(
 
     from genzoo.core.recipe import load_recipe
 
-    resolved = load_recipe(recipe, overrides or [])  # before torch's import: a bad recipe fails in a blink
+    resolved = load_recipe(recipe, overrides or [])  # before torch: a missing or unparsable recipe fails at once
     from genzoo.train.trainer import Trainer
 
     console = _console()
