@@ -7,9 +7,12 @@ A store is a folder:
     <R>.npy         one uint8 array (N, 3, R, R) per level R = min_resolution ... max_resolution: train rows first,
                     then test rows
 
-Each level is a plain .npy file, read through a memory map (np.load(mmap_mode="r"), never allow_pickle): a batch is
-one fancy-index read of contiguous rows, with no decoding, no per-image Python and no pickle, and a level is never
-read whole (CelebA-HQ at 256: 5.9 GB). bench/data_loading.py measures it against decoding the JPEG folder.
+Each level is a plain .npy file, read through a memory map (never allow_pickle): a batch is one fancy-index read,
+with no decoding, no per-image Python and no pickle, and a level is never read whole (CelebA-HQ at 256: 5.9 GB).
+After each batch the map's pages are released (madvise MADV_DONTNEED; they stay in the page cache), so the
+process's resident memory is one batch however much of the store an epoch has touched: a map's touched pages
+otherwise count as resident until the kernel needs the memory, and the whole level shows in the process's RSS by
+the end of an epoch. bench/data_loading.py measures it against decoding the JPEG folder.
 
 Preparation (the original's prepare_tfrecords.py, done our way): images (a folder searched recursively, or an archive)
 in natural order of their names (2.jpg before 10.jpg), converted to RGB (palette, grey, 16-bit, CMYK; transparent
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -46,6 +51,7 @@ FORMAT = "genzoo-prepared"
 VERSION = 1
 MANIFEST, PROGRESS = "manifest.json", "progress.json"
 RESAMPLE = "lanczos"  # the top level's filter, up or down
+RELEASE_PAGES = sys.platform != "win32"  # Windows maps have no madvise
 
 
 def natural_key(name: str):
@@ -393,8 +399,8 @@ def verify_store(root: str | Path) -> dict:
 
 class PreparedDataset(torch.utils.data.Dataset):
     """One split of a prepared store at one resolution, with ImageDataset's interface (`__len__`, `__getitem__`,
-    `__getitems__` -> uint8 (B, 3, R, R), `image_shape`, `name`, `labels`, `at_resolution`), read through a memory
-    map: nothing is read until a batch asks for it, and a batch is one fancy-index read."""
+    `__getitems__` -> uint8 (B, 3, R, R), `image_shape`, `name`, `labels`, `at_resolution`): nothing is read until
+    a batch asks for it, a batch is one fancy-index read, and the map's pages are released after it."""
 
     labels = None
     label_names = None
@@ -422,7 +428,7 @@ class PreparedDataset(torch.utils.data.Dataset):
                 f"store '{self.root}' has no {split} images", "prepare it again with a nonzero count for that split"
             )
         self.files = self.manifest["files"][self.rows]
-        self._array = None
+        self._array = self._map = None
         _ = self.array  # open now: a damaged file fails here, not mid-training
 
     @property
@@ -443,11 +449,14 @@ class PreparedDataset(torch.utils.data.Dataset):
                     f"manifest says uint8 {level['shape']}",
                     "prepare the store again (genzoo prepare)",
                 )
-            self._array = array[self.rows]  # a view: still nothing read
+            with open(path, "rb") as f:  # our own map of the same bytes, so that its pages can be released
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            whole = np.frombuffer(self._map, np.uint8, array.size, array.offset).reshape(array.shape)
+            self._array = whole[self.rows]  # a view: still nothing read
         return self._array
 
     def __getstate__(self):  # pickled (spawned DataLoader workers): reopen the map there, never copy the data
-        return {**self.__dict__, "_array": None}
+        return {**self.__dict__, "_array": None, "_map": None}
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -457,10 +466,13 @@ class PreparedDataset(torch.utils.data.Dataset):
         return self.rows.stop - self.rows.start
 
     def __getitem__(self, i):
-        return torch.from_numpy(np.array(self.array[i]))
+        return self.__getitems__([i])[0]
 
     def __getitems__(self, indices):
-        return torch.from_numpy(np.asarray(self.array[np.asarray(indices, dtype=np.int64)]))
+        batch = torch.from_numpy(self.array[np.asarray(indices, dtype=np.int64)])  # fancy indexing copies the rows
+        if RELEASE_PAGES:
+            self._map.madvise(mmap.MADV_DONTNEED)
+        return batch
 
     def at_resolution(self, resolution: int) -> PreparedDataset:
         if resolution == self.resolution:

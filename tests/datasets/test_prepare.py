@@ -5,6 +5,7 @@ Images are written with Pillow into tmp_path; the store is tiny (16x16 top level
 """
 
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -179,6 +180,13 @@ def test_the_prepared_dataset_reads_the_store(folder, tmp_path):
     assert batch.dtype == torch.uint8 and batch.shape == (3, 3, 16, 16)
     assert np.array_equal(batch.numpy(), level(store, 16)[[4, 0, 4]])
     assert np.array_equal(test.__getitems__([0]).numpy(), level(store, 8)[[9]])
+    rows = np.random.default_rng(1).integers(-9, 9, 40)  # unsorted, repeated, negative, runs of consecutive rows
+    rows[:6] = [3, 4, 5, 6, 0, 1]
+    assert np.array_equal(train.__getitems__(rows).numpy(), level(store, 16)[:9][rows])
+    assert train.__getitems__([]).shape == (0, 3, 16, 16)
+    for wrong in ([9], [-10]):
+        with pytest.raises(IndexError, match="out of bounds for axis 0 with size 9"):
+            train.__getitems__(wrong)
     assert torch.equal(train[2], torch.from_numpy(level(store, 16)[2].copy()))
     low = train.at_resolution(4)
     assert low.image_shape == (3, 4, 4) and np.array_equal(low.__getitems__(range(9)).numpy(), level(store, 4)[:9])
@@ -190,6 +198,27 @@ def test_the_prepared_dataset_reads_the_store(folder, tmp_path):
         DATASETS.get("prepared")("train", root=str(store), test_count=2)
     with pytest.raises(GenzooError, match="no prepared store at .*genzoo prepare <recipe>.yaml.*genzoo prepare imgs "):
         DATASETS.get("prepared")("train", root=str(tmp_path / "missing"), source="imgs")
+
+
+def resident_file_mb() -> float:
+    """This process's resident pages of mapped files (RssFile), in MB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssFile:")) / 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_reading_a_whole_level_leaves_nothing_of_it_resident(folder, tmp_path):
+    """Batches come through the page cache, not a memory map: an epoch over a 30 MB level adds none of it to the
+    process's resident memory (read through a map, every touched page stayed resident: +30 MB here)."""
+    store = tmp_path / "store"
+    prepare(folder, store, max_resolution=1024, min_resolution=1024)
+    train = DATASETS.get("prepared")("train", root=str(store))
+    before = resident_file_mb()
+    for first in range(0, len(train), 3):
+        batch = train.__getitems__(range(first, min(first + 3, len(train))))
+    after = resident_file_mb()
+    assert np.array_equal(batch.numpy(), level(store, 1024)[9:10])
+    assert after - before < 3, f"{after - before:.1f} MB of the level stayed resident"
 
 
 def test_image_dataset_at_resolution_matches_avg_pool(tmp_path):
