@@ -13,7 +13,11 @@ at the end). Each contender trains --steps steps at 64x64, batch 128, in a FRESH
   count), AdamW (lr 3e-4, weight decay 0.01), summed MSE + KL over the batch, and nothing else.
 - genzoo: `Trainer(load_recipe("recipes/vae_celeba64.yaml", [data.root=..., train.steps=N])).fit()`, i.e. what
   `genzoo train` does, with the decoded-image cache in a temporary folder: "cold" (the first run: the images are
-  decoded and the cache written) and "warm" (the second run: the cache is read).
+  decoded and the cache written) and "warm" (the second run: the cache is read);
+- genzoo, store: the same recipe reading a store made beforehand by `genzoo prepare` at 64x64 (the `prepared`
+  dataset, `data={name: prepared, root: <store>}`): batches are read from the level file, nothing is held in
+  memory. The store's images are resized with Lanczos where the `celeba` dataset uses bilinear: the same shapes and
+  counts, other pixel values.
 
 Peak RSS is the child's ru_maxrss, read in the parent after the child with os.wait4 (the child's own rusage, which
 is getrusage(RUSAGE_CHILDREN) of a parent that has only that child; the decoding pool's forked workers are
@@ -121,7 +125,7 @@ def plain_child(folder: str, steps: int, batch: int, test_count: int, marks: Mar
 
 
 # -- genzoo -------------------------------------------------------------------------------------------------------
-def genzoo_child(root: str, steps: int, out_dir: str, marks: Marks) -> dict:
+def genzoo_child(root: str, steps: int, out_dir: str, marks: Marks, store: bool = False) -> dict:
     import torch  # noqa: F401
 
     from genzoo.core.recipe import load_recipe
@@ -179,7 +183,8 @@ def genzoo_child(root: str, steps: int, out_dir: str, marks: Marks) -> dict:
         _sample_grid,
     )
     images_module.cached_arrays, images_module.decode_images = cached_arrays, decode_images
-    recipe = load_recipe(RECIPE, [f"data.root={root}", f"train.steps={steps}", f"output_dir={out_dir}"])
+    data = f"data={{name: prepared, root: '{root}'}}" if store else f"data.root={root}"
+    recipe = load_recipe(RECIPE, [data, f"train.steps={steps}", f"output_dir={out_dir}"])
     trainer = T(recipe)
     trainer.fit()
     marks("end")
@@ -196,7 +201,7 @@ def child_main(args) -> None:
     if args.child == "plain":
         info = plain_child(args.folder, args.steps, args.batch, args.test_count, marks)
     else:
-        info = genzoo_child(args.root, args.steps, args.out_dir, marks)
+        info = genzoo_child(args.root, args.steps, args.out_dir, marks, store=args.child == "store")
     info["marks"] = marks.items
     Path(args.report).write_text(json.dumps(info))
 
@@ -263,7 +268,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each contender, alternating (median)")
     parser.add_argument("--source", choices=["folder", "archive"], default="folder", help="what genzoo reads")
-    parser.add_argument("--child", choices=["plain", "genzoo"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["plain", "genzoo", "store"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--out-dir", help=argparse.SUPPRESS)
@@ -282,7 +287,13 @@ def main():
         folder = next(p for p in Path(tmp).iterdir() if p.is_dir())
         root = str(folder if args.source == "folder" else archive)
         common = ["--steps", str(args.steps)]
-        results = {"plain": [], "cold": [], "warm": []}
+        from genzoo.datasets.prepared import prepare_store
+
+        store = Path(tmp) / "store"
+        prepare_store(
+            folder, store, max_resolution=64, min_resolution=64, test_count=args.test_count, say=lambda m: None
+        )
+        results = {"plain": [], "cold": [], "warm": [], "store": []}
         for r in range(args.repeat):  # alternating; each genzoo pair starts from an empty cache
             env["GENZOO_CACHE"] = str(Path(tmp) / f"cache-{r}")
             results["plain"].append(run_child(["--child", "plain", "--folder", str(folder), *common], env))
@@ -290,8 +301,10 @@ def main():
                 out_dir = str(Path(tmp) / f"runs-{name}-{r}")
                 argv = ["--child", "genzoo", "--root", root, "--out-dir", out_dir, *common]
                 results[name].append(run_child(argv, env))
+            argv = ["--child", "store", "--root", str(store), "--out-dir", str(Path(tmp) / f"runs-store-{r}"), *common]
+            results["store"].append(run_child(argv, env))
         peaks = {k: [round(peak) for _, peak, _ in v] for k, v in results.items()}
-        plain, runs = median_run(results["plain"]), {k: median_run(results[k]) for k in ("cold", "warm")}
+        plain, runs = median_run(results["plain"]), {k: median_run(results[k]) for k in ("cold", "warm", "store")}
         if plain[0]["parameters"] != runs["cold"][0]["parameters"]:
             raise SystemExit(f"networks differ: {plain[0]['parameters']} vs {runs['cold'][0]['parameters']}")
     load = os.getloadavg()
@@ -303,11 +316,16 @@ def main():
         f"{platform.processor() or platform.machine()}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
     )
     print(f"peak RSS of each run, MB: {json.dumps(peaks)}; the tables show the run with the median peak\n")
-    for name in ("cold", "warm"):
-        print(table(plain, runs[name], f"genzoo, {name} decode cache") + "\n")
+    titles = {
+        "cold": "genzoo, cold decode cache",
+        "warm": "genzoo, warm decode cache",
+        "store": "genzoo, prepared store",
+    }
+    for name, title in titles.items():
+        print(table(plain, runs[name], title) + "\n")
     print(steps_table(plain[0], "plain: marks") + "\n")
-    for name in ("cold", "warm"):
-        print(steps_table(runs[name][0], f"genzoo, {name} cache: marks") + "\n")
+    for name, title in titles.items():
+        print(steps_table(runs[name][0], f"{title}: marks") + "\n")
 
 
 if __name__ == "__main__":
